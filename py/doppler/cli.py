@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from doppler import serve
+
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="doppler", description=__doc__)
@@ -20,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Each entry adds one subparser and sets `run=` (a function taking the parsed args, returning an exit code).
-COMMANDS: list = []
+COMMANDS: list = [serve.add_commands]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,76 @@
+// Small JS helpers the worker's Python calls where the FFI is slow or a browser API needs plain JS objects.
+// They hold no model logic: encoding and replaying recorded dispatch lists, adapter summaries, error capture.
+
+// Adapter limits live on the prototype as getters, invisible to Object.keys: read the names Python asks for.
+export function readLimits(limits, names) {
+  const out = {};
+  for (const name of names) if (limits[name] !== undefined) out[name] = Number(limits[name]);
+  return JSON.stringify(out);
+}
+
+export function adapterSummary(adapter) {
+  const info = adapter.info || {};
+  return JSON.stringify({
+    vendor: info.vendor || '', architecture: info.architecture || '', description: info.description || '',
+    features: [...adapter.features].sort(),
+  });
+}
+
+// Collects uncaptured device errors (out of memory, validation) so Python can raise them at its next sync point.
+export function watchDevice(device) {
+  const state = { errors: [], lost: null };
+  device.onuncapturederror = (e) => state.errors.push(`${e.error.constructor.name}: ${e.error.message}`);
+  device.lost.then((info) => { state.lost = `${info.reason}: ${info.message}`; });
+  return state;
+}
+
+export function takeErrors(state) {
+  const errors = state.errors.splice(0);
+  return JSON.stringify({ errors, lost: state.lost });
+}
+
+// A recorded plan: `objects` holds pipelines, bind groups and buffers; `ops` is a flat Uint32Array of records
+//   [0, pipeline, bindGroup, x, y, z]            dispatch
+//   [1, src, srcOffset, dst, dstOffset, size]    buffer copy (offsets and size in 4-byte words)
+// split into submits of at most `maxPerSubmit` dispatches (so no submit runs long enough to trip a watchdog).
+export function makePlan(device, objects, ops, maxPerSubmit) {
+  return { device, objects: Array.from(objects), ops: Uint32Array.from(ops), maxPerSubmit };
+}
+
+export function replay(plan) {
+  const { device, objects: o, ops, maxPerSubmit } = plan;
+  let encoder = device.createCommandEncoder();
+  let pass = null;
+  let count = 0;
+  const buffers = [];
+  for (let i = 0; i < ops.length; i += 6) {
+    if (ops[i] === 0) {
+      if (pass === null) pass = encoder.beginComputePass();
+      pass.setPipeline(o[ops[i + 1]]);
+      pass.setBindGroup(0, o[ops[i + 2]]);
+      pass.dispatchWorkgroups(ops[i + 3], ops[i + 4], ops[i + 5]);
+      if (++count === maxPerSubmit && i + 6 < ops.length) {
+        pass.end(); pass = null; buffers.push(encoder.finish()); encoder = device.createCommandEncoder(); count = 0;
+      }
+    } else {
+      if (pass !== null) { pass.end(); pass = null; }
+      encoder.copyBufferToBuffer(o[ops[i + 1]], ops[i + 2] * 4, o[ops[i + 3]], ops[i + 4] * 4, ops[i + 5] * 4);
+    }
+  }
+  if (pass !== null) pass.end();
+  buffers.push(encoder.finish());
+  device.queue.submit(buffers);
+  return buffers.length;
+}
+
+// Reads a GPU buffer range back (copy into a mappable buffer, map, copy out). The one way tensor data leaves the GPU.
+export async function readBuffer(device, buffer, offset, size) {
+  const staging = device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
+  const encoder = device.createCommandEncoder();
+  encoder.copyBufferToBuffer(buffer, offset, staging, 0, size);
+  device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const bytes = new Uint8Array(staging.getMappedRange().slice(0));
+  staging.destroy();
+  return bytes;
+}

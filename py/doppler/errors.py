@@ -1,0 +1,13 @@
+"""Errors a person can act on: each message names the thing that went wrong and the fix."""
+
+
+class DopplerError(Exception):
+    """Base of every error Doppler raises on purpose."""
+
+
+class GpuError(DopplerError):
+    """No adapter, a lost device, out of memory, a kernel that does not compile."""
+
+
+class BudgetError(GpuError):
+    """An allocation would exceed the GPU memory budget."""

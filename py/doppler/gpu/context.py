@@ -1,0 +1,199 @@
+"""`Gpu`: the one object kernels and components use. Tensors from the pool, kernels from the registry, dispatches
+encoded eagerly or recorded into plans, readbacks and fences counted. It knows no model and no config file:
+budget, limits and the kernel folder come in as plain values.
+
+Uniforms: each dispatch gets its own 256-byte slot (a queue write lands before the next submit, so dispatches in one
+submit must not share a slot). Eager slots come from an arena recycled after each submit; a plan owns its slots.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import GpuError
+from .backend import UNIFORM_USAGE
+from .kernels import Kernel, KernelRegistry
+from .pool import BufferPool
+from .stats import GpuStats
+from .tensor import Tensor, storage_bytes
+
+UNIFORM_SLOT = 256  # minUniformBufferOffsetAlignment upper bound across devices
+UNIFORM_PAGE = 64 * 1024  # maxUniformBufferBindingSize's guaranteed minimum
+DEFAULT_BUDGET = 4 * 2**30
+DEFAULT_MAX_DISPATCHES_PER_SUBMIT = 512
+
+
+class _UniformArena:
+    def __init__(self, backend, label: str):
+        self.backend = backend
+        self.label = label
+        self.pages: list = []
+        self.used = 0  # slots handed out
+
+    def slot(self, data: bytes) -> tuple:
+        if len(data) > UNIFORM_SLOT:
+            raise GpuError(f"a uniform of {len(data)} bytes exceeds the {UNIFORM_SLOT}-byte slot")
+        per_page = UNIFORM_PAGE // UNIFORM_SLOT
+        page, index = divmod(self.used, per_page)
+        if page == len(self.pages):
+            self.pages.append(self.backend.create_buffer(UNIFORM_PAGE, UNIFORM_USAGE, f"{self.label}[{page}]"))
+        self.used += 1
+        buffer, offset = self.pages[page], index * UNIFORM_SLOT
+        padded = bytes(data) + bytes(-len(data) % 16)
+        self.backend.write_buffer(buffer, offset, padded)
+        return (buffer, offset, len(padded))
+
+    def reset(self) -> None:
+        self.used = 0
+
+    def destroy(self) -> None:
+        for page in self.pages:
+            self.backend.destroy_buffer(page)
+        self.pages.clear()
+
+
+class Plan:
+    """A recorded op list, replayed with one backend call (one FFI call in the browser)."""
+
+    def __init__(self, gpu: "Gpu", label: str):
+        self.gpu = gpu
+        self.label = label
+        self.ops: list[tuple] = []
+        self.kernels: list[str] = []  # label per dispatch, for stats
+        self.uniforms = _UniformArena(gpu.backend, f"{label}.uniforms")
+        self.handle = None
+
+    def replay(self) -> None:
+        self.gpu.replay(self)
+
+    def destroy(self) -> None:
+        self.uniforms.destroy()
+
+
+class Gpu:
+    def __init__(self, backend, kernel_dir: Path, budget_bytes: int = DEFAULT_BUDGET,
+                 max_dispatches_per_submit: int = DEFAULT_MAX_DISPATCHES_PER_SUBMIT):
+        self.backend = backend
+        self.caps = backend.caps
+        self.kernels = KernelRegistry(backend, kernel_dir)
+        self.pool = BufferPool(backend, budget_bytes)
+        self.stats = GpuStats()
+        self.max_dispatches_per_submit = max_dispatches_per_submit
+        self._pending: list[tuple] = []
+        self._pending_kernels: list[str] = []
+        self._arena = _UniformArena(backend, "uniforms")
+        self._recording: Plan | None = None
+
+    @classmethod
+    async def open(cls, backend: str, kernel_dir: Path, limit_overrides: dict | None = None, **kwargs) -> "Gpu":
+        if backend == "browser":
+            from .backend_browser import BrowserBackend as impl
+        elif backend == "native":
+            from .backend_native import NativeBackend as impl
+        else:
+            raise GpuError(f"unknown GPU backend {backend!r}; choose 'browser' or 'native'")
+        return cls(await impl.open(limit_overrides=limit_overrides), kernel_dir, **kwargs)
+
+    # tensors
+    def tensor(self, shape, dtype: str, label: str) -> Tensor:
+        shape = tuple(int(d) for d in shape)
+        limit = self.caps.limits.get("maxBufferSize")
+        nbytes = storage_bytes(shape, dtype)
+        if limit is not None and nbytes > limit:
+            raise GpuError(f"{label} {shape} {dtype} needs {nbytes} bytes, over this GPU's maxBufferSize {limit}")
+        return Tensor(shape, dtype, self.pool.acquire(nbytes, label))
+
+    def upload(self, tensor: Tensor, data) -> None:
+        data = memoryview(data).cast("B")
+        if len(data) > tensor.nbytes:
+            raise GpuError(f"{tensor.label}: {len(data)} bytes do not fit its {tensor.nbytes}")
+        self.backend.write_buffer(tensor.alloc.buffer, tensor.offset, bytes(data) + bytes(-len(data) % 4))
+
+    def free(self, *tensors: Tensor) -> None:
+        for t in tensors:
+            self.pool.release(t.alloc)
+
+    async def read(self, tensor: Tensor) -> bytes:
+        """The one way tensor data leaves the GPU; counted as a readback."""
+        self.flush()
+        data = await self.backend.read_buffer(tensor.alloc.buffer, tensor.offset, tensor.nbytes)
+        self.stats.readbacks += 1
+        self.stats.readback_bytes += len(data)
+        self.raise_device_errors()
+        return data
+
+    async def sync(self) -> None:
+        """Wait for submitted work (progress, timing); counted as a fence."""
+        self.flush()
+        await self.backend.fence()
+        self.stats.fences += 1
+        self.raise_device_errors()
+
+    def raise_device_errors(self) -> None:
+        errors, lost = self.backend.take_errors()
+        if lost:
+            raise GpuError(f"the GPU device was lost ({lost}); the next job opens a fresh device")
+        if errors:
+            oom = [e for e in errors if "OutOfMemory" in e]
+            hint = "the GPU ran out of memory: lower the budget or image size" if oom else "a GPU validation error"
+            raise GpuError(f"{hint}: " + "; ".join(errors[:5]))
+
+    # kernels
+    async def kernel(self, name: str, entry: str = "main", overrides: dict | None = None) -> Kernel:
+        return await self.kernels.get(name, entry, overrides)
+
+    def dispatch(self, kernel: Kernel, bindings, groups, uniform: bytes | None = None) -> None:
+        """Queue one dispatch. `bindings` are tensors or (buffer, offset, size) views in binding order (None for
+        a binding the entry point does not use); the uniform, if any, takes the next binding."""
+        if any(g < 1 or g > self.caps.limits.get("maxComputeWorkgroupsPerDimension", 65535) for g in groups):
+            raise GpuError(f"{kernel.label}: workgroup counts {groups} out of range (1..maxComputeWorkgroupsPerDimension)")
+        arena = self._recording.uniforms if self._recording else self._arena
+        entries = [(i, b.binding() if isinstance(b, Tensor) else b) for i, b in enumerate(bindings) if b is not None]
+        if uniform is not None:
+            entries.append((len(bindings), arena.slot(uniform)))
+        bind_group = self.backend.create_bind_group(kernel.pipeline, entries, kernel.label)
+        x, y, z = (tuple(groups) + (1, 1))[:3]
+        op = ("dispatch", kernel.pipeline, bind_group, x, y, z)
+        if self._recording is not None:
+            self._recording.ops.append(op)
+            self._recording.kernels.append(kernel.label)
+        else:
+            self._pending.append(op)
+            self._pending_kernels.append(kernel.label)
+
+    def copy(self, src: Tensor, dst: Tensor, nbytes: int | None = None, src_offset: int = 0, dst_offset: int = 0):
+        n = src.nbytes if nbytes is None else nbytes
+        op = ("copy", src.alloc.buffer, src.offset + src_offset, dst.alloc.buffer, dst.offset + dst_offset, n)
+        (self._recording.ops if self._recording else self._pending).append(op)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        self.stats.submits += self.backend.submit(self._pending, self.max_dispatches_per_submit)
+        self.stats.dispatches.update(self._pending_kernels)
+        self._pending, self._pending_kernels = [], []
+        self._arena.reset()
+
+    # plans
+    @contextmanager
+    def record(self, label: str):
+        """Dispatches inside the block go into a plan instead of running: `with gpu.record("unet") as plan:`."""
+        if self._recording is not None:
+            raise GpuError(f"already recording plan {self._recording.label}; plans do not nest")
+        self.flush()
+        plan = self._recording = Plan(self, label)
+        try:
+            yield plan
+        finally:
+            self._recording = None
+        plan.handle = self.backend.make_plan(plan.ops, self.max_dispatches_per_submit)
+
+    def replay(self, plan: Plan) -> None:
+        self.flush()
+        self.stats.submits += self.backend.replay(plan.handle)
+        self.stats.replays += 1
+        self.stats.dispatches.update(plan.kernels)
+
+    def summary(self) -> dict:
+        return {**self.caps.summary(), "kernelsCompiled": len(self.kernels), "stats": self.stats.summary(self.pool)}

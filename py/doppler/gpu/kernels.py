@@ -1,0 +1,88 @@
+"""Kernel registry: WGSL files in `wgsl/`, preprocessed per backend, specialized by override constants, compiled once.
+
+A kernel is (file, entry point, overrides). Its label, `matmul.wgsl:main{TILE_M=64}`, names it in every error.
+Per-backend preprocessing: Chrome requires `enable subgroups;` before subgroup builtins while naga rejects the
+directive (it enables them from the device feature), so the native backend drops it. Files that enable a feature
+the device lacks are refused with the name of the feature, before the compiler sees them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import GpuError
+
+_ENABLE = re.compile(r"^\s*enable\s+([\w\-, ]+);\s*$", re.MULTILINE)
+# WGSL extension name -> the device feature it needs.
+_EXTENSION_FEATURES = {
+    "f16": "shader-f16",
+    "subgroups": "subgroups",
+    "chromium_experimental_subgroup_matrix": "chromium-experimental-subgroup-matrix",
+}
+# Directives naga does not accept (it enables these from the device features alone).
+_NATIVE_IMPLICIT = {"subgroups"}
+
+
+@dataclass(frozen=True)
+class Kernel:
+    label: str
+    name: str
+    entry: str
+    pipeline: object
+
+
+def kernel_label(name: str, entry: str, overrides: dict) -> str:
+    consts = ",".join(f"{k}={overrides[k]}" for k in sorted(overrides))
+    return f"{name}.wgsl:{entry}" + (f"{{{consts}}}" if consts else "")
+
+
+def preprocess(code: str, name: str, backend: str, features: frozenset[str]) -> str:
+    """The source as this backend must see it; refuses extensions the device lacks."""
+
+    def directive(m: re.Match) -> str:
+        keep = []
+        for ext in (e.strip() for e in m[1].split(",")):
+            feature = _EXTENSION_FEATURES.get(ext)
+            if feature is not None and feature not in features:
+                raise GpuError(
+                    f"kernel {name}.wgsl needs the device feature '{feature}' (enable {ext};), which this GPU does not "
+                    f"offer: rules must pick another variant here."
+                )
+            if not (backend == "native" and ext in _NATIVE_IMPLICIT):
+                keep.append(ext)
+        return f"enable {', '.join(keep)};" if keep else ""
+
+    return _ENABLE.sub(directive, code)
+
+
+class KernelRegistry:
+    def __init__(self, backend, source_dir: Path):
+        self.backend = backend
+        self.source_dir = Path(source_dir)
+        self._sources: dict[str, str] = {}
+        self._kernels: dict[str, Kernel] = {}
+
+    def source(self, name: str) -> str:
+        if name not in self._sources:
+            path = self.source_dir / f"{name}.wgsl"
+            if not path.is_file():
+                known = sorted(p.stem for p in self.source_dir.glob("*.wgsl"))
+                raise GpuError(f"no kernel file {path}; known kernels: {', '.join(known)}")
+            self._sources[name] = preprocess(
+                path.read_text(), name, self.backend.name, self.backend.caps.features
+            )
+        return self._sources[name]
+
+    async def get(self, name: str, entry: str = "main", overrides: dict | None = None) -> Kernel:
+        overrides = dict(overrides or {})
+        label = kernel_label(name, entry, overrides)
+        kernel = self._kernels.get(label)
+        if kernel is None:
+            pipeline = await self.backend.create_pipeline(self.source(name), entry, overrides, label)
+            kernel = self._kernels[label] = Kernel(label, name, entry, pipeline)
+        return kernel
+
+    def __len__(self) -> int:
+        return len(self._kernels)

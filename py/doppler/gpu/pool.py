@@ -1,0 +1,94 @@
+"""Buffer pool: size-bucketed reuse of storage buffers under a byte budget, with current and peak bytes.
+
+Buckets grow geometrically, 8 per octave (at most 12.5% slack), so activations of similar size share buffers.
+Over budget, cached free buffers are destroyed first; if that is not enough, BudgetError lists the largest holders.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from ..errors import BudgetError
+from .backend import STORAGE_USAGE
+
+MIN_BUCKET = 256  # bytes; also WebGPU's storage offset alignment
+BUCKETS_PER_OCTAVE = 8
+
+
+def bucket_size(nbytes: int) -> int:
+    if nbytes <= MIN_BUCKET:
+        return MIN_BUCKET
+    octave = 1 << (nbytes - 1).bit_length() - 1  # largest power of two below nbytes
+    step = max(MIN_BUCKET, octave // BUCKETS_PER_OCTAVE)
+    return -(-nbytes // step) * step
+
+
+@dataclass(eq=False)
+class Allocation:
+    buffer: object
+    size: int  # bytes of the buffer (the bucket)
+    label: str
+
+
+def _fmt(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+@dataclass
+class BufferPool:
+    backend: object
+    budget_bytes: int
+    usage: int = STORAGE_USAGE
+    current_bytes: int = 0
+    peak_bytes: int = 0
+    _free: dict = field(default_factory=lambda: defaultdict(list))
+    _live: set = field(default_factory=set)
+
+    def acquire(self, nbytes: int, label: str) -> Allocation:
+        size = bucket_size(nbytes)
+        free = self._free.get(size)
+        if free:
+            alloc = free.pop()
+            alloc.label = label
+        else:
+            self._make_room(size, label)
+            alloc = Allocation(self.backend.create_buffer(size, self.usage, label), size, label)
+            self.current_bytes += size
+            self.peak_bytes = max(self.peak_bytes, self.current_bytes)
+        self._live.add(alloc)
+        return alloc
+
+    def release(self, alloc: Allocation) -> None:
+        self._live.discard(alloc)
+        self._free[alloc.size].append(alloc)
+
+    def trim(self) -> None:
+        """Destroy every cached free buffer (e.g. when a component is released)."""
+        for size, allocs in self._free.items():
+            for alloc in allocs:
+                self.backend.destroy_buffer(alloc.buffer)
+                self.current_bytes -= size
+        self._free.clear()
+
+    @property
+    def live_bytes(self) -> int:
+        return sum(a.size for a in self._live)
+
+    def holders(self, top: int = 5) -> list[tuple[str, int]]:
+        by_label: dict[str, int] = defaultdict(int)
+        for a in self._live:
+            by_label[a.label] += a.size
+        return sorted(by_label.items(), key=lambda kv: -kv[1])[:top]
+
+    def _make_room(self, size: int, label: str) -> None:
+        if self.current_bytes + size <= self.budget_bytes:
+            return
+        self.trim()
+        if self.current_bytes + size > self.budget_bytes:
+            largest = ", ".join(f"{name} {_fmt(n)}" for name, n in self.holders())
+            raise BudgetError(
+                f"allocating {label} ({_fmt(size)}) would exceed the GPU memory budget of {_fmt(self.budget_bytes)} "
+                f"({_fmt(self.current_bytes)} in use; largest holders: {largest}). Raise the budget, release a "
+                f"component, or use smaller weights (f16, int8) or a smaller image."
+            )

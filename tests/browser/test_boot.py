@@ -1,0 +1,62 @@
+"""The page boots Python on WebGPU, or says clearly why it cannot."""
+
+import pytest
+
+from browser_harness import CHROMIUM, CHROMIUM_ARGS, run_python
+
+pytestmark = pytest.mark.browser
+
+
+def test_page_reports_the_gpu(app_page):
+    assert app_page.locator("#boot-state").inner_text().startswith("Ready: Python 3.14")
+    info = app_page.locator("#gpu-info").inner_text()
+    assert "swiftshader" in info.lower() and "subgroups" in info
+    summary = run_python(app_page, "gpu.summary()")
+    assert summary["backend"] == "browser" and summary["limits"]["maxStorageBufferBindingSize"] >= 2**27
+
+
+def test_python_in_the_worker_imports_no_tools(app_page):
+    assert run_python(app_page, "import sys; sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'torch'))") == []
+
+
+def _banner(playwright_session, url, args):
+    browser = playwright_session.chromium.launch(executable_path=CHROMIUM, args=args)
+    try:
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_function("!document.getElementById('banner').hidden", timeout=60_000)
+        return page.locator("#banner").inner_text()
+    finally:
+        browser.close()
+
+
+def test_no_webgpu_message(playwright_session, site_url):
+    args = [a for a in CHROMIUM_ARGS if a != "--enable-unsafe-webgpu"]
+    text = _banner(playwright_session, site_url + "index.html", args)
+    assert "no GPU adapter" in text and "--enable-unsafe-webgpu" in text
+
+
+def test_insecure_context_message(playwright_session, site_url):
+    # A non-local host name over plain http is not a secure context (no WebGPU, no OPFS); it still reaches loopback.
+    args = CHROMIUM_ARGS + ["--host-resolver-rules=MAP doppler.test 127.0.0.1"]
+    text = _banner(playwright_session, site_url.replace("127.0.0.1", "doppler.test") + "index.html", args)
+    assert "not a secure context" in text and "https" in text
+
+
+def test_autorun_posts_its_result(browser, site_url):
+    import json
+    from urllib.parse import quote, urlsplit
+
+    page = browser.new_page()
+    posted = []
+
+    def capture(route):
+        posted.append(json.loads(route.request.post_data))
+        route.fulfill(status=204)
+
+    page.route(lambda url: urlsplit(url).path == "/report", capture)
+    job = quote(json.dumps({"call": "device_info"}))
+    page.goto(f"{site_url}index.html?autorun={job}&report={quote(site_url + 'report')}")
+    page.wait_for_function("document.body.dataset.autorun === 'done'", timeout=120_000)
+    page.close()
+    assert posted and posted[0]["ok"] and posted[0]["result"]["backend"] == "browser"

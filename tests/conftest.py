@@ -1,0 +1,79 @@
+"""Session fixtures: the static server, headless Chromium (WebGPU on SwiftShader) and a booted app page, and the
+native wgpu device (lavapipe). Each boots once per session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+import pytest
+
+from doppler.serve import PROJECT_ROOT, SiteServer, site_layout
+
+
+@pytest.fixture(scope="session")
+def site_url():
+    with SiteServer(site_layout()) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def playwright_session():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_session):
+    from browser_harness import launch
+
+    b = launch(playwright_session)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="session")
+def app_page(browser, site_url):
+    """A page whose worker has Pyodide, doppler and a WebGPU device ready (booted once per session)."""
+    from browser_harness import open_app
+
+    page = open_app(browser, site_url)
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="session")
+def event_loop_runner():
+    """Runs coroutines on one loop in its own thread (Playwright's sync API holds the main thread's loop), so every
+    native GPU call of the session happens on the same thread."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield lambda coro: asyncio.run_coroutine_threadsafe(coro, loop).result()
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join()
+
+
+@pytest.fixture(scope="session")
+def native_gpu(event_loop_runner):
+    """A wgpu-native device (lavapipe on CI), shared by the session; `run(coro)` runs async GPU code on it."""
+    from doppler.gpu.context import Gpu
+
+    os.environ.setdefault("WGPU_LOG_LEVEL", "error")
+    return event_loop_runner(Gpu.open("native", PROJECT_ROOT / "wgsl"))
+
+
+@pytest.fixture(params=["native", "browser"])
+def gpu_run(request, event_loop_runner):
+    """`gpu_run(source, **byte_inputs)`: the same test source on both backends (see tests/gpu_runner.py)."""
+    from browser_harness import run_python
+    from gpu_runner import browser_source, run_native
+
+    if request.param == "native":
+        gpu = request.getfixturevalue("native_gpu")
+        return lambda source, **inputs: event_loop_runner(run_native(gpu, source, **inputs))
+    page = request.getfixturevalue("app_page")
+    return lambda source, **inputs: run_python(page, browser_source(source, **inputs))
