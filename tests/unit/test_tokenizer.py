@@ -68,14 +68,17 @@ def tokenizer_files(tmp_path_factory):
     return write_clip_tokenizer_files(tmp_path_factory.mktemp("clip_tokenizer"))
 
 
+def _ours(tokenizer_files, max_length: int = MAX_LENGTH, pad_token: str = SD15_PAD) -> ClipTokenizer:
+    vocab_path, merges_path = tokenizer_files
+    return ClipTokenizer(vocab_path.read_text(encoding="utf-8"), merges_path.read_text(encoding="utf-8"),
+                         max_length=max_length, pad_token=pad_token)
+
+
 @pytest.fixture(scope="module", params=[SD15_PAD, SD2_PAD], ids=["pad_eos", "pad_bang"])
 def tokenizer_pair(tokenizer_files, request) -> tuple[ClipTokenizer, CLIPTokenizerFast]:
     """(ours, transformers' fast tokenizer) from the same vocab.json + merges.txt and pad token."""
-    vocab_path, merges_path = tokenizer_files
-    ours = ClipTokenizer(vocab_path.read_text(encoding="utf-8"), merges_path.read_text(encoding="utf-8"),
-                         max_length=MAX_LENGTH, pad_token=request.param)
-    reference = CLIPTokenizerFast.from_pretrained(vocab_path.parent, pad_token=request.param)
-    return ours, reference
+    reference = CLIPTokenizerFast.from_pretrained(tokenizer_files[0].parent, pad_token=request.param)
+    return _ours(tokenizer_files, pad_token=request.param), reference
 
 
 def _reference_ids(reference: CLIPTokenizerFast, prompt: str) -> list[int]:
@@ -126,10 +129,8 @@ def test_random_unicode_strings_match_fast_tokenizer(tokenizer_pair, chars_by_ca
 def test_every_assigned_code_point_tokenizes_as_fast_tokenizer(tokenizer_files, chars_by_category):
     """Each character probed as "cc!c ": its class (letter, number, whitespace, other), its NFC and lower-casing
     and its bytes' BPE all show in the tokens."""
-    vocab_path, merges_path = tokenizer_files
-    ours = ClipTokenizer(vocab_path.read_text(encoding="utf-8"), merges_path.read_text(encoding="utf-8"),
-                         max_length=MAX_LENGTH)
-    backend = CLIPTokenizerFast.from_pretrained(vocab_path.parent).backend_tokenizer
+    ours = _ours(tokenizer_files)
+    backend = CLIPTokenizerFast.from_pretrained(tokenizer_files[0].parent).backend_tokenizer
     chars = sorted(c for chars in chars_by_category.values() for c in chars)
     chunk = 1000
     probes = ["".join(c + c + "!" + c + " " for c in chars[i : i + chunk]) for i in range(0, len(chars), chunk)]
@@ -151,17 +152,13 @@ def test_written_vocabulary_has_clip_ids(tokenizer_files):
 
 
 def test_known_prompt_ids(tokenizer_files):
-    vocab_path, merges_path = tokenizer_files
-    ours = ClipTokenizer(vocab_path.read_text(encoding="utf-8"), merges_path.read_text(encoding="utf-8"),
-                         max_length=MAX_LENGTH)
+    ours = _ours(tokenizer_files)
     assert ours.encode("a photo of a cat") == [49406, 320, 1125, 539, 320, 2368] + [49407] * (MAX_LENGTH - 6)
     assert ours.tokenize("A Photo!!") == ["a</w>", "photo</w>", "!!</w>"]
 
 
 def test_truncation_keeps_eos_last(tokenizer_files):
-    vocab_path, merges_path = tokenizer_files
-    ours = ClipTokenizer(vocab_path.read_text(encoding="utf-8"), merges_path.read_text(encoding="utf-8"),
-                         max_length=8, pad_token=SD2_PAD)
+    ours = _ours(tokenizer_files, max_length=8, pad_token=SD2_PAD)
     assert ours.encode("cat " * 20) == [49406] + [2368] * 6 + [49407]
     assert ours.encode("cat") == [49406, 2368, 49407, 0, 0, 0, 0, 0]
 

@@ -110,8 +110,7 @@ class ClipTokenizer:
                 if token not in self._vocab:
                     raise ValueError(f"vocab.json lacks the byte symbol {token!r}; it is not a CLIP byte-level "
                                      "vocabulary (write one with doppler.convert.clip_vocab)")
-        special = {name: token for name, token in
-                   (("bos_token", bos_token), ("eos_token", eos_token), ("pad_token", pad_token))}
+        special = {"bos_token": bos_token, "eos_token": eos_token, "pad_token": pad_token}
         for name, token in special.items():
             if token not in self._vocab:
                 raise ValueError(f"{name} {token!r} is not in vocab.json; pass a token of the vocabulary")
