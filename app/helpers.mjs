@@ -33,31 +33,39 @@ export function takeErrors(state) {
 //   [0, pipeline, bindGroup, x, y, z]            dispatch
 //   [1, src, srcOffset, dst, dstOffset, size]    buffer copy (offsets and size in 4-byte words)
 // split into submits of at most `maxPerSubmit` dispatches (so no submit runs long enough to trip a watchdog).
+// The same walk as Python's `encode_ops` (py/doppler/gpu/backend.py), without a host call per dispatch.
 export function makePlan(device, objects, ops, maxPerSubmit) {
   return { device, objects: Array.from(objects), ops: Uint32Array.from(ops), maxPerSubmit };
 }
 
-export function replay(plan) {
+// Replays a plan; with a timestamp query set, each dispatch gets its own pass (queries 2i, 2i+1), resolved at the end.
+export function replay(plan, querySet = null, resolveBuffer = null) {
   const { device, objects: o, ops, maxPerSubmit } = plan;
+  const buffers = [];
   let encoder = device.createCommandEncoder();
   let pass = null;
   let count = 0;
-  const buffers = [];
+  let timed = 0;
   for (let i = 0; i < ops.length; i += 6) {
     if (ops[i] === 0) {
-      if (pass === null) pass = encoder.beginComputePass();
+      if (pass === null) {
+        pass = encoder.beginComputePass(querySet ? { timestampWrites: {
+          querySet, beginningOfPassWriteIndex: 2 * timed, endOfPassWriteIndex: 2 * timed + 1 } } : undefined);
+      }
       pass.setPipeline(o[ops[i + 1]]);
       pass.setBindGroup(0, o[ops[i + 2]]);
       pass.dispatchWorkgroups(ops[i + 3], ops[i + 4], ops[i + 5]);
-      if (++count === maxPerSubmit && i + 6 < ops.length) {
-        pass.end(); pass = null; buffers.push(encoder.finish()); encoder = device.createCommandEncoder(); count = 0;
-      }
+      count++;
+      timed++;
+      if (querySet || count === maxPerSubmit) { pass.end(); pass = null; }
+      if (count === maxPerSubmit) { buffers.push(encoder.finish()); encoder = device.createCommandEncoder(); count = 0; }
     } else {
       if (pass !== null) { pass.end(); pass = null; }
       encoder.copyBufferToBuffer(o[ops[i + 1]], ops[i + 2] * 4, o[ops[i + 3]], ops[i + 4] * 4, ops[i + 5] * 4);
     }
   }
   if (pass !== null) pass.end();
+  if (querySet && timed) encoder.resolveQuerySet(querySet, 0, 2 * timed, resolveBuffer, 0);
   buffers.push(encoder.finish());
   device.queue.submit(buffers);
   return buffers.length;

@@ -29,16 +29,22 @@ def _jsonable(value):
 
 async def start(assets_dir: str, emit) -> str:
     """Open the browser's GPU; returns the device summary (adapter, features, limits) as JSON."""
-    assets = Path(assets_dir)
-    gpu = await Gpu.open("browser", assets / "wgsl")
-    _state.update(gpu=gpu, assets=assets, emit=emit)
-    info = gpu.summary()
+    _state.update(assets=Path(assets_dir), emit=emit)
+    info = (await _gpu()).summary()
     info["python"] = sys.version.split()[0]
     return json.dumps(info)
 
 
+async def _gpu() -> Gpu:
+    """The worker's device; a fresh one after the last was lost."""
+    gpu = _state.get("gpu")
+    if gpu is None or gpu.backend.lost() is not None:
+        gpu = _state["gpu"] = await Gpu.open("browser", _state["assets"] / "wgsl")
+    return gpu
+
+
 async def device_info() -> dict:
-    return _state["gpu"].summary()
+    return (await _gpu()).summary()
 
 
 CALLS = {"device_info": device_info}
@@ -54,5 +60,5 @@ async def handle(name: str, args_json: str) -> str:
 async def run_python(source: str) -> str:
     from pyodide.code import eval_code_async  # type: ignore[import-not-found]
 
-    namespace = {"gpu": _state["gpu"], "assets": _state["assets"]}
+    namespace = {"gpu": await _gpu(), "assets": _state["assets"]}
     return json.dumps(_jsonable(await eval_code_async(source, namespace)))

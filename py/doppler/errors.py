@@ -11,3 +11,7 @@ class GpuError(DopplerError):
 
 class BudgetError(GpuError):
     """An allocation would exceed the GPU memory budget."""
+
+
+class DeviceLostError(GpuError):
+    """The GPU device was lost (driver reset, destroyed); a fresh device is opened for the next job."""

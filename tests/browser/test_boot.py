@@ -60,3 +60,32 @@ def test_autorun_posts_its_result(browser, site_url):
     page.wait_for_function("document.body.dataset.autorun === 'done'", timeout=120_000)
     page.close()
     assert posted and posted[0]["ok"] and posted[0]["result"]["backend"] == "browser"
+
+
+def test_a_lost_device_is_replaced_for_the_next_job(browser, site_url):
+    from browser_harness import open_app
+
+    page = open_app(browser, site_url)
+    try:
+        first = run_python(page, "await gpu.kernel('elementwise', 'scale', {'WG': 256}); gpu.backend.device.destroy(); id(gpu)")
+        page.wait_for_timeout(200)
+        message = run_python(page, """
+from doppler.errors import DeviceLostError
+try:
+    gpu.raise_device_errors()
+except DeviceLostError as e:
+    str(e)
+""")
+        assert message is None or "next job opens a fresh device" in message
+        # The next job gets a fresh, working device.
+        assert run_python(page, "[id(gpu), gpu.backend.lost(), len(gpu.kernels)]") != [first, None, 1]
+        fresh = run_python(page, """
+from doppler.ops import elementwise
+t, u = gpu.tensor((4,), "f32", "t"), gpu.tensor((4,), "f32", "u")
+gpu.upload(t, bytes(16))
+await elementwise.scale(gpu, t, u, 1.0, 2.0)
+[id(gpu), gpu.backend.lost(), list(await gpu.read(u))]
+""")
+        assert fresh[0] != first and fresh[1] is None and fresh[2] == list(bytes.fromhex("00000040") * 4)
+    finally:
+        page.close()

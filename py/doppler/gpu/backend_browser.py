@@ -98,9 +98,12 @@ class BrowserBackend:
             })
         )
 
-    def submit(self, ops, max_per_submit):
+    def create_query_set(self, count):
+        return self.device.createQuerySet(_js({"type": "timestamp", "count": count}))
+
+    def submit(self, ops, max_per_submit, timing=None):
         """Encode op by op through the FFI (the eager path; plans replay through one helper call)."""
-        buffers = encode_ops(self, ops, max_per_submit)
+        buffers = encode_ops(self, ops, max_per_submit, timing)
         self.device.queue.submit(_js(buffers))
         return len(buffers)
 
@@ -108,8 +111,13 @@ class BrowserBackend:
     def new_encoder(self):
         return self.device.createCommandEncoder()
 
-    def begin_pass(self, encoder):
-        return encoder.beginComputePass()
+    def begin_pass(self, encoder, timestamps):
+        if timestamps is None:
+            return encoder.beginComputePass()
+        qs, begin, end = timestamps
+        return encoder.beginComputePass(
+            _js({"timestampWrites": {"querySet": qs, "beginningOfPassWriteIndex": begin, "endOfPassWriteIndex": end}})
+        )
 
     def end_pass(self, cpass):
         cpass.end()
@@ -124,6 +132,9 @@ class BrowserBackend:
 
     def copy(self, encoder, src, src_offset, dst, dst_offset, size):
         encoder.copyBufferToBuffer(src, src_offset, dst, dst_offset, size)
+
+    def resolve(self, encoder, query_set, count, buffer):
+        encoder.resolveQuerySet(query_set, 0, count, buffer, 0)
 
     def make_plan(self, ops, max_per_submit):
         objects, index, flat = [], {}, []
@@ -142,8 +153,8 @@ class BrowserBackend:
                 flat += [1, ref(op[1]), op[2] // 4, ref(op[3]), op[4] // 4, op[5] // 4]
         return doppler_js.makePlan(self.device, _js(objects), _js(flat), max_per_submit)
 
-    def replay(self, plan):
-        return doppler_js.replay(plan)
+    def replay(self, plan, timing=None):
+        return doppler_js.replay(plan, *(timing or ()))
 
     async def read_buffer(self, buffer, offset, size):
         data = await doppler_js.readBuffer(self.device, buffer, offset, size)
@@ -151,6 +162,9 @@ class BrowserBackend:
 
     async def fence(self):
         await self.device.queue.onSubmittedWorkDone()
+
+    def lost(self):
+        return self._watch.lost or None  # JS null arrives as Pyodide's (falsy) jsnull, not None
 
     def take_errors(self):
         state = json.loads(doppler_js.takeErrors(self._watch))

@@ -82,23 +82,31 @@ class NativeBackend:
             label=label,
         )
 
-    def submit(self, ops, max_per_submit):
-        buffers = encode_ops(self, ops, max_per_submit)
+    def create_query_set(self, count):
+        return self.device.create_query_set(type="timestamp", count=count)
+
+    def submit(self, ops, max_per_submit, timing=None):
+        buffers = encode_ops(self, ops, max_per_submit, timing)
         self.device.queue.submit(buffers)
         return len(buffers)
 
     def make_plan(self, ops, max_per_submit):
         return (tuple(ops), max_per_submit)
 
-    def replay(self, plan):
-        return self.submit(*plan)
+    def replay(self, plan, timing=None):
+        return self.submit(*plan, timing)
 
     # Encoding (see backend.encode_ops)
     def new_encoder(self):
         return self.device.create_command_encoder()
 
-    def begin_pass(self, encoder):
-        return encoder.begin_compute_pass()
+    def begin_pass(self, encoder, timestamps):
+        if timestamps is None:
+            return encoder.begin_compute_pass()
+        qs, begin, end = timestamps
+        return encoder.begin_compute_pass(
+            timestamp_writes={"query_set": qs, "beginning_of_pass_write_index": begin, "end_of_pass_write_index": end}
+        )
 
     def end_pass(self, cpass):
         cpass.end()
@@ -114,12 +122,18 @@ class NativeBackend:
     def copy(self, encoder, src, src_offset, dst, dst_offset, size):
         encoder.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, size)
 
+    def resolve(self, encoder, query_set, count, buffer):
+        encoder.resolve_query_set(query_set, 0, count, buffer, 0)
+
     async def read_buffer(self, buffer, offset, size):
         return bytes(self.device.queue.read_buffer(buffer, offset, size))
 
     async def fence(self):
         # wgpu-py 0.32's on_submitted_work_done raises TypeError; a 4-byte read waits for the queue the same way.
         self.device.queue.read_buffer(self._fence_buffer, 0, 4)
+
+    def lost(self):
+        return None  # wgpu-py raises on a lost device at the next call
 
     def take_errors(self):
         return [], None  # wgpu-py raises device errors where they happen

@@ -8,11 +8,12 @@ submit must not share a slot). Eager slots come from an arena recycled after eac
 
 from __future__ import annotations
 
+import struct
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import GpuError
-from .backend import UNIFORM_USAGE
+from ..errors import DeviceLostError, GpuError
+from .backend import COPY_SRC, QUERY_RESOLVE, UNIFORM_USAGE
 from .kernels import Kernel, KernelRegistry
 from .pool import BufferPool
 from .stats import GpuStats
@@ -22,6 +23,7 @@ UNIFORM_SLOT = 256  # minUniformBufferOffsetAlignment upper bound across devices
 UNIFORM_PAGE = 64 * 1024  # maxUniformBufferBindingSize's guaranteed minimum
 DEFAULT_BUDGET = 4 * 2**30
 DEFAULT_MAX_DISPATCHES_PER_SUBMIT = 512
+MAX_QUERIES = 4096  # WebGPU's maxQuerySetSize
 
 
 class _UniformArena:
@@ -73,7 +75,7 @@ class Plan:
 
 class Gpu:
     def __init__(self, backend, kernel_dir: Path, budget_bytes: int = DEFAULT_BUDGET,
-                 max_dispatches_per_submit: int = DEFAULT_MAX_DISPATCHES_PER_SUBMIT):
+                 max_dispatches_per_submit: int = DEFAULT_MAX_DISPATCHES_PER_SUBMIT, profile: bool = False):
         self.backend = backend
         self.caps = backend.caps
         self.kernels = KernelRegistry(backend, kernel_dir)
@@ -84,6 +86,10 @@ class Gpu:
         self._pending_kernels: list[str] = []
         self._arena = _UniformArena(backend, "uniforms")
         self._recording: Plan | None = None
+        if profile and not self.caps.has("timestamp-query"):
+            raise GpuError("profiling needs the 'timestamp-query' feature, which this GPU does not offer")
+        self.profile = profile
+        self._timings: list[tuple] = []  # (query_set, resolve_buffer, labels) awaiting `sync`
 
     @classmethod
     async def open(cls, backend: str, kernel_dir: Path, limit_overrides: dict | None = None, **kwargs) -> "Gpu":
@@ -94,6 +100,10 @@ class Gpu:
         else:
             raise GpuError(f"unknown GPU backend {backend!r}; choose 'browser' or 'native'")
         return cls(await impl.open(limit_overrides=limit_overrides), kernel_dir, **kwargs)
+
+    @property
+    def max_binding(self) -> int:
+        return self.caps.limits["maxStorageBufferBindingSize"]
 
     # tensors
     def tensor(self, shape, dtype: str, label: str) -> Tensor:
@@ -124,16 +134,37 @@ class Gpu:
         return data
 
     async def sync(self) -> None:
-        """Wait for submitted work (progress, timing); counted as a fence."""
+        """Wait for submitted work (progress, timing); counted as a fence. When profiling, the GPU time of every
+        dispatch since the last sync is read (counted as timestamp resolves, apart from readbacks)."""
         self.flush()
         await self.backend.fence()
         self.stats.fences += 1
+        for query_set, buffer, labels in self._timings:
+            raw = await self.backend.read_buffer(buffer, 0, 16 * len(labels))
+            stamps = struct.unpack(f"<{2 * len(labels)}Q", raw)
+            for i, label in enumerate(labels):
+                self.stats.gpu_ms[label] += max(0, stamps[2 * i + 1] - stamps[2 * i]) / 1e6
+            self.stats.timestamp_resolves += 1
+            self.backend.destroy_buffer(buffer)
+            query_set.destroy()
+        self._timings.clear()
         self.raise_device_errors()
+
+    def _timing_for(self, labels: list[str]) -> tuple | None:
+        """A query set and resolve buffer for these dispatches, when profiling."""
+        if not self.profile or not labels:
+            return None
+        if 2 * len(labels) > MAX_QUERIES:
+            raise GpuError(f"profiling {len(labels)} dispatches at once exceeds {MAX_QUERIES // 2}: sync more often")
+        query_set = self.backend.create_query_set(2 * len(labels))
+        buffer = self.backend.create_buffer(16 * len(labels), QUERY_RESOLVE | COPY_SRC, "timestamps")
+        self._timings.append((query_set, buffer, list(labels)))
+        return (query_set, buffer)
 
     def raise_device_errors(self) -> None:
         errors, lost = self.backend.take_errors()
         if lost:
-            raise GpuError(f"the GPU device was lost ({lost}); the next job opens a fresh device")
+            raise DeviceLostError(f"the GPU device was lost ({lost}); the next job opens a fresh device")
         if errors:
             oom = [e for e in errors if "OutOfMemory" in e]
             hint = "the GPU ran out of memory: lower the budget or image size" if oom else "a GPU validation error"
@@ -170,7 +201,8 @@ class Gpu:
     def flush(self) -> None:
         if not self._pending:
             return
-        self.stats.submits += self.backend.submit(self._pending, self.max_dispatches_per_submit)
+        timing = self._timing_for(self._pending_kernels)
+        self.stats.submits += self.backend.submit(self._pending, self.max_dispatches_per_submit, timing)
         self.stats.dispatches.update(self._pending_kernels)
         self._pending, self._pending_kernels = [], []
         self._arena.reset()
@@ -191,7 +223,7 @@ class Gpu:
 
     def replay(self, plan: Plan) -> None:
         self.flush()
-        self.stats.submits += self.backend.replay(plan.handle)
+        self.stats.submits += self.backend.replay(plan.handle, self._timing_for(plan.kernels))
         self.stats.replays += 1
         self.stats.dispatches.update(plan.kernels)
 

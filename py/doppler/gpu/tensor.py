@@ -41,6 +41,12 @@ class Tensor:
     def label(self) -> str:
         return self.alloc.label
 
+    def reshaped(self, shape) -> "Tensor":
+        """The same storage seen with another shape of as many elements."""
+        if prod(shape) != self.numel:
+            raise GpuError(f"{self.label}: cannot view {self.shape} as {tuple(shape)}")
+        return Tensor(tuple(shape), self.dtype, self.alloc, self.offset)
+
     def binding(self) -> tuple:
         """(buffer, offset, size): the whole tensor as one binding."""
         return (self.alloc.buffer, self.offset, self.nbytes)

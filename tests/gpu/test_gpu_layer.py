@@ -1,0 +1,147 @@
+"""The GPU layer on both backends: pool reuse and budget, binding split, plans, stats, profiling, kernel errors."""
+
+import numpy as np
+import pytest
+
+from reference import POISON, assert_close, rng
+
+
+def test_pool_reuses_buckets_and_tracks_bytes(gpu_run):
+    got = gpu_run("""
+a = gpu.tensor((1000,), "f32", "a")
+start = gpu.pool.current_bytes
+buffer = a.alloc.buffer
+gpu.free(a)
+b = gpu.tensor((990,), "f32", "b")        # same bucket: the same buffer comes back
+same = b.alloc.buffer is buffer
+c = gpu.tensor((5000,), "f32", "c")
+gpu.free(b, c)
+[same, gpu.pool.current_bytes - start, gpu.pool.peak_bytes >= gpu.pool.current_bytes]
+""")
+    assert got == [True, 20480, True]
+
+
+def test_budget_error_names_the_largest_holders(gpu_run):
+    got = gpu_run("""
+from doppler.errors import BudgetError
+saved = gpu.pool.budget_bytes
+gpu.pool.budget_bytes = gpu.pool.current_bytes + 3 * 2**20
+held = [gpu.tensor((2**18,), "f32", "unet.activations"), gpu.tensor((2**17,), "f32", "vae.weights")]
+try:
+    gpu.tensor((2**20,), "f32", "too.big")
+    message = None
+except BudgetError as e:
+    message = str(e)
+finally:
+    gpu.pool.budget_bytes = saved
+    gpu.free(*held)
+message
+""")
+    assert got is not None
+    assert "too.big (4.0 MiB)" in got and "unet.activations 1.0 MiB" in got and "vae.weights 0.5 MiB" in got
+    assert "Raise the budget" in got
+
+
+def test_tensors_over_the_binding_limit_run_in_parts(gpu_run):
+    n = 70_000  # 280 KB, bound in parts of at most 64 KiB
+    x = rng(3).standard_normal(n, dtype=np.float32)
+    got = gpu_run("""
+from doppler.ops import elementwise
+saved = gpu.caps.limits["maxStorageBufferBindingSize"]
+gpu.caps.limits["maxStorageBufferBindingSize"] = 65536
+tx, out = gpu.tensor((70000,), "f32", "x"), gpu.tensor((70000,), "f32", "out")
+gpu.upload(tx, x); gpu.upload(out, poison)
+before = gpu.stats.dispatches["elementwise.wgsl:scale{WG=256}"]
+try:
+    await elementwise.scale(gpu, tx, out, 3.0, -1.0)
+    parts = gpu.stats.dispatches["elementwise.wgsl:scale{WG=256}"]
+    result = await gpu.read(out)
+finally:
+    gpu.caps.limits["maxStorageBufferBindingSize"] = saved
+gpu.free(tx, out)
+[gpu.stats.dispatches["elementwise.wgsl:scale{WG=256}"] - before, result]
+""", x=x.tobytes(), poison=np.full(n, POISON, np.float32).tobytes())
+    assert got[0] == 5  # ceil(280000 / 65536)
+    assert_close(np.frombuffer(got[1], np.float32), 3.0 * x.astype(np.float64) - 1.0, "f32")
+
+
+PLAN_SOURCE = """
+from doppler.ops import elementwise
+n = len(x) // 4
+tx, t1, t2 = (gpu.tensor((n,), "f32", f"t{i}") for i in range(3))
+gpu.upload(tx, x)
+
+async def chain():
+    for i in range(40):   # 80 dispatches, each reading the last one's output
+        await elementwise.axpby(gpu, tx, t1 if i else tx, t2, 0.5, 0.9)
+        await elementwise.scale(gpu, t2, t1, 1.01, 0.001)
+
+gpu.upload(t1, poison)
+await chain()
+direct = await gpu.read(t1)
+with gpu.record("chain") as plan:
+    await chain()
+gpu.upload(t1, poison)
+base = dict(gpu.stats.dispatches), gpu.stats.replays, gpu.stats.readbacks, gpu.stats.fences
+plan.replay()
+await gpu.sync()
+replayed = await gpu.read(t1)
+counts = [sum(gpu.stats.dispatches.values()) - sum(base[0].values()), gpu.stats.replays - base[1],
+          gpu.stats.readbacks - base[2], gpu.stats.fences - base[3]]
+plan.destroy()
+gpu.free(tx, t1, t2)
+[direct, replayed, counts]
+"""
+
+
+def test_plan_replay_equals_direct_dispatch_and_is_counted(gpu_run):
+    n = 3001
+    x = rng(4).standard_normal(n, dtype=np.float32)
+    direct, replayed, counts = gpu_run(PLAN_SOURCE, x=x.tobytes(), poison=np.full(n, POISON, np.float32).tobytes())
+    assert direct == replayed
+    ref = x.astype(np.float64)
+    t1 = ref
+    for _ in range(40):
+        t1 = (0.5 * ref + 0.9 * t1) * 1.01 + 0.001
+    assert_close(np.frombuffer(replayed, np.float32), t1, "f32")
+    assert counts == [80, 1, 1, 1]  # dispatches, replays, readbacks (tensor data), fences apart
+
+
+def test_profiling_times_each_kernel(gpu_run):
+    got = gpu_run("""
+from doppler.ops import elementwise
+t, u = gpu.tensor((1 << 16,), "f32", "t"), gpu.tensor((1 << 16,), "f32", "u")
+gpu.profile = True
+try:
+    for _ in range(3):
+        await elementwise.scale(gpu, t, u, 1.0, 1.0)
+    with gpu.record("p") as plan:
+        await elementwise.axpby(gpu, t, t, u, 1.0, 1.0)
+    plan.replay()
+    resolves = gpu.stats.timestamp_resolves
+    await gpu.sync()
+finally:
+    gpu.profile = False
+gpu.free(t, u)
+[gpu.stats.timestamp_resolves - resolves, sorted(k for k, v in gpu.stats.gpu_ms.items() if v > 0)]
+""")
+    assert got[0] == 2
+    assert got[1] == ["elementwise.wgsl:axpby{WG=256}", "elementwise.wgsl:scale{WG=256}"]
+
+
+def test_compile_errors_name_the_kernel(gpu_run):
+    got = gpu_run("""
+from pathlib import Path
+import tempfile
+from doppler.errors import GpuError
+from doppler.gpu.kernels import KernelRegistry
+folder = Path(tempfile.mkdtemp())
+(folder / "broken.wgsl").write_text("@compute @workgroup_size(1) fn main() { let x: f32 = 1u; }")
+try:
+    await KernelRegistry(gpu.backend, folder).get("broken", "main", {"WG": 8})
+    message = None
+except GpuError as e:
+    message = str(e)
+message
+""")
+    assert got and got.startswith("kernel broken.wgsl:main{WG=8} failed to compile")
