@@ -10,7 +10,7 @@ import dataclasses
 import typing
 
 from .parse import to_json
-from .schema import ARRAY_BOUNDS, BOUNDS, default_of, has_default, schema_fields
+from .schema import ARRAY_BOUNDS, BOUNDS, bounds_for, default_of, has_default, schema_fields
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
@@ -18,9 +18,9 @@ _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", 
 
 def json_schema(cls: type, title: str) -> dict:
     """The JSON Schema of the dataclass `cls` as a document root."""
-    defs: dict[str, dict] = {}
+    defs: dict[str, tuple[type, dict]] = {}  # $defs name -> (class, its schema)
     root = _object_schema(cls, defs)
-    return {"$schema": DRAFT, "title": title, **root, "$defs": defs}
+    return {"$schema": DRAFT, "title": title, **root, "$defs": {name: schema for name, (_, schema) in defs.items()}}
 
 
 def _object_schema(cls, defs) -> dict:
@@ -44,8 +44,11 @@ def _type_schema(tp, meta, defs) -> dict:
     if dataclasses.is_dataclass(tp):
         name = tp.__name__
         if name not in defs:
-            defs[name] = {}  # placeholder first, so a class reached again while being built is not rebuilt
-            defs[name] = _object_schema(tp, defs)
+            defs[name] = (tp, {})  # placeholder first, so a class reached again while being built is not rebuilt
+            defs[name] = (tp, _object_schema(tp, defs))
+        elif defs[name][0] is not tp:
+            raise TypeError(f"json_schema: two classes named {name} ({defs[name][0].__module__}, {tp.__module__}); "
+                            "rename one")
         return {"$ref": f"#/$defs/{name}"}
     origin = typing.get_origin(tp)
     if origin is not None and origin not in (tuple, dict):
@@ -54,8 +57,7 @@ def _type_schema(tp, meta, defs) -> dict:
         schema = {"type": "array", "items": _type_schema(typing.get_args(tp)[0], meta, defs)}
         return schema | {ARRAY_BOUNDS[k]: v for k, v in meta.items() if k in ARRAY_BOUNDS}
     if tp is dict or origin is dict:
-        return {"type": "object", "required": list(meta["required_keys"])} if "required_keys" in meta else {"type": "object"}
-    schema = {"type": _JSON_TYPES[tp]}
-    if tp is type(None):
-        return schema
-    return schema | {BOUNDS[k]: list(v) if k == "choices" else v for k, v in meta.items() if k in BOUNDS}
+        required = {"required": list(meta["required_keys"])} if "required_keys" in meta else {}
+        return {"type": "object", **required}
+    bounds = bounds_for(tp, meta)
+    return {"type": _JSON_TYPES[tp]} | {BOUNDS[k]: list(v) if k == "choices" else v for k, v in bounds.items()}

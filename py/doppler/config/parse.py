@@ -12,7 +12,7 @@ import re
 import types
 import typing
 
-from .schema import ConfigError, default_of, has_default, schema_fields, show
+from .schema import ConfigError, bounds_for, default_of, has_default, schema_fields, show
 
 _SCALAR_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
@@ -46,37 +46,37 @@ def describe(tp, meta) -> str:
     if _is_union(tp):
         return " or ".join(describe(member, meta) for member in typing.get_args(tp))
     if typing.get_origin(tp) is tuple:
-        count = _item_count_words(meta)
-        return f"an array{count} of {_plural(describe(typing.get_args(tp)[0], meta))}"
-    if "choices" in meta:
-        return "one of " + ", ".join(show(choice) for choice in meta["choices"])
+        return f"an array of {_plural(describe(typing.get_args(tp)[0], meta))}{_item_count_words(meta)}"
+    bounds = bounds_for(tp, meta)
+    if "choices" in bounds:
+        return "one of " + ", ".join(show(choice) for choice in bounds["choices"])
     words = [_SCALAR_NAMES[tp]]
-    low, high = meta.get("minimum"), meta.get("maximum")
+    low, high = bounds.get("minimum"), bounds.get("maximum")
     if low is not None and high is not None:
         words.append(f"in [{low}, {high}]")
     elif low is not None:
         words.append(f">= {low}")
     elif high is not None:
         words.append(f"<= {high}")
-    if "exclusive_minimum" in meta:
-        words.append(f"> {meta['exclusive_minimum']}")
-    if "multiple_of" in meta:
+    if "exclusive_minimum" in bounds:
+        words.append(f"> {bounds['exclusive_minimum']}")
+    if "multiple_of" in bounds:
         words[-1] += ","
-        words.append(f"a multiple of {meta['multiple_of']}")
-    if "pattern" in meta:
-        words.append(f"matching {meta['pattern']}")
+        words.append(f"a multiple of {bounds['multiple_of']}")
+    if "pattern" in bounds:
+        words.append(f"matching {bounds['pattern']}")
+        if "doc" in meta:  # a regex alone is a poor hint
+            words.append(f"({meta['doc']})")
     return " ".join(words)
 
 
 def _item_count_words(meta) -> str:
     low, high = meta.get("min_items"), meta.get("max_items")
     if low is not None and high is not None:
-        return f" of {low} to {high} items" if low != high else f" of {low} items"
+        return f" ({low} to {high} items)" if low != high else f" ({low} items)"
     if low is not None:
-        return f" of at least {low} items"
-    if high is not None:
-        return f" of at most {high} items"
-    return ""
+        return f" (at least {low})"
+    return f" (at most {high})" if high is not None else ""
 
 
 def _plural(words: str) -> str:
@@ -134,7 +134,7 @@ def _value(tp, value, path, meta, problems):
         missing = [key for key in meta.get("required_keys", ()) if key not in value]
         problems.extend(f"{path}.{key}: missing; required ({meta['doc']})" for key in missing)
         return dict(value)
-    if tp is not type(None) and not _within_bounds(value, meta):
+    if not _within_bounds(value, bounds_for(tp, meta)):
         problems.append(f"{path}: got {show(value)}; expected {describe(tp, meta)}")
     return float(value) if tp is float else value
 
@@ -146,7 +146,8 @@ def _within_bounds(value, meta) -> bool:
         "maximum": lambda high: value <= high,
         "exclusive_minimum": lambda low: value > low,
         "multiple_of": lambda step: value % step == 0,
-        "pattern": lambda pattern: re.fullmatch(pattern, value) is not None,
+        # JSON Schema patterns are unanchored searches; ours carry their own ^...$ where they mean the whole.
+        "pattern": lambda pattern: re.search(pattern, value) is not None,
     }
     return all(check(meta[name]) for name, check in checks.items() if name in meta)
 

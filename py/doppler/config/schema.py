@@ -25,6 +25,7 @@ BOUNDS = {
     "pattern": "pattern",
 }
 ARRAY_BOUNDS = {"min_items": "minItems", "max_items": "maxItems"}
+_NUMBER_ONLY = ("minimum", "maximum", "exclusive_minimum", "multiple_of")
 # Values longer than this are cut in error messages, so a wrong 10 000-entry table does not flood the terminal.
 SHOWN_VALUE_CHARS = 80
 
@@ -70,6 +71,18 @@ def has_default(f: dataclasses.Field) -> bool:
 
 def default_of(f: dataclasses.Field):
     return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def bounds_for(tp, meta) -> dict:
+    """The bounds of `meta` that apply to a scalar of type `tp` (a union shares one metadata among its members)."""
+    if tp is type(None):
+        return {}
+    applicable = {"choices"}
+    if tp in (int, float):
+        applicable.update(_NUMBER_ONLY)
+    if tp is str:
+        applicable.add("pattern")
+    return {name: value for name, value in meta.items() if name in applicable}
 
 
 def show(value) -> str:
