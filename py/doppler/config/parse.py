@@ -116,14 +116,15 @@ def _accepted_kinds(tp) -> set[str]:
             str: {"string"}}[tp]
 
 
-def _value(tp, value, path, meta, problems):
+def _value(tp, value, path, meta, problems, declared=None):
+    """Parse `value` as `tp`; `declared` is the union `tp` was picked from, named in out-of-bounds messages."""
     if _is_union(tp):
         members = [m for m in typing.get_args(tp) if _json_kind(value) in _accepted_kinds(m)]
         if not members:
             problems.append(f"{path}: got {show(value)}; expected {describe(tp, meta)}")
             return None
-        tp = members[0]
-    elif _json_kind(value) not in _accepted_kinds(tp):
+        return _value(members[0], value, path, meta, problems, declared=tp)
+    if _json_kind(value) not in _accepted_kinds(tp):
         problems.append(f"{path}: got {show(value)}; expected {describe(tp, meta)}")
         return None
     if dataclasses.is_dataclass(tp):
@@ -135,7 +136,7 @@ def _value(tp, value, path, meta, problems):
         problems.extend(f"{path}.{key}: missing; required ({meta['doc']})" for key in missing)
         return dict(value)
     if not _within_bounds(value, bounds_for(tp, meta)):
-        problems.append(f"{path}: got {show(value)}; expected {describe(tp, meta)}")
+        problems.append(f"{path}: got {show(value)}; expected {describe(declared or tp, meta)}")
     return float(value) if tp is float else value
 
 

@@ -91,7 +91,8 @@ def _holds(condition: Condition, context: Mapping, where: str) -> bool:
         actual = actual[part]
     matcher = MATCHERS[condition.matcher]
     if not matcher.actual_ok(actual):
-        raise RuleError(f"{where}: context {condition.key} is {show(actual)}; {condition.matcher} needs {matcher.actual}")
+        raise RuleError(f"{where}: context {condition.key} is {show(actual)}; "
+                        f"{condition.matcher} needs {matcher.actual}")
     return matcher.test(actual, condition.operand)
 
 
@@ -115,7 +116,8 @@ def _rule_set(entries, where: str) -> RuleSet:
         raise RuleError(f"{where}: expected a list of rules ending in {{\"default\": value}}")
     *rules, last = entries
     if not isinstance(last, dict) or "default" not in last or set(last) - _DEFAULT_KEYS:
-        raise RuleError(f"{where}[{len(entries) - 1}]: the last rule must be {{\"default\": value}} (and maybe \"why\")")
+        raise RuleError(f"{where}[{len(entries) - 1}]: the last rule must be {{\"default\": value}} "
+                        "(and optionally \"why\")")
     return RuleSet(tuple(_rule(rule, f"{where}[{i}]") for i, rule in enumerate(rules)), last["default"])
 
 
