@@ -10,7 +10,7 @@ import dataclasses
 import typing
 
 from .parse import to_json
-from .schema import ARRAY_BOUNDS, BOUNDS, bounds_for, default_of, has_default, schema_fields
+from .schema import ARRAY_BOUNDS, BOUNDS, bounds_for, has_default, is_free_object, is_union, schema_fields
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
@@ -28,7 +28,7 @@ def _object_schema(cls, defs) -> dict:
     for f, key, tp in schema_fields(cls):
         prop = {**_type_schema(tp, f.metadata, defs), "description": f.metadata["doc"]}
         if has_default(f):
-            prop["default"] = to_json(default_of(f))
+            prop["default"] = to_json(f.default)
         else:
             required.append(key)
         properties[key] = prop
@@ -50,13 +50,12 @@ def _type_schema(tp, meta, defs) -> dict:
             raise TypeError(f"json_schema: two classes named {name} ({defs[name][0].__module__}, {tp.__module__}); "
                             "rename one")
         return {"$ref": f"#/$defs/{name}"}
-    origin = typing.get_origin(tp)
-    if origin is not None and origin not in (tuple, dict):
+    if is_union(tp):
         return {"anyOf": [_type_schema(member, meta, defs) for member in typing.get_args(tp)]}
-    if origin is tuple:
+    if typing.get_origin(tp) is tuple:
         schema = {"type": "array", "items": _type_schema(typing.get_args(tp)[0], meta, defs)}
         return schema | {ARRAY_BOUNDS[k]: v for k, v in meta.items() if k in ARRAY_BOUNDS}
-    if tp is dict or origin is dict:
+    if is_free_object(tp):
         required = {"required": list(meta["required_keys"])} if "required_keys" in meta else {}
         return {"type": "object", **required}
     bounds = bounds_for(tp, meta)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import types
 import typing
 
-from .schema import ConfigError, bounds_for, default_of, has_default, schema_fields, show
+from .schema import ConfigError, bounds_for, has_default, is_free_object, is_union, schema_fields, show
 
 _SCALAR_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
@@ -39,11 +38,11 @@ def to_json(obj):
 
 def describe(tp, meta) -> str:
     """What a value of type `tp` with bounds `meta` must be, in words (the 'expected ...' of error messages)."""
-    if dataclasses.is_dataclass(tp) or tp is dict or typing.get_origin(tp) is dict:
+    if dataclasses.is_dataclass(tp) or is_free_object(tp):
         return "an object"
     if tp is type(None):
         return "null"
-    if _is_union(tp):
+    if is_union(tp):
         return " or ".join(describe(member, meta) for member in typing.get_args(tp))
     if typing.get_origin(tp) is tuple:
         return f"an array of {_plural(describe(typing.get_args(tp)[0], meta))}{_item_count_words(meta)}"
@@ -87,10 +86,6 @@ def _plural(words: str) -> str:
     return words
 
 
-def _is_union(tp) -> bool:
-    return typing.get_origin(tp) in (typing.Union, types.UnionType)
-
-
 def _json_kind(value) -> str:
     if value is None:
         return "null"
@@ -108,7 +103,7 @@ def _json_kind(value) -> str:
 
 
 def _accepted_kinds(tp) -> set[str]:
-    if dataclasses.is_dataclass(tp) or tp is dict or typing.get_origin(tp) is dict:
+    if dataclasses.is_dataclass(tp) or is_free_object(tp):
         return {"object"}
     if typing.get_origin(tp) is tuple:
         return {"array"}
@@ -118,7 +113,7 @@ def _accepted_kinds(tp) -> set[str]:
 
 def _value(tp, value, path, meta, problems, declared=None):
     """Parse `value` as `tp`; `declared` is the union `tp` was picked from, named in out-of-bounds messages."""
-    if _is_union(tp):
+    if is_union(tp):
         members = [m for m in typing.get_args(tp) if _json_kind(value) in _accepted_kinds(m)]
         if not members:
             problems.append(f"{path}: got {show(value)}; expected {describe(tp, meta)}")
@@ -131,7 +126,7 @@ def _value(tp, value, path, meta, problems, declared=None):
         return _object(tp, value, path, problems)
     if typing.get_origin(tp) is tuple:
         return _array(tp, value, path, meta, problems)
-    if tp is dict or typing.get_origin(tp) is dict:
+    if is_free_object(tp):
         missing = [key for key in meta.get("required_keys", ()) if key not in value]
         problems.extend(f"{path}.{key}: missing; required ({meta['doc']})" for key in missing)
         return dict(value)
@@ -171,7 +166,7 @@ def _object(cls, value, path, problems):
         if key in value:
             kwargs[f.name] = _value(tp, value[key], f"{path}.{key}", f.metadata, problems)
         elif has_default(f):
-            kwargs[f.name] = default_of(f)
+            kwargs[f.name] = f.default
         else:
             problems.append(f"{path}.{key}: missing; required ({f.metadata['doc']})")
     if len(problems) > start:

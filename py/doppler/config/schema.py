@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import types
 import typing
 
 # Metadata keys a `setting` may carry besides its description; each maps to a JSON Schema keyword.
@@ -66,11 +67,16 @@ def schema_fields(cls: type) -> tuple[tuple[dataclasses.Field, str, typing.Any],
 
 
 def has_default(f: dataclasses.Field) -> bool:
-    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    return f.default is not dataclasses.MISSING  # `setting` gives plain defaults (frozen values), no factories
 
 
-def default_of(f: dataclasses.Field):
-    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+def is_free_object(tp) -> bool:
+    """A `dict` field: any JSON object, kept as is."""
+    return tp is dict or typing.get_origin(tp) is dict
+
+
+def is_union(tp) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType)
 
 
 def bounds_for(tp, meta) -> dict:
