@@ -7,11 +7,12 @@ import json
 import sys
 
 from doppler.config import ConfigError, DiffusionConfig, json_schema
+from doppler.config.diffusion import RUNTIME_PATH
 from doppler.manifest import Manifest, load_manifest, summary
 
 # `doppler schema NAME`: the documents whose JSON Schema it prints.
 SCHEMAS = {
-    "config": (DiffusionConfig, "runtime.inference.diffusion"),
+    "config": (DiffusionConfig, RUNTIME_PATH),
     "manifest": (Manifest, "Doppler model manifest"),
 }
 

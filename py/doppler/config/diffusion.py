@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from .schema import setting, show
 
 SCHEDULERS = ("ddim", "euler", "euler_a", "dpmpp_2m", "lcm")
-WEIGHT_DTYPES = ("f32", "f16", "int8")
+# Storage dtypes of weights and their sizes in bytes (the manifest's tensor tables use the same names).
+DTYPE_BYTES = {"f32": 4, "f16": 2, "int8": 1}
 # Largest seed the page can carry exactly: JavaScript numbers are exact up to 2**53 - 1.
 MAX_SEED = 2**53 - 1
 GIB = 1024**3
@@ -93,7 +94,7 @@ class Quantization:
 
     weight_dtype: str = setting(
         "auto", doc="stored weight dtype: auto = as the manifest says; any other value must match the manifest",
-        choices=("auto", *WEIGHT_DTYPES))
+        choices=("auto", *DTYPE_BYTES))
     dequantize: bool = setting(
         False, doc="int8 weights: true expands them once on the GPU after load (more memory, faster matmuls); "
                    "false dequantizes inside the matmul kernels")

@@ -11,13 +11,12 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from doppler.config.diffusion import ManifestDiffusion
+from doppler.config.diffusion import DTYPE_BYTES, ManifestDiffusion
 from doppler.config.schema import setting
 
 from .architectures import (AutoencoderKL, CLIPTextModel, LinearProjection, StableDiffusionSafetyChecker,
                             UNet2DConditionModel)
 
-DTYPE_BYTES = {"f32": 4, "f16": 2, "int8": 1}
 SCALE_DTYPES = ("f32", "f16")
 SHA256 = r"^[0-9a-f]{64}$"
 # Relative, inside the manifest's folder: no leading "/", no ".." segment, no "\" or ":" (drives, schemes).
