@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from doppler import serve
+from doppler.config import ConfigError, DiffusionConfig, json_schema
+from doppler.config.diffusion import RUNTIME_PATH
+from doppler.manifest import Manifest, load_manifest, summary
+
+# `doppler schema NAME`: the documents whose JSON Schema it prints.
+SCHEMAS = {
+    "config": (DiffusionConfig, RUNTIME_PATH),
+    "manifest": (Manifest, "Doppler model manifest"),
+}
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -21,8 +31,36 @@ def main(argv: list[str] | None = None) -> int:
     return int(args.run(args) or 0)
 
 
+def _validate_manifest(args) -> int:
+    try:
+        manifest = load_manifest(args.file)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print("OK " + summary(manifest))
+    return 0
+
+
+def _add_validate_manifest(sub) -> None:
+    parser = sub.add_parser("validate-manifest", help="check a model manifest; print a summary, or every problem")
+    parser.add_argument("file", help="manifest JSON file")
+    parser.set_defaults(run=_validate_manifest)
+
+
+def _schema(args) -> int:
+    cls, title = SCHEMAS[args.document]
+    print(json.dumps(json_schema(cls, title), indent=2))
+    return 0
+
+
+def _add_schema(sub) -> None:
+    parser = sub.add_parser("schema", help="print the JSON Schema of the config or the manifest")
+    parser.add_argument("document", choices=sorted(SCHEMAS))
+    parser.set_defaults(run=_schema)
+
+
 # Each entry adds one subparser and sets `run=` (a function taking the parsed args, returning an exit code).
-COMMANDS: list = [serve.add_commands]
+COMMANDS: list = [serve.add_commands, _add_validate_manifest, _add_schema]
 
 if __name__ == "__main__":
     sys.exit(main())
