@@ -6,9 +6,9 @@ import pytest
 
 from doppler.rules import RuleBook, RuleError
 
-CHROME_F16 = {"backend": "webgpu", "vendor": "nvidia", "features": ["shader-f16", "subgroups", "timestamp-query"],
+CHROME_F16 = {"backend": "browser", "vendor": "nvidia", "features": ["shader-f16", "subgroups", "timestamp-query"],
               "limits": {"maxStorageBufferBindingSize": 2**31}}
-SWIFTSHADER = {"backend": "webgpu", "vendor": "google", "features": [], "limits": {}}
+SWIFTSHADER = {"backend": "browser", "vendor": "google", "features": [], "limits": {}}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ MATCHER_RULES = {
         {"default": "default"},
     ],
 }
-BASE = {"backend": "webgpu", "vendor": "apple", "size": 10, "limits": {"maxBytes": 4096}, "features": []}
+BASE = {"backend": "browser", "vendor": "apple", "size": 10, "limits": {"maxBytes": 4096}, "features": []}
 
 
 @pytest.mark.parametrize("change, expected", [
@@ -158,3 +158,15 @@ def test_context_value_of_wrong_kind(book):
     with pytest.raises(RuleError, match=r'kernels\.mathDtype\[0\]: context features is "shader-f16"; contains '
                                         r"needs an array$"):
         book.select_rule_value("kernels", "mathDtype", {"features": "shader-f16"})
+
+
+def test_device_capabilities_are_a_rule_context(rules_dir):
+    from doppler.gpu.caps import Capabilities
+    from doppler.rules import RuleBook
+
+    caps = Capabilities("browser", "NVIDIA", "hopper", "H100", frozenset({"subgroups"}),
+                        {"maxStorageBufferBindingSize": 2**31})
+    book = RuleBook.load(rules_dir)
+    assert book.select_rule_value("kernels", "mathDtype", caps.context()) == "f32"
+    assert book.select_rule_value("kernels", "weightStorage", {**caps.context(), "storedDtype": "f16"}) == "f16-packed"
+    assert book.select_rule_value("kernels", "subgroups", caps.context()) is True

@@ -48,10 +48,10 @@ class Capabilities:
         """The rule context (`rules/`): plain values only."""
         return {
             "backend": self.backend,
-            "vendor": self.vendor,
+            "vendor": self.vendor.lower(),
             "architecture": self.architecture,
             "features": sorted(self.features),
-            **self.limits,
+            "limits": dict(self.limits),
         }
 
     def summary(self) -> dict:
