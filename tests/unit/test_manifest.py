@@ -35,7 +35,7 @@ def test_component_bytes_sum_each_tensor_table(tiny_manifest):
 
 def test_summary_lists_components(tiny_manifest):
     text = summary(parse_manifest(tiny_manifest))
-    assert text.splitlines()[0] == "tiny-sd-test (diffusion, 'Tiny SD (test fixture)'): 3 shards, 89680 bytes"
+    assert text.splitlines()[0] == "tiny-sd-test (diffusion, 'Tiny SD (test fixture)'): 3 shards, 90688 bytes"
     assert "  unet: 5 tensors, 14080 bytes" in text
 
 
@@ -51,11 +51,13 @@ U = "manifest.components.unet"
      f"{U}.tensors[0].bytes: got 5; expected 2304 = prod([32, 4, 3, 3]) * 2 (f16)"),
     (lambda m: unet_tensor(1)(m).update(shard=3),
      f"{U}.tensors[1].shard: got 3; expected an index into shards (0 to 2)"),
-    (lambda m: unet_tensor(4)(m).update(offset=12000),
-     f"{U}.tensors[4].offset: got offset 12000 + bytes 2304 = 14304; expected <= shards[1].size (14080): "
+    (lambda m: unet_tensor(4)(m).update(offset=12288),
+     f"{U}.tensors[4].offset: got offset 12288 + bytes 2304 = 14592; expected <= shards[1].size (14336): "
      "a tensor lies whole inside one shard"),
-    (lambda m: unet_tensor(1)(m).update(offset=2000),
-     f"{U}.tensors[1].offset: got 2000; overlaps conv_in.weight ({U}.tensors[0]), which spans [0, 2304) of "
+    (lambda m: unet_tensor(4)(m).update(offset=1000),
+     f"{U}.tensors[4].offset: got 1000; expected a multiple of 256 (WebGPU binds storage at 256-byte offsets)"),
+    (lambda m: unet_tensor(1)(m).update(offset=2048),
+     f"{U}.tensors[1].offset: got 2048; overlaps conv_in.weight ({U}.tensors[0]), which spans [0, 2304) of "
      "shards[1]"),
     (lambda m: unet_tensor(1)(m).update(name="conv_in.weight"),
      f'{U}.tensors[1].name: got "conv_in.weight"; already the name of tensors[0]: names are unique within a '

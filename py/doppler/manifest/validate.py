@@ -19,6 +19,7 @@ from doppler.config.schema import ConfigError, show
 from .format import SCALE_DTYPES, Component, Manifest, TensorEntry
 
 ROOT = "manifest"
+TENSOR_ALIGNMENT = 256  # minStorageBufferOffsetAlignment: tensors are bound in place inside their shard's buffer
 
 
 def parse_manifest(data: Mapping) -> Manifest:
@@ -59,6 +60,9 @@ def _shard_problem(manifest: Manifest, tensor: TensorEntry, path: str) -> str | 
     count = len(manifest.shards)
     if tensor.shard >= count:
         return f"{path}.shard: got {tensor.shard}; expected an index into shards (0 to {count - 1})"
+    if tensor.offset % TENSOR_ALIGNMENT:
+        return (f"{path}.offset: got {tensor.offset}; expected a multiple of {TENSOR_ALIGNMENT} (WebGPU binds "
+                f"storage at {TENSOR_ALIGNMENT}-byte offsets): convert the model again with `doppler convert`")
     size = manifest.shards[tensor.shard].size
     end = tensor.offset + tensor.bytes
     if end > size:

@@ -1,0 +1,148 @@
+// Shard cache for the worker: fetch with byte progress and Range resume, store in OPFS through sync access handles
+// (never `mountNativeFS`, which copies into wasm memory), verify sha256 with SubtleCrypto when written and when
+// loaded, and write shard bytes straight into GPU buffers. Shard bytes never pass through Python objects.
+// Layout in OPFS: models/<modelId>/<shard file name>, plus manifest.json for the cached-model list.
+
+const CHUNK_REPORT_BYTES = 1 << 20;
+
+async function modelDir(modelId, create = true) {
+  const root = await navigator.storage.getDirectory();
+  const models = await root.getDirectoryHandle('models', { create: true });
+  return models.getDirectoryHandle(modelId, { create });
+}
+
+const fileName = (path) => path.replaceAll('/', '__');
+
+async function withHandle(modelId, path, fn) {
+  const file = await (await modelDir(modelId)).getFileHandle(fileName(path), { create: true });
+  const handle = await file.createSyncAccessHandle();
+  try { return await fn(handle); } finally { handle.close(); }
+}
+
+const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, '0')).join('');
+
+class ShardError extends Error {
+  constructor(kind, message) { super(message); this.name = 'ShardError'; this.kind = kind; }
+}
+
+function readAll(handle, size) {
+  const bytes = new Uint8Array(size);
+  const got = handle.read(bytes, { at: 0 });
+  if (got !== size) throw new ShardError('corrupt', `read ${got} of ${size} bytes`);
+  return bytes;
+}
+
+// Bytes of this shard already cached (0..size); a file longer than the shard is dropped.
+export async function cachedBytes(modelId, path, size) {
+  return withHandle(modelId, path, (h) => {
+    const have = h.getSize();
+    if (have > size) { h.truncate(0); return 0; }
+    return have;
+  });
+}
+
+// Fetches what is missing of one shard (a Range request resumes a partial file), then checks its sha256.
+// onProgress(bytesNow) is called as bytes arrive. Returns the number of bytes fetched.
+export async function fetchShard(modelId, path, url, size, sha256, onProgress) {
+  return withHandle(modelId, path, async (h) => {
+    let at = h.getSize();
+    if (at > size) { h.truncate(0); at = 0; }
+    let fetched = 0;
+    if (at < size) {
+      let response;
+      try {
+        response = await fetch(url, at > 0 ? { headers: { Range: `bytes=${at}-` } } : {});
+      } catch (e) {
+        throw new ShardError('network', `fetching ${url} failed (${e.message}): check the connection and retry; what is cached is kept`);
+      }
+      if (!response.ok) {
+        throw new ShardError('http', `fetching ${url}: HTTP ${response.status} ${response.statusText}: the model's files are not where its manifest says; what is cached is kept`);
+      }
+      if (at > 0 && response.status !== 206) { h.truncate(0); at = 0; }  // the server ignored the Range
+      const reader = response.body.getReader();
+      let sinceReport = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (at + value.byteLength > size) {
+          await reader.cancel();
+          h.truncate(0);
+          throw new ShardError('size', `${url} is longer than the ${size} bytes its manifest says: the manifest does not match the files`);
+        }
+        h.write(value, { at });
+        at += value.byteLength;
+        fetched += value.byteLength;
+        sinceReport += value.byteLength;
+        if (sinceReport >= CHUNK_REPORT_BYTES) { onProgress(fetched); sinceReport = 0; }
+      }
+      h.flush();
+      onProgress(fetched);
+      if (at !== size) {
+        throw new ShardError('truncated', `${url} ended after ${at} of ${size} bytes; retry to resume`);
+      }
+    }
+    const digest = hex(await crypto.subtle.digest('SHA-256', readAll(h, size)));
+    if (digest !== sha256) {
+      h.truncate(0);
+      throw new ShardError('sha256', `${url} has sha256 ${digest}, not ${sha256} as its manifest says: the file on the server differs from the manifest (the bad copy was deleted, the rest of the cache kept)`);
+    }
+    return fetched;
+  });
+}
+
+// Reads a cached shard, checks its sha256, and writes it into GPU buffers: placements = [[buffer, bufferOffset,
+// shardOffset, bytes], ...] (bytes a multiple of 4). A corrupt file throws ShardError('corrupt') and is deleted.
+export async function uploadShard(device, modelId, path, size, sha256, placements) {
+  return withHandle(modelId, path, async (h) => {
+    if (h.getSize() !== size) throw new ShardError('corrupt', `cached ${path} has ${h.getSize()} of ${size} bytes`);
+    const bytes = readAll(h, size);
+    const digest = hex(await crypto.subtle.digest('SHA-256', bytes));
+    if (digest !== sha256) {
+      h.truncate(0);
+      throw new ShardError('corrupt', `cached ${path} is corrupt (sha256 ${digest}, want ${sha256})`);
+    }
+    for (const [buffer, bufferOffset, shardOffset, n] of placements) {
+      device.queue.writeBuffer(buffer, bufferOffset, bytes, shardOffset, n);
+    }
+    return size;
+  });
+}
+
+export async function saveManifest(modelId, text) {
+  await withHandle(modelId, 'manifest.json', (h) => {
+    const data = new TextEncoder().encode(text);
+    h.truncate(0);
+    h.write(data, { at: 0 });
+    h.flush();
+  });
+}
+
+// [{id, bytes, manifest}] of every cached model.
+export async function listModels() {
+  const root = await navigator.storage.getDirectory();
+  const models = await root.getDirectoryHandle('models', { create: true });
+  const out = [];
+  for await (const [id, dir] of models.entries()) {
+    if (dir.kind !== 'directory') continue;
+    let bytes = 0;
+    let manifest = null;
+    for await (const [name, file] of dir.entries()) {
+      const f = await file.getFile();
+      bytes += f.size;
+      if (name === 'manifest.json') manifest = await f.text();
+    }
+    out.push({ id, bytes, manifest });
+  }
+  return JSON.stringify(out);
+}
+
+export async function deleteModel(modelId) {
+  const root = await navigator.storage.getDirectory();
+  const models = await root.getDirectoryHandle('models', { create: true });
+  await models.removeEntry(modelId, { recursive: true });
+}
+
+export async function storageEstimate() {
+  const { quota, usage } = await navigator.storage.estimate();
+  return JSON.stringify({ quota, usage });
+}
