@@ -25,9 +25,10 @@ class ShardError extends Error {
   constructor(kind, message) { super(message); this.name = 'ShardError'; this.kind = kind; }
 }
 
+// The whole file, zero-padded to whole 4-byte words (GPU writes move whole words).
 function readAll(handle, size) {
-  const bytes = new Uint8Array(size);
-  const got = handle.read(bytes, { at: 0 });
+  const bytes = new Uint8Array(Math.ceil(size / 4) * 4);
+  const got = handle.read(bytes.subarray(0, size), { at: 0 });
   if (got !== size) throw new ShardError('corrupt', `read ${got} of ${size} bytes`);
   return bytes;
 }
@@ -81,7 +82,7 @@ export async function fetchShard(modelId, path, url, size, sha256, onProgress) {
         throw new ShardError('truncated', `${url} ended after ${at} of ${size} bytes; retry to resume`);
       }
     }
-    const digest = hex(await crypto.subtle.digest('SHA-256', readAll(h, size)));
+    const digest = hex(await crypto.subtle.digest('SHA-256', readAll(h, size).subarray(0, size)));
     if (digest !== sha256) {
       h.truncate(0);
       throw new ShardError('sha256', `${url} has sha256 ${digest}, not ${sha256} as its manifest says: the file on the server differs from the manifest (the bad copy was deleted, the rest of the cache kept)`);
@@ -96,7 +97,7 @@ export async function uploadShard(device, modelId, path, size, sha256, placement
   return withHandle(modelId, path, async (h) => {
     if (h.getSize() !== size) throw new ShardError('corrupt', `cached ${path} has ${h.getSize()} of ${size} bytes`);
     const bytes = readAll(h, size);
-    const digest = hex(await crypto.subtle.digest('SHA-256', bytes));
+    const digest = hex(await crypto.subtle.digest('SHA-256', bytes.subarray(0, size)));
     if (digest !== sha256) {
       h.truncate(0);
       throw new ShardError('corrupt', `cached ${path} is corrupt (sha256 ${digest}, want ${sha256})`);

@@ -3,6 +3,7 @@
 // {id, python} (run Python source, for tests). Messages out: {type: 'boot'|'ready'|'fatal'|'event'|'reply', ...}.
 import { loadPyodide } from '../pyodide/pyodide.mjs';
 import * as helpers from './helpers.mjs';
+import * as shards from './shards.mjs';
 
 const site = new URL('../', import.meta.url);
 const LIB = '/home/pyodide/lib';
@@ -42,8 +43,9 @@ async function boot() {
   self.postMessage({ type: 'boot', stage: 'gpu' });
   try {
     py.registerJsModule('doppler_js', helpers);
+    py.registerJsModule('doppler_shards', shards);
     api = py.pyimport('doppler.api');
-    const info = await api.start(`${LIB}/assets`, (name, data) => self.postMessage({ type: 'event', name, data: JSON.parse(data) }));
+    const info = await api.start(`${LIB}/assets`, site.href, (name, data) => self.postMessage({ type: 'event', name, data: JSON.parse(data) }));
     self.postMessage({ type: 'ready', info: JSON.parse(info), bootMs: performance.now() - t0 });
   } catch (e) {
     const msg = (e && e.message) || String(e);

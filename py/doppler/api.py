@@ -11,8 +11,14 @@ import json
 import sys
 from pathlib import Path
 
+from urllib.parse import urljoin
+
+from .config.schema import ConfigError
 from .errors import DopplerError
 from .gpu.context import Gpu
+from .loader.models import ensure_model
+from .loader.stores import BrowserShardStore
+from .manifest import parse_manifest
 
 _state: dict = {}
 
@@ -27,9 +33,10 @@ def _jsonable(value):
     return value
 
 
-async def start(assets_dir: str, emit) -> str:
+async def start(assets_dir: str, site_url: str, emit) -> str:
     """Open the browser's GPU; returns the device summary (adapter, features, limits) as JSON."""
-    _state.update(assets=Path(assets_dir), emit=emit)
+    _state.update(assets=Path(assets_dir), site=site_url, emit=lambda name, data: emit(name, json.dumps(data)),
+                  models={})
     info = (await _gpu()).summary()
     info["python"] = sys.version.split()[0]
     return json.dumps(info)
@@ -47,7 +54,46 @@ async def device_info() -> dict:
     return (await _gpu()).summary()
 
 
-CALLS = {"device_info": device_info}
+async def load_model(url: str) -> dict:
+    """Fetch a model's manifest (URL relative to the site), check it, and make every shard available in the OPFS
+    cache (resuming partial shards, verifying sha256), with download progress events."""
+    from pyodide.http import pyfetch  # type: ignore[import-not-found]
+
+    manifest_url = urljoin(_state["site"], url)
+    response = await pyfetch(manifest_url)
+    if not response.ok:
+        raise DopplerError(f"model manifest {manifest_url}: HTTP {response.status}: check the model URL")
+    text = await response.string()
+    try:
+        manifest = parse_manifest(json.loads(text))
+    except (ValueError, ConfigError) as e:
+        raise DopplerError(f"model manifest {manifest_url} is not valid:\n{e}") from None
+    store = BrowserShardStore(manifest.id, manifest_url.rsplit("/", 1)[0] + "/")
+    result = await ensure_model(manifest, store, _state["emit"])
+    await store.save_manifest(text)
+    _state["models"][manifest.id] = (manifest, store)
+    return {"id": manifest.id, "name": manifest.name, **result}
+
+
+async def list_models() -> list:
+    """Cached models: [{id, name, bytes}]."""
+    import doppler_shards  # type: ignore[import-not-found]
+
+    cached = json.loads(await doppler_shards.listModels())
+    return [{"id": m["id"], "name": json.loads(m["manifest"])["name"] if m["manifest"] else m["id"],
+             "bytes": m["bytes"]} for m in cached]
+
+
+async def delete_model(id: str) -> dict:
+    import doppler_shards  # type: ignore[import-not-found]
+
+    _state["models"].pop(id, None)
+    await doppler_shards.deleteModel(id)
+    return {"deleted": id}
+
+
+CALLS = {"device_info": device_info, "load_model": load_model, "list_models": list_models,
+         "delete_model": delete_model}
 
 
 async def handle(name: str, args_json: str) -> str:
@@ -60,5 +106,5 @@ async def handle(name: str, args_json: str) -> str:
 async def run_python(source: str) -> str:
     from pyodide.code import eval_code_async  # type: ignore[import-not-found]
 
-    namespace = {"gpu": await _gpu(), "assets": _state["assets"]}
+    namespace = {"gpu": await _gpu(), "assets": _state["assets"], "models": _state["models"]}
     return json.dumps(_jsonable(await eval_code_async(source, namespace)))

@@ -16,6 +16,8 @@ import json
 import types
 import typing
 
+from doppler.errors import DopplerError
+
 # Metadata keys a `setting` may carry besides its description; each maps to a JSON Schema keyword.
 BOUNDS = {
     "minimum": "minimum",
@@ -31,7 +33,7 @@ _NUMBER_ONLY = ("minimum", "maximum", "exclusive_minimum", "multiple_of")
 SHOWN_VALUE_CHARS = 80
 
 
-class ConfigError(ValueError):
+class ConfigError(DopplerError, ValueError):
     """Bad config or manifest input: one line per problem, each naming the JSON path, the value and the fix."""
 
     def __init__(self, problems: typing.Iterable[str]):

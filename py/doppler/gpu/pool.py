@@ -45,8 +45,9 @@ class BufferPool:
     _free: dict = field(default_factory=lambda: defaultdict(list))
     _live: set = field(default_factory=set)
 
-    def acquire(self, nbytes: int, label: str) -> Allocation:
-        size = bucket_size(nbytes)
+    def acquire(self, nbytes: int, label: str, exact: bool = False) -> Allocation:
+        """A buffer of at least nbytes: from its size bucket, or (exact, for weights) rounded to 256 bytes only."""
+        size = -(-nbytes // MIN_BUCKET) * MIN_BUCKET if exact else bucket_size(nbytes)
         free = self._free.get(size)
         if free:
             alloc = free.pop()

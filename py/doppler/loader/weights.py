@@ -1,0 +1,58 @@
+"""Per-component weights on the GPU: one buffer per (component, shard) holding the byte range of that component's
+tensors, filled by one shard upload; each tensor is a view at its manifest offset (256-aligned by the converter),
+so loading walks no tensor in Python and copies nothing twice. Components load and release one at a time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from ..gpu.tensor import Tensor
+
+# Manifest storage dtypes -> GPU tensor dtypes.
+GPU_DTYPES = {"f32": "f32", "f16": "f16", "int8": "i8"}
+
+
+@dataclass
+class ComponentWeights:
+    name: str
+    tensors: dict[str, Tensor]
+    allocations: list = field(default_factory=list)
+
+    def __getitem__(self, key: str) -> Tensor:
+        return self.tensors[key]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.size for a in self.allocations)
+
+    def release(self, gpu) -> None:
+        """Give the component's buffers back and destroy them (weights are not reused as activations)."""
+        for alloc in self.allocations:
+            gpu.pool.release(alloc)
+        gpu.pool.trim()
+        self.tensors.clear()
+        self.allocations.clear()
+
+
+async def load_component(gpu, store, manifest, name: str, progress=None) -> ComponentWeights:
+    """Upload one component's tensors from `store` (already holding every shard: see the stores' `ensure`)."""
+    component = manifest.components.present()[name]
+    by_shard = defaultdict(list)
+    for entry in component.tensors:
+        by_shard[entry.shard].append(entry)
+    weights = ComponentWeights(name, {})
+    for index, entries in sorted(by_shard.items()):
+        start = min(e.offset for e in entries)
+        end = max(e.offset + e.bytes for e in entries)
+        length = -(-(end - start) // 4) * 4
+        alloc = gpu.pool.acquire(length, f"{name}.shard{index}", exact=True)
+        weights.allocations.append(alloc)
+        for e in entries:
+            weights.tensors[e.name] = Tensor(tuple(e.shape), GPU_DTYPES[e.dtype], alloc, e.offset - start)
+        shard = manifest.shards[index]
+        await store.upload(gpu, index, shard, [(alloc.buffer, 0, start, length)])
+        if progress is not None:
+            progress(name, index)
+    return weights
