@@ -13,6 +13,7 @@ from pathlib import Path
 
 from urllib.parse import urljoin
 
+from . import bench
 from .config.schema import ConfigError
 from .errors import DopplerError
 from .gpu.context import Gpu
@@ -92,7 +93,11 @@ async def delete_model(id: str) -> dict:
     return {"deleted": id}
 
 
-CALLS = {"device_info": device_info, "load_model": load_model, "list_models": list_models,
+async def bench_dispatch(dispatches: int = bench.UNET_STEP_DISPATCHES, reps: int = 20) -> dict:
+    return await bench.dispatch_overhead(await _gpu(), dispatches, reps)
+
+
+CALLS = {"device_info": device_info, "bench_dispatch": bench_dispatch, "load_model": load_model, "list_models": list_models,
          "delete_model": delete_model}
 
 
