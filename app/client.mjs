@@ -37,6 +37,15 @@ export class DopplerClient {
 
   call(name, args = {}) { return this._send({ call: name, args }); }
 
+  // Hands an OffscreenCanvas to the worker: the GPU draws the latent preview into it, with no readback.
+  attachPreview(canvas) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, preview: canvas }, [canvas]);
+    });
+  }
+
   // Runs Python source in the worker (tests and diagnostics); the value of the last expression comes back as JSON.
   python(source) { return this._send({ python: source }); }
 }

@@ -57,11 +57,14 @@ async function boot() {
 const booted = boot();
 
 self.onmessage = async (event) => {
-  const { id, call, args, python } = event.data;
+  const { id, call, args, python, preview } = event.data;
   await booted;
   try {
     if (!api) throw new Error('Doppler did not start (see the message above).');
-    const text = python !== undefined ? await api.run_python(python) : await api.handle(call, JSON.stringify(args ?? {}));
+    let text;
+    if (preview !== undefined) text = api.attach_preview(preview);
+    else if (python !== undefined) text = await api.run_python(python);
+    else text = await api.handle(call, JSON.stringify(args ?? {}));
     self.postMessage({ type: 'reply', id, ok: true, result: JSON.parse(text) });
   } catch (e) {
     self.postMessage({ type: 'reply', id, ok: false, error: (e && e.message) || String(e) });

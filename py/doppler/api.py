@@ -21,6 +21,8 @@ from .loader.models import ensure_model
 from .loader.stores import BrowserShardStore
 from .manifest import parse_manifest
 
+MODEL_INDEX_URL = "models/index.json"
+
 _state: dict = {}
 
 
@@ -37,7 +39,7 @@ def _jsonable(value):
 async def start(assets_dir: str, site_url: str, emit) -> str:
     """Open the browser's GPU; returns the device summary (adapter, features, limits) as JSON."""
     _state.update(assets=Path(assets_dir), site=site_url, emit=lambda name, data: emit(name, json.dumps(data)),
-                  models={})
+                  models={}, manifests={})
     info = (await _gpu()).summary()
     info["python"] = sys.version.split()[0]
     return json.dumps(info)
@@ -55,20 +57,58 @@ async def device_info() -> dict:
     return (await _gpu()).summary()
 
 
+async def _fetch_text(url: str, what: str) -> str | None:
+    """A site-relative or absolute URL's text; None on 404."""
+    from pyodide.http import pyfetch  # type: ignore[import-not-found]
+
+    response = await pyfetch(urljoin(_state["site"], url))
+    if response.status == 404:
+        return None
+    if not response.ok:
+        raise DopplerError(f"{what} {url}: HTTP {response.status}")
+    return await response.string()
+
+
+async def _manifest(url: str) -> tuple:
+    """(manifest, its JSON text, its absolute URL), parsed once per URL."""
+    if url not in _state["manifests"]:
+        text = await _fetch_text(url, "model manifest")
+        if text is None:
+            raise DopplerError(f"no model manifest at {url}: check the model URL (or `make serve MODELS=...`)")
+        try:
+            manifest = parse_manifest(json.loads(text))
+        except (ValueError, ConfigError) as e:
+            raise DopplerError(f"model manifest {url} is not valid:\n{e}") from None
+        _state["manifests"][url] = (manifest, text, urljoin(_state["site"], url))
+    return _state["manifests"][url]
+
+
+async def available_models() -> list:
+    """The models this site serves (`models/index.json`): [{name, url}]."""
+    text = await _fetch_text(MODEL_INDEX_URL, "model index")
+    return json.loads(text) if text else []
+
+
+async def model_info(url: str) -> dict:
+    """What the form may offer for a model: schedulers, defaults and size limits from its manifest."""
+    manifest = (await _manifest(url))[0]
+    section = manifest.inference.diffusion
+    limits = section.limits
+    return {
+        "id": manifest.id,
+        "name": manifest.name,
+        "schedulers": list(limits.allowed_schedulers),
+        "defaults": {"scheduler": section.scheduler.type, "steps": section.scheduler.num_steps,
+                     "guidance": section.scheduler.guidance_scale, "width": section.latent.width,
+                     "height": section.latent.height},
+        "limits": {"minSize": limits.min_size, "maxSize": limits.max_size, "sizeMultiple": limits.size_multiple},
+    }
+
+
 async def load_model(url: str) -> dict:
     """Fetch a model's manifest (URL relative to the site), check it, and make every shard available in the OPFS
     cache (resuming partial shards, verifying sha256), with download progress events."""
-    from pyodide.http import pyfetch  # type: ignore[import-not-found]
-
-    manifest_url = urljoin(_state["site"], url)
-    response = await pyfetch(manifest_url)
-    if not response.ok:
-        raise DopplerError(f"model manifest {manifest_url}: HTTP {response.status}: check the model URL")
-    text = await response.string()
-    try:
-        manifest = parse_manifest(json.loads(text))
-    except (ValueError, ConfigError) as e:
-        raise DopplerError(f"model manifest {manifest_url} is not valid:\n{e}") from None
+    manifest, text, manifest_url = await _manifest(url)
     store = BrowserShardStore(manifest.id, manifest_url.rsplit("/", 1)[0] + "/")
     result = await ensure_model(manifest, store, _state["emit"])
     await store.save_manifest(text)
@@ -97,8 +137,15 @@ async def bench_dispatch(dispatches: int = bench.UNET_STEP_DISPATCHES, reps: int
     return await bench.dispatch_overhead(await _gpu(), dispatches, reps)
 
 
-CALLS = {"device_info": device_info, "bench_dispatch": bench_dispatch, "load_model": load_model, "list_models": list_models,
+CALLS = {"device_info": device_info, "bench_dispatch": bench_dispatch, "available_models": available_models,
+         "model_info": model_info, "load_model": load_model, "list_models": list_models,
          "delete_model": delete_model}
+
+
+def attach_preview(canvas) -> str:
+    """Keep the page's OffscreenCanvas: the denoise loop draws each step's latent preview into it on the GPU."""
+    _state["preview_canvas"] = canvas
+    return "null"
 
 
 async def handle(name: str, args_json: str) -> str:

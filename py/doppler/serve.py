@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import mimetypes
 import os
 import re
@@ -31,6 +32,7 @@ SITE_FOLDERS = ("app", "wgsl", "rules", "manifests")
 # Tools-layer modules: CPython only, never shipped to the page.
 TOOLS_ONLY = ("doppler/convert", "doppler/cli.py", "doppler/serve.py")
 PACKAGE_URL = "doppler.zip"
+MODEL_INDEX_URL = "models/index.json"  # the served models, for the page's model picker
 PACKED_ASSETS = ("wgsl", "rules")
 
 MIME_TYPES = {
@@ -54,8 +56,8 @@ class SiteLayout:
     """Where each URL of the site comes from."""
 
     files: dict[str, Path]  # exact URL path (no leading slash) -> file
+    generated: dict[str, bytes] = field(repr=False)  # URL path -> bytes made at start: doppler.zip, models/index.json
     folders: dict[str, Path]  # URL prefix (no leading/trailing slash, may hold one, as `models/<name>`) -> folder
-    package: bytes = field(repr=False)  # doppler.zip
 
     def resolve(self, url_path: str) -> Path | None:
         """The file for a URL path, or None; never a path outside the layout's folders."""
@@ -93,12 +95,17 @@ def site_layout(root: Path = PROJECT_ROOT, models: list[Path] | None = None) -> 
         raise FileNotFoundError(f"Pyodide is not installed at {pyodide}: run `npm ci` (or `make serve`, which does it).")
     folders = {name: root / name for name in SITE_FOLDERS}
     folders["pyodide"] = pyodide
+    index = []
     for folder in models or []:
-        if not (folder / "manifest.json").is_file():
+        manifest = folder / "manifest.json"
+        if not manifest.is_file():
             raise FileNotFoundError(f"{folder} has no manifest.json: give folders written by `doppler convert`.")
-        folders[f"models/{folder.resolve().name}"] = folder.resolve()
+        name = folder.resolve().name
+        folders[f"models/{name}"] = folder.resolve()
+        index.append({"name": json.loads(manifest.read_text()).get("name", name), "url": f"models/{name}/manifest.json"})
     files = {name: root / name for name in SITE_FILES}
-    return SiteLayout(files=files, folders=folders, package=pack_package(root))
+    generated = {PACKAGE_URL: pack_package(root), MODEL_INDEX_URL: json.dumps(index).encode()}
+    return SiteLayout(files=files, folders=folders, generated=generated)
 
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
@@ -120,8 +127,9 @@ def _make_handler(layout: SiteLayout, quiet: bool):
 
         def _serve(self, send_body: bool):
             path = urlsplit(self.path).path
-            if path.lstrip("/") == PACKAGE_URL:
-                return self._send_bytes(layout.package, MIME_TYPES[".zip"], send_body)
+            generated = layout.generated.get(unquote(path).lstrip("/"))
+            if generated is not None:
+                return self._send_bytes(generated, MIME_TYPES[Path(path).suffix], send_body)
             target = layout.resolve(path)
             if target is None:
                 return self.send_error(HTTPStatus.NOT_FOUND, f"not found: {path}")
@@ -208,7 +216,9 @@ def write_dist(layout: SiteLayout, out: Path) -> None:
         shutil.copy2(src, out / rel)
     for prefix, src in layout.folders.items():
         shutil.copytree(src, out / prefix, ignore=shutil.ignore_patterns("*.map", "*.d.ts", "__pycache__"))
-    (out / PACKAGE_URL).write_bytes(layout.package)
+    for rel, data in layout.generated.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
 
 
 def _serve_command(args: argparse.Namespace) -> int:

@@ -89,3 +89,8 @@ await elementwise.scale(gpu, t, u, 1.0, 2.0)
         assert fresh[0] != first and fresh[1] is None and fresh[2] == list(bytes.fromhex("00000040") * 4)
     finally:
         page.close()
+
+
+def test_the_form_is_ready_with_no_banner(app_page):
+    assert app_page.locator("#app").is_visible()
+    assert app_page.locator("#banner").is_hidden()

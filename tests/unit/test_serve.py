@@ -1,6 +1,7 @@
 """The static server: MIME types, byte ranges, no path outside the site, the packed package, dist."""
 
 import io
+import json
 import urllib.error
 import urllib.request
 import zipfile
@@ -61,9 +62,14 @@ def test_nothing_outside_the_site(server, path):
 
 
 def test_package_holds_page_side_modules_and_assets():
-    names = zipfile.ZipFile(io.BytesIO(site_layout().package)).namelist()
+    names = zipfile.ZipFile(io.BytesIO(site_layout().generated['doppler.zip'])).namelist()
     assert "doppler/api.py" in names and "assets/wgsl/elementwise.wgsl" in names
     assert not [n for n in names if n.startswith(("doppler/convert", "doppler/cli.py", "doppler/serve.py"))]
+
+
+def test_served_models_are_listed(server):
+    status, _, body = get(server[0] + "models/index.json")
+    assert status == 200 and json.loads(body) == [{"name": server[1], "url": f"models/{server[1]}/manifest.json"}]
 
 
 def test_models_need_a_manifest(tmp_path):
