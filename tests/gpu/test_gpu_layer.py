@@ -145,3 +145,25 @@ except GpuError as e:
 message
 """)
     assert got and got.startswith("kernel broken.wgsl:main{WG=8} failed to compile")
+
+
+def test_a_plan_keeps_the_intermediates_it_freed(gpu_run):
+    got = gpu_run("""
+from doppler.ops import elementwise
+x, out = gpu.tensor((512,), "f32", "x"), gpu.tensor((512,), "f32", "out")
+gpu.upload(x, bytes(2048))
+with gpu.record("keeps") as plan:
+    tmp = gpu.tensor((512,), "f32", "tmp")
+    await elementwise.scale(gpu, x, tmp, 2.0, 1.0)
+    await elementwise.scale(gpu, tmp, out, 3.0, 0.0)
+    gpu.free(tmp)
+after = gpu.tensor((512,), "f32", "after")   # must not get the plan's tmp buffer
+distinct = after.alloc is not tmp.alloc
+plan.replay()
+data = await gpu.read(out)
+plan.destroy()
+reused = gpu.tensor((512,), "f32", "reused").alloc is tmp.alloc   # once the plan is gone, it is free again
+gpu.free(x, out, after)
+[distinct, reused, list(data[:4])]
+""")
+    assert got == [True, True, list(bytes.fromhex("00004040"))]

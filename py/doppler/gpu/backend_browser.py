@@ -75,9 +75,11 @@ class BrowserBackend:
         self.device.queue.writeBuffer(buffer, offset, to_js(memoryview(data).cast("B")))
 
     async def create_pipeline(self, code, entry, constants, label):
+        # An error scope keeps a bad kernel's validation error here, named, instead of leaking to the next sync.
+        self.device.pushErrorScope("validation")
         module = self.device.createShaderModule(_js({"code": code, "label": label}))
         try:
-            return await self.device.createComputePipelineAsync(
+            pipeline = await self.device.createComputePipelineAsync(
                 _js({"layout": "auto", "compute": {"module": module, "entryPoint": entry, "constants": dict(constants)},
                      "label": label})
             )
@@ -85,6 +87,9 @@ class BrowserBackend:
             info = await module.getCompilationInfo()
             messages = [f"{m.lineNum}:{m.linePos} {m.type}: {m.message}" for m in info.messages]
             raise GpuError(f"kernel {label} failed to compile: {e}\n" + "\n".join(messages)) from None
+        finally:
+            await self.device.popErrorScope()
+        return pipeline
 
     def create_bind_group(self, pipeline, entries, label):
         return self.device.createBindGroup(

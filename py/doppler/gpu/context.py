@@ -64,6 +64,8 @@ class Plan:
         self.ops: list[tuple] = []
         self.kernels: list[str] = []  # label per dispatch, for stats
         self.uniforms = _UniformArena(gpu.backend, f"{label}.uniforms")
+        self.freed: list = []  # buffers freed while recording: the plan still reads and writes them
+        self.owned: list = []
         self.handle = None
 
     def replay(self) -> None:
@@ -71,6 +73,9 @@ class Plan:
 
     def destroy(self) -> None:
         self.uniforms.destroy()
+        for alloc in self.owned:
+            self.gpu.pool.release(alloc)
+        self.owned.clear()
 
 
 class Gpu:
@@ -123,6 +128,8 @@ class Gpu:
     def free(self, *tensors: Tensor) -> None:
         for t in tensors:
             self.pool.release(t.alloc)
+            if self._recording is not None:
+                self._recording.freed.append(t.alloc)
 
     async def read(self, tensor: Tensor) -> bytes:
         """The one way tensor data leaves the GPU; counted as a readback."""
@@ -219,6 +226,9 @@ class Gpu:
             yield plan
         finally:
             self._recording = None
+        # Intermediates freed inside the recording are still the plan's at every replay: keep them out of the pool.
+        plan.owned = self.pool.claim(plan.freed)
+        plan.freed = []
         plan.handle = self.backend.make_plan(plan.ops, self.max_dispatches_per_submit)
 
     def replay(self, plan: Plan) -> None:

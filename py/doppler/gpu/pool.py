@@ -64,6 +64,17 @@ class BufferPool:
         self._live.discard(alloc)
         self._free[alloc.size].append(alloc)
 
+    def claim(self, allocs) -> list[Allocation]:
+        """Take those of `allocs` that are free back out of the pool (live again, for a new owner)."""
+        claimed = []
+        for alloc in dict.fromkeys(allocs):
+            free = self._free.get(alloc.size, [])
+            if alloc in free:
+                free.remove(alloc)
+                self._live.add(alloc)
+                claimed.append(alloc)
+        return claimed
+
     def trim(self) -> None:
         """Destroy every cached free buffer (e.g. when a component is released)."""
         for size, allocs in self._free.items():
