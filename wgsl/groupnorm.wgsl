@@ -22,7 +22,7 @@
 struct GroupNorm {
   batch: u32, height: u32, width: u32, channels: u32, groups: u32,
   row0: u32, rows: u32, col0: u32, cols: u32,
-  eps: f32, accumulate: u32,
+  eps: f32, accumulate: u32
 }
 
 override CT: u32 = 64u;
