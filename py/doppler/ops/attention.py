@@ -1,0 +1,56 @@
+"""Scaled dot-product attention with an online softmax (`wgsl/attention.wgsl`); the score matrix never exists.
+
+Per batch b and head h (channels h*d .. h*d+d of each token, as diffusers' head_to_batch_dim splits them):
+out[b, i, h*d:(h+1)*d] = softmax_k(scale * q_i . k_k) v_k, scale = 1/sqrt(d) unless given; causal: k <= i only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import sqrt
+from typing import ClassVar
+
+from ..errors import GpuError
+from ..gpu.uniforms import f32, pack, u32
+
+QUERIES_PER_WORKGROUP = 64  # BQ in the kernel
+COLUMNS_PER_LANE = 16  # the kernel's thread grid side: output columns per workgroup are 16 * MV
+MAX_COLUMNS_PER_THREAD = 8  # MV_MAX: wider heads run in several column chunks
+
+
+@dataclass(frozen=True)
+class Attention:
+    WGSL_NAME: ClassVar[str] = "Attention"
+    queries: int = u32()
+    keys: int = u32()
+    heads: int = u32()
+    head_dim: int = u32()
+    scale: float = f32(1.0)
+    causal: int = u32()
+
+
+def column_split(head_dim: int) -> tuple[int, int]:
+    """(chunks, MV): the head's output columns in `chunks` workgroups of 16 * MV columns, MV <= 8, as even as can be."""
+    chunks = -(-head_dim // (COLUMNS_PER_LANE * MAX_COLUMNS_PER_THREAD))
+    per_chunk = -(-head_dim // chunks)
+    return chunks, -(-per_chunk // COLUMNS_PER_LANE)
+
+
+async def attention(gpu, q, k, v, out, heads: int, scale: float | None = None, causal: bool = False) -> None:
+    """out (B, Tq, heads*d) = attention of q (B, Tq, heads*d) over k, v (B, Tk, heads*d), all f32."""
+    if len(q.shape) != 3:
+        raise GpuError(f"attention: {q.label} has shape {q.shape}; give tokens (B, T, heads * head_dim)")
+    b, tq, channels = q.shape
+    tk = k.shape[1] if len(k.shape) == 3 else 0
+    for t, shape in ((q, q.shape), (k, (b, tk, channels)), (v, (b, tk, channels)), (out, q.shape)):
+        if tuple(t.shape) != shape or t.dtype != "f32":
+            raise GpuError(f"attention: {t.label} is {t.shape} {t.dtype}; expected {shape} f32 for {q.label} {q.shape}")
+    if heads < 1 or channels % heads or tk < 1:
+        raise GpuError(f"attention: {channels} channels of {q.label} do not split into {heads} heads (or no keys)")
+    if causal and tq != tk:
+        raise GpuError(f"attention: causal attention needs as many queries as keys; got {tq} and {tk}")
+    head_dim = channels // heads
+    chunks, mv = column_split(head_dim)
+    kernel = await gpu.kernel("attention", "main", {"MV": mv})
+    uniform = Attention(tq, tk, heads, head_dim, 1.0 / sqrt(head_dim) if scale is None else scale, int(causal))
+    gpu.dispatch(kernel, [q, k, v, out], (-(-tq // QUERIES_PER_WORKGROUP), chunks, b * heads), pack(uniform))
