@@ -13,9 +13,11 @@ from typing import ClassVar
 from ..errors import GpuError
 from ..gpu.uniforms import f32, pack, u32
 
-QUERIES_PER_WORKGROUP = 64  # BQ in the kernel
-COLUMNS_PER_LANE = 16  # the kernel's thread grid side: output columns per workgroup are 16 * MV
+QUERY_THREADS = 8  # TQ: the workgroup is 8 x 16 threads, each holding 8 queries
+QUERIES_PER_THREAD = 8
+COLUMN_THREADS = 16  # TK: output columns per workgroup are 16 * MV
 MAX_COLUMNS_PER_THREAD = 8  # MV_MAX: wider heads run in several column chunks
+DIM_CHUNK = 16  # DC: head dims staged at a time; 8 where that divides the head and 16 does not
 
 
 @dataclass(frozen=True)
@@ -31,9 +33,9 @@ class Attention:
 
 def column_split(head_dim: int) -> tuple[int, int]:
     """(chunks, MV): the head's output columns in `chunks` workgroups of 16 * MV columns, MV <= 8, as even as can be."""
-    chunks = -(-head_dim // (COLUMNS_PER_LANE * MAX_COLUMNS_PER_THREAD))
+    chunks = -(-head_dim // (COLUMN_THREADS * MAX_COLUMNS_PER_THREAD))
     per_chunk = -(-head_dim // chunks)
-    return chunks, -(-per_chunk // COLUMNS_PER_LANE)
+    return chunks, -(-per_chunk // COLUMN_THREADS)
 
 
 async def attention(gpu, q, k, v, out, heads: int, scale: float | None = None, causal: bool = False) -> None:
@@ -51,6 +53,8 @@ async def attention(gpu, q, k, v, out, heads: int, scale: float | None = None, c
         raise GpuError(f"attention: causal attention needs as many queries as keys; got {tq} and {tk}")
     head_dim = channels // heads
     chunks, mv = column_split(head_dim)
-    kernel = await gpu.kernel("attention", "main", {"MV": mv})
+    dim_chunk = DIM_CHUNK // 2 if head_dim % DIM_CHUNK and head_dim % (DIM_CHUNK // 2) == 0 else DIM_CHUNK
+    kernel = await gpu.kernel("attention", "main", {"TQ": QUERY_THREADS, "MV": mv, "DC": dim_chunk})
     uniform = Attention(tq, tk, heads, head_dim, 1.0 / sqrt(head_dim) if scale is None else scale, int(causal))
-    gpu.dispatch(kernel, [q, k, v, out], (-(-tq // QUERIES_PER_WORKGROUP), chunks, b * heads), pack(uniform))
+    queries_per_workgroup = QUERY_THREADS * QUERIES_PER_THREAD
+    gpu.dispatch(kernel, [q, k, v, out], (-(-tq // queries_per_workgroup), chunks, b * heads), pack(uniform))
