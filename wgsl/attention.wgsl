@@ -21,11 +21,11 @@ struct Attention { queries: u32, keys: u32, heads: u32, head_dim: u32, scale: f3
 override TQ: u32 = 8u;  // threads along queries: BQ = 8 TQ queries per workgroup
 override MV: u32 = 4u;  // output columns per thread: DV = 16 MV per workgroup, MV <= MV_MAX
 override DC: u32 = 16u;  // head dims per staged chunk of Q and K
+override VC: u32 = 16u;  // keys per staged chunk of V, dividing BK
 
 const TK: u32 = 16u;  // threads along keys (and output columns)
 const MK: u32 = 4u;  // keys per thread in S
 const BK: u32 = TK * MK;  // keys per tile
-const VC: u32 = 8u;  // keys per staged chunk of V
 const MV_MAX: u32 = 8u;
 const LOG2E: f32 = 1.4426950408889634;
 const MASKED: f32 = -1.0e30;  // score of a key a query must not see; exp2 of it (less any max) is 0

@@ -18,6 +18,8 @@ QUERIES_PER_THREAD = 8
 COLUMN_THREADS = 16  # TK: output columns per workgroup are 16 * MV
 MAX_COLUMNS_PER_THREAD = 8  # MV_MAX: wider heads run in several column chunks
 DIM_CHUNK = 16  # DC: head dims staged at a time; 8 where that divides the head and 16 does not
+KEYS_PER_TILE = 64  # BK
+STAGED_VALUES = 1024  # f32 words of V staged at a time, at most: VC keys of 16 * MV columns
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,23 @@ class Attention:
     head_dim: int = u32()
     scale: float = f32(1.0)
     causal: int = u32()
+
+
+def workgroup_bytes(overrides: dict) -> int:
+    """Workgroup memory of the kernel with these overrides (its q_tile, kv_tile and p_tile)."""
+    tq, mv, dc, vc = (overrides[n] for n in ("TQ", "MV", "DC", "VC"))
+    vec4s = max(dc, COLUMN_THREADS) * 2 * tq + KEYS_PER_TILE * (2 * tq + 1)
+    return 16 * vec4s + 4 * max(dc * KEYS_PER_TILE, vc * COLUMN_THREADS * mv)
+
+
+def tiling(head_dim: int) -> tuple[int, dict]:
+    """(column chunks, kernel overrides) for heads of head_dim."""
+    chunks, mv = column_split(head_dim)
+    dc = DIM_CHUNK // 2 if head_dim % DIM_CHUNK and head_dim % (DIM_CHUNK // 2) == 0 else DIM_CHUNK
+    vc = KEYS_PER_TILE
+    while vc * COLUMN_THREADS * mv > STAGED_VALUES:
+        vc //= 2
+    return chunks, {"TQ": QUERY_THREADS, "MV": mv, "DC": dc, "VC": vc}
 
 
 def column_split(head_dim: int) -> tuple[int, int]:
@@ -52,9 +71,12 @@ async def attention(gpu, q, k, v, out, heads: int, scale: float | None = None, c
     if causal and tq != tk:
         raise GpuError(f"attention: causal attention needs as many queries as keys; got {tq} and {tk}")
     head_dim = channels // heads
-    chunks, mv = column_split(head_dim)
-    dim_chunk = DIM_CHUNK // 2 if head_dim % DIM_CHUNK and head_dim % (DIM_CHUNK // 2) == 0 else DIM_CHUNK
-    kernel = await gpu.kernel("attention", "main", {"TQ": QUERY_THREADS, "MV": mv, "DC": dim_chunk})
+    chunks, overrides = tiling(head_dim)
+    need, offered = workgroup_bytes(overrides), gpu.caps.limits.get("maxComputeWorkgroupStorageSize", 16384)
+    if need > offered:
+        raise GpuError(f"attention over heads of {head_dim} needs {need} bytes of workgroup memory; this GPU offers "
+                       f"{offered}: smaller tiles (QUERY_THREADS) would fit")
+    kernel = await gpu.kernel("attention", "main", overrides)
     uniform = Attention(tq, tk, heads, head_dim, 1.0 / sqrt(head_dim) if scale is None else scale, int(causal))
     queries_per_workgroup = QUERY_THREADS * QUERIES_PER_THREAD
     gpu.dispatch(kernel, [q, k, v, out], (-(-tq // queries_per_workgroup), chunks, b * heads), pack(uniform))
