@@ -71,7 +71,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let q_base = (wg.z / u.heads) * u.queries * stride + head;
   let kv_base = (wg.z / u.heads) * u.keys * stride + head;
   let scale = u.scale * LOG2E;
-  let query = array<vec4u, 2>(vec4u(q0 + 8u * tq) + vec4u(0u, 1u, 2u, 3u), vec4u(q0 + 8u * tq + 4u) + vec4u(0u, 1u, 2u, 3u));
+  let lanes = vec4u(0u, 1u, 2u, 3u);
+  let query = array<vec4u, 2>(vec4u(q0 + 8u * tq) + lanes, vec4u(q0 + 8u * tq + 4u) + lanes);  // this thread's rows
   let p_row = 2u * TQ + 1u;
 
   var m = array<vec4f, 2>(vec4f(MASKED), vec4f(MASKED));  // running max of each query row, base 2

@@ -57,3 +57,18 @@ def test_reference_matches_torch():
         want = torch.nn.functional.scaled_dot_product_attention(heads(q), heads(k), heads(v), is_causal=causal)
         np.testing.assert_allclose(ref.attention(q, k, v, 3, causal=causal),
                                    want.transpose(1, 2).reshape(2, 9, 24).numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_bad_inputs_are_named(native_gpu, event_loop_runner):
+    from doppler.errors import GpuError
+    from doppler.ops import attention
+
+    q = native_gpu.tensor((1, 7, 64), "f32", "clip.q")
+    k = native_gpu.tensor((1, 9, 64), "f32", "clip.k")
+    try:
+        with pytest.raises(GpuError, match="causal attention needs as many queries as keys; got 7 and 9"):
+            event_loop_runner(attention.attention(native_gpu, q, k, k, q, 1, causal=True))
+        with pytest.raises(GpuError, match="64 channels of clip.q do not split into 3 heads"):
+            event_loop_runner(attention.attention(native_gpu, q, k, k, q, 3))
+    finally:
+        native_gpu.free(q, k)

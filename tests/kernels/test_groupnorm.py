@@ -123,3 +123,16 @@ def test_bad_shapes_are_named(native_gpu, event_loop_runner):
             event_loop_runner(groupnorm.group_norm(native_gpu, x, x, x, x, stats, 32, 1e-5))
     finally:
         native_gpu.free(x, stats)
+
+
+def test_windows_outside_the_map_are_named(native_gpu, event_loop_runner):
+    from doppler.errors import GpuError
+    from doppler.ops import groupnorm
+
+    x = native_gpu.tensor((1, 4, 6, 32), "f32", "vae.tile")
+    moments = native_gpu.tensor((1, 32, 3), "f32", "moments")
+    try:
+        with pytest.raises(GpuError, match="does not lie inside the 4x6 map vae.tile"):
+            event_loop_runner(groupnorm.accumulate_moments(native_gpu, x, moments, x, 32, groupnorm.Window(2, 0, 3, 6)))
+    finally:
+        native_gpu.free(x, moments)

@@ -44,7 +44,8 @@ def test_layer_norm_matches_reference(gpu_run, request, case):
     x, gamma, beta = _inputs(shape, 5, mean, pdtype)
     got = gpu_run(SOURCE.format(shape=shape, pdtype=pdtype, eps=eps), x=x.tobytes(), gamma=gamma.tobytes(),
                   beta=beta.tobytes(), poison=np.full(shape, POISON, np.float32).tobytes())
-    assert_close(np.frombuffer(got, np.float32), ref.layer_norm(x, gamma, beta, eps), "f16w" if pdtype == "f16" else "f32")
+    path = "f16w" if pdtype == "f16" else "f32"
+    assert_close(np.frombuffer(got, np.float32), ref.layer_norm(x, gamma, beta, eps), path)
 
 
 def test_reference_matches_torch():

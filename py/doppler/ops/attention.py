@@ -75,7 +75,7 @@ async def attention(gpu, q, k, v, out, heads: int, scale: float | None = None, c
     need, offered = workgroup_bytes(overrides), gpu.caps.limits.get("maxComputeWorkgroupStorageSize", 16384)
     if need > offered:
         raise GpuError(f"attention over heads of {head_dim} needs {need} bytes of workgroup memory; this GPU offers "
-                       f"{offered}: smaller tiles (QUERY_THREADS) would fit")
+                       f"{offered}: lower QUERY_THREADS in doppler/ops/attention.py for this GPU")
     kernel = await gpu.kernel("attention", "main", overrides)
     uniform = Attention(tq, tk, heads, head_dim, 1.0 / sqrt(head_dim) if scale is None else scale, int(causal))
     queries_per_workgroup = QUERY_THREADS * QUERIES_PER_THREAD

@@ -64,15 +64,16 @@ def _check(x, groups: int, **tensors) -> tuple[int, int, int, int]:
         if tuple(t.shape) != expected[name]:
             raise GpuError(f"group norm: {name} {t.label} has shape {t.shape}; expected {expected[name]} for {x.label}")
     if "gamma" in tensors and not tensors["gamma"].dtype == tensors["beta"].dtype in ("f32", "f16"):
-        raise GpuError(f"group norm: gamma and beta are stored as {tensors['gamma'].dtype} and {tensors['beta'].dtype}; "
-                       "store both as f32 or both as f16")
+        dtypes = f"{tensors['gamma'].dtype} and {tensors['beta'].dtype}"
+        raise GpuError(f"group norm: gamma and beta are stored as {dtypes}; store both as f32 or both as f16")
     return x.shape
 
 
 def _window(x, window: Window | None) -> Window:
     h, w = x.shape[1:3]
     win = window or Window(0, 0, h, w)
-    if min(win.height, win.width) < 1 or min(win.top, win.left) < 0 or win.top + win.height > h or win.left + win.width > w:
+    inside = 0 <= win.top and win.top + win.height <= h and 0 <= win.left and win.left + win.width <= w
+    if min(win.height, win.width) < 1 or not inside:
         raise GpuError(f"group norm: window {win} does not lie inside the {h}x{w} map {x.label}")
     return win
 
@@ -92,8 +93,8 @@ async def _moments(gpu, x, partials, groups: int, window: Window, entry: str, ou
                        f"moments of {x.label} need {need} f32 (see partials_shape)")
     data = _uniform(x.shape, groups, window, **uniform)
     kernel = await gpu.kernel("groupnorm", "partial_moments", {"CT": CHANNELS_PER_WORKGROUP, "LANES": LANES})
-    gpu.dispatch(kernel, [x, None, None, None, partials, None, None], (window.height, -(-c // CHANNELS_PER_WORKGROUP), b),
-                 data)
+    tiles = -(-c // CHANNELS_PER_WORKGROUP)
+    gpu.dispatch(kernel, [x, None, None, None, partials, None, None], (window.height, tiles, b), data)
     kernel = await gpu.kernel("groupnorm", entry, {"WG": REDUCE_WORKGROUP})
     gpu.dispatch(kernel, [None, None, None, outputs.get("stats"), partials, outputs.get("moments"), None],
                  (groups, b), data)
@@ -132,7 +133,8 @@ async def finalize(gpu, moments, stats, eps: float) -> None:
 async def apply(gpu, x, stats, gamma, beta, out, groups: int, silu: bool = False) -> None:
     """out = (x - mean) * rstd * gamma + beta (then SiLU if `silu`) with (mean, rstd) from stats (B, G, 2)."""
     b, h, _, c = _check(x, groups, gamma=gamma, beta=beta, out=out, stats=stats)
-    overrides = {"CT": CHANNELS_PER_WORKGROUP, "LANES": LANES, "SILU": int(silu), "PARAM_F16": int(gamma.dtype == "f16")}
+    overrides = {"CT": CHANNELS_PER_WORKGROUP, "LANES": LANES, "SILU": int(silu),
+                 "PARAM_F16": int(gamma.dtype == "f16")}
     kernel = await gpu.kernel("groupnorm", "apply", overrides)
     gpu.dispatch(kernel, [x, gamma, beta, stats, None, None, out], (h, -(-c // CHANNELS_PER_WORKGROUP), b),
                  _uniform(x.shape, groups, _window(x, None)))

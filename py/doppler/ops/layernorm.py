@@ -26,7 +26,8 @@ async def layer_norm(gpu, x, gamma, beta, out, eps: float) -> None:
     cols = x.shape[-1]
     rows = prod(x.shape[:-1])
     if tuple(out.shape) != tuple(x.shape) or x.dtype != "f32" or out.dtype != "f32":
-        raise GpuError(f"layer norm: out {out.label} {out.shape} {out.dtype} must be f32 of {x.label}'s shape {x.shape}")
+        raise GpuError(f"layer norm: out {out.label} {out.shape} {out.dtype} must be f32 of {x.label}'s shape "
+                       f"{x.shape}")
     for t in (gamma, beta):
         if tuple(t.shape) != (cols,) or t.dtype not in ("f32", "f16") or t.dtype != gamma.dtype:
             raise GpuError(f"layer norm: {t.label} {t.shape} {t.dtype} must be ({cols},), gamma and beta both f32 "
