@@ -63,12 +63,16 @@ def test_bad_inputs_are_named(native_gpu, event_loop_runner):
     from doppler.errors import GpuError
     from doppler.ops import attention
 
-    q = native_gpu.tensor((1, 7, 64), "f32", "clip.q")
+    q, out = (native_gpu.tensor((1, 7, 64), "f32", f"clip.{n}") for n in ("q", "out"))
     k = native_gpu.tensor((1, 9, 64), "f32", "clip.k")
+    cases = [
+        ((q, k, k, out, 1), {"causal": True}, "causal attention needs as many queries as keys; got 7 and 9"),
+        ((q, k, k, out, 3), {}, "64 channels of clip.q do not split into 3 heads"),
+        ((q, k, k, q, 1), {}, "out clip.q shares a buffer with q, k or v"),
+    ]
     try:
-        with pytest.raises(GpuError, match="causal attention needs as many queries as keys; got 7 and 9"):
-            event_loop_runner(attention.attention(native_gpu, q, k, k, q, 1, causal=True))
-        with pytest.raises(GpuError, match="64 channels of clip.q do not split into 3 heads"):
-            event_loop_runner(attention.attention(native_gpu, q, k, k, q, 3))
+        for args, kwargs, message in cases:
+            with pytest.raises(GpuError, match=message):
+                event_loop_runner(attention.attention(native_gpu, *args, **kwargs))
     finally:
-        native_gpu.free(q, k)
+        native_gpu.free(q, k, out)

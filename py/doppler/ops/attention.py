@@ -66,6 +66,8 @@ async def attention(gpu, q, k, v, out, heads: int, scale: float | None = None, c
     for t, shape in ((q, q.shape), (k, (b, tk, channels)), (v, (b, tk, channels)), (out, q.shape)):
         if tuple(t.shape) != shape or t.dtype != "f32":
             raise GpuError(f"attention: {t.label} is {t.shape} {t.dtype}; expected {shape} f32 for {q.label} {q.shape}")
+    if any(out.alloc is t.alloc for t in (q, k, v)):
+        raise GpuError(f"attention: out {out.label} shares a buffer with q, k or v; give it its own")
     if heads < 1 or channels % heads or tk < 1:
         raise GpuError(f"attention: {channels} channels of {q.label} do not split into {heads} heads (or no keys)")
     if causal and tq != tk:

@@ -63,6 +63,8 @@ def _check(x, groups: int, **tensors) -> tuple[int, int, int, int]:
     for name, t in tensors.items():
         if tuple(t.shape) != expected[name]:
             raise GpuError(f"group norm: {name} {t.label} has shape {t.shape}; expected {expected[name]} for {x.label}")
+    if "out" in tensors and tensors["out"].alloc is x.alloc:
+        raise GpuError(f"group norm: out and x share the buffer of {x.label}; in-place normalization is not supported")
     if "gamma" in tensors and not tensors["gamma"].dtype == tensors["beta"].dtype in ("f32", "f16"):
         dtypes = f"{tensors['gamma'].dtype} and {tensors['beta'].dtype}"
         raise GpuError(f"group norm: gamma and beta are stored as {dtypes}; store both as f32 or both as f16")
