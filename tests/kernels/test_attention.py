@@ -27,7 +27,7 @@ CASES = {
     "self-d160": (1, 70, 70, 1, 160, None, False),  # two column chunks
     "causal-clip": (1, 77, 77, 12, 64, None, True),
     "vae-d512": (1, 37, 37, 1, 512, None, False),  # four column chunks of 128
-    "odd-d": (1, 5, 3, 3, 20, None, False),
+    "odd-d": (1, 5, 3, 3, 33, None, False),
 }
 BROWSER = {"cross-77"}
 
