@@ -1,0 +1,142 @@
+"""GroupNorm over NHWC maps (`wgsl/groupnorm.wgsl`): y = (x - mean_bg) * rstd_bg * gamma_c + beta_c, optional SiLU.
+
+mean_bg and var_bg run over the H*W*(C/G) values of batch b, group g; rstd = 1/sqrt(var + eps). `group_norm` does
+it all; the tiled VAE decode shares one map's statistics across its tiles instead: `accumulate_moments` per tile
+(its core `Window`), then `finalize`, then `apply` per tile. No op allocates: plans replay what callers own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..errors import GpuError
+from ..gpu.uniforms import f32, pack, u32
+
+CHANNELS_PER_WORKGROUP = 64  # CT: threads along channels, adjacent, so each warp reads contiguous memory
+LANES = 4  # threads along a pixel row
+REDUCE_WORKGROUP = 256
+
+
+@dataclass(frozen=True)
+class GroupNorm:
+    WGSL_NAME: ClassVar[str] = "GroupNorm"
+    batch: int = u32()
+    height: int = u32()
+    width: int = u32()
+    channels: int = u32()
+    groups: int = u32()
+    row0: int = u32()
+    rows: int = u32()
+    col0: int = u32()
+    cols: int = u32()
+    eps: float = f32()
+    accumulate: int = u32()
+
+
+@dataclass(frozen=True)
+class Window:
+    """The pixels of a map that count towards its statistics: rows top..top+height, columns left..left+width."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def partials_shape(x_shape: tuple[int, ...], window: Window | None = None) -> tuple[int, int, int, int]:
+    """Shape of the scratch `accumulate_moments` needs: (B, window rows, C, 2)."""
+    b, h, _, c = x_shape
+    return (b, window.height if window else h, c, 2)
+
+
+def _check(x, groups: int, **tensors) -> tuple[int, int, int, int]:
+    if len(x.shape) != 4:
+        raise GpuError(f"group norm: {x.label} has shape {x.shape}; give an NHWC map (B, H, W, C)")
+    b, _, _, c = x.shape
+    for t in (x, tensors.get("out", x)):
+        if t.dtype != "f32":
+            raise GpuError(f"group norm: {t.label} is stored as {t.dtype}; maps are f32 on this path")
+    if groups < 1 or c % groups:
+        raise GpuError(f"group norm: {c} channels of {x.label} do not split into {groups} groups")
+    expected = {"gamma": (c,), "beta": (c,), "out": x.shape, "stats": (b, groups, 2), "moments": (b, groups, 3)}
+    for name, t in tensors.items():
+        if tuple(t.shape) != expected[name]:
+            raise GpuError(f"group norm: {name} {t.label} has shape {t.shape}; expected {expected[name]} for {x.label}")
+    if "out" in tensors and tensors["out"].alloc is x.alloc:
+        raise GpuError(f"group norm: out and x share the buffer of {x.label}; in-place normalization is not supported")
+    if "gamma" in tensors and not tensors["gamma"].dtype == tensors["beta"].dtype in ("f32", "f16"):
+        dtypes = f"{tensors['gamma'].dtype} and {tensors['beta'].dtype}"
+        raise GpuError(f"group norm: gamma and beta are stored as {dtypes}; store both as f32 or both as f16")
+    return x.shape
+
+
+def _window(x, window: Window | None) -> Window:
+    h, w = x.shape[1:3]
+    win = window or Window(0, 0, h, w)
+    inside = 0 <= win.top and win.top + win.height <= h and 0 <= win.left and win.left + win.width <= w
+    if min(win.height, win.width) < 1 or not inside:
+        raise GpuError(f"group norm: window {win} does not lie inside the {h}x{w} map {x.label}")
+    return win
+
+
+def _uniform(shape, groups: int, window: Window, eps: float = 0.0, accumulate: bool = False) -> bytes:
+    b, h, w, c = shape
+    return pack(GroupNorm(b, h, w, c, groups, window.top, window.height, window.left, window.width, eps,
+                          int(accumulate)))
+
+
+async def _moments(gpu, x, partials, groups: int, window: Window, entry: str, outputs: dict, **uniform) -> None:
+    """Per-row partial moments of the window into `partials`, then their combination per group by `entry`."""
+    b, _, _, c = x.shape
+    need = 2 * b * window.height * c
+    if partials.numel < need or partials.dtype != "f32":
+        raise GpuError(f"group norm: scratch {partials.label} holds {partials.numel} {partials.dtype}; the partial "
+                       f"moments of {x.label} need {need} f32 (see partials_shape)")
+    data = _uniform(x.shape, groups, window, **uniform)
+    kernel = await gpu.kernel("groupnorm", "partial_moments", {"CT": CHANNELS_PER_WORKGROUP, "LANES": LANES})
+    tiles = -(-c // CHANNELS_PER_WORKGROUP)
+    gpu.dispatch(kernel, [x, None, None, None, partials, None, None], (window.height, tiles, b), data)
+    kernel = await gpu.kernel("groupnorm", entry, {"WG": REDUCE_WORKGROUP})
+    gpu.dispatch(kernel, [None, None, None, outputs.get("stats"), partials, outputs.get("moments"), None],
+                 (groups, b), data)
+
+
+async def group_norm(gpu, x, gamma, beta, out, stats, groups: int, eps: float, silu: bool = False) -> None:
+    """out = GroupNorm(x) (then SiLU if `silu`) for x, out (B, H, W, C) f32; gamma, beta (C) f32 or f16; stats
+    (B, G, 2) f32 receives (mean, rstd). `out` doubles as the scratch of the partial moments (maps of width >= 2)."""
+    _check(x, groups, gamma=gamma, beta=beta, out=out, stats=stats)
+    if x.shape[2] < 2:
+        raise GpuError(f"group norm: {x.label} is {x.shape[2]} pixel wide; maps this narrow need accumulate_moments "
+                       "with a scratch of partials_shape, then finalize and apply")
+    await _moments(gpu, x, out, groups, _window(x, None), "group_stats", {"stats": stats}, eps=eps)
+    await apply(gpu, x, stats, gamma, beta, out, groups, silu)
+
+
+async def accumulate_moments(gpu, x, moments, partials, groups: int, window: Window | None = None,
+                             accumulate: bool = False) -> None:
+    """moments (B, G, 3) f32 = (count, mean, M2) of the `window` of x (default: all of it); with `accumulate`,
+    merged into the moments already there. `partials` is scratch of at least `partials_shape` f32 values."""
+    _check(x, groups, moments=moments)
+    await _moments(gpu, x, partials, groups, _window(x, window), "group_moments", {"moments": moments},
+                   accumulate=accumulate)
+
+
+async def finalize(gpu, moments, stats, eps: float) -> None:
+    """stats (B, G, 2) = (mean, 1/sqrt(M2/count + eps)) from moments (B, G, 3)."""
+    b, groups, _ = moments.shape
+    if tuple(stats.shape) != (b, groups, 2):
+        raise GpuError(f"group norm: stats {stats.label} has shape {stats.shape}; expected {(b, groups, 2)}")
+    kernel = await gpu.kernel("groupnorm", "finalize", {"WG": REDUCE_WORKGROUP})
+    gpu.dispatch(kernel, [None, None, None, stats, None, moments, None], (-(-b * groups // REDUCE_WORKGROUP), 1, 1),
+                 pack(GroupNorm(batch=b, groups=groups, eps=eps)))
+
+
+async def apply(gpu, x, stats, gamma, beta, out, groups: int, silu: bool = False) -> None:
+    """out = (x - mean) * rstd * gamma + beta (then SiLU if `silu`) with (mean, rstd) from stats (B, G, 2)."""
+    b, h, _, c = _check(x, groups, gamma=gamma, beta=beta, out=out, stats=stats)
+    overrides = {"CT": CHANNELS_PER_WORKGROUP, "LANES": LANES, "SILU": int(silu),
+                 "PARAM_F16": int(gamma.dtype == "f16")}
+    kernel = await gpu.kernel("groupnorm", "apply", overrides)
+    gpu.dispatch(kernel, [x, gamma, beta, stats, None, None, out], (h, -(-c // CHANNELS_PER_WORKGROUP), b),
+                 _uniform(x.shape, groups, _window(x, None)))

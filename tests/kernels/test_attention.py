@@ -1,0 +1,78 @@
+"""Attention against the float64 reference at SD 1.5's cases scaled down: UNet self-attention (head dims 40, 80,
+160), cross-attention over 77 text tokens, CLIP's causal 77 x 77 with d = 64, the VAE's one wide head (up to 512),
+token counts that are not multiples of the 64-query and 32-key tiles."""
+
+import numpy as np
+import pytest
+
+from reference import POISON, assert_close, rng
+from reference import attention as ref
+
+SOURCE = """
+from doppler.ops import attention
+qs, kvs, heads = {q_shape}, {kv_shape}, {heads}
+tq, tk, tv, out = (gpu.tensor(s, "f32", n) for s, n in ((qs, "q"), (kvs, "k"), (kvs, "v"), (qs, "out")))
+gpu.upload(tq, q); gpu.upload(tk, k); gpu.upload(tv, v); gpu.upload(out, poison)
+await attention.attention(gpu, tq, tk, tv, out, heads, scale={scale}, causal={causal})
+result = await gpu.read(out)
+gpu.free(tq, tk, tv, out)
+result
+"""
+
+# (batch, queries, keys, heads, head dim, scale, causal)
+CASES = {
+    "self-d40": (2, 64 + 13, 64 + 13, 2, 40, None, False),
+    "cross-77": (2, 29, 77, 2, 40, None, False),
+    "self-d80-sharp": (1, 100, 100, 2, 80, 0.5, False),  # peaked softmax: the running max moves between tiles
+    "self-d160": (1, 70, 70, 1, 160, None, False),  # two column chunks
+    "causal-clip": (1, 77, 77, 12, 64, None, True),
+    "vae-d512": (1, 37, 37, 1, 512, None, False),  # four column chunks of 128
+    "odd-d": (1, 5, 3, 3, 33, None, False),
+}
+BROWSER = {"cross-77"}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_attention_matches_reference(gpu_run, request, case):
+    batch, queries, keys, heads, d, scale, causal = CASES[case]
+    if "browser" in request.node.callspec.id and case not in BROWSER:
+        pytest.skip("SwiftShader is slow: the browser runs one case")
+    r = rng(9)
+    q_shape, kv_shape = (batch, queries, heads * d), (batch, keys, heads * d)
+    q, k, v = (r.standard_normal(s).astype(np.float32) for s in (q_shape, kv_shape, kv_shape))
+    got = gpu_run(SOURCE.format(q_shape=q_shape, kv_shape=kv_shape, heads=heads, scale=scale, causal=causal),
+                  q=q.tobytes(), k=k.tobytes(), v=v.tobytes(), poison=np.full(q_shape, POISON, np.float32).tobytes())
+    assert_close(np.frombuffer(got, np.float32), ref.attention(q, k, v, heads, scale, causal), "f32")
+
+
+def test_reference_matches_torch():
+    torch = pytest.importorskip("torch")
+    r = rng(10)
+    q, k, v = (r.standard_normal((2, 9, 3 * 8)) for _ in range(3))
+
+    def heads(t):
+        return torch.from_numpy(t).reshape(2, 9, 3, 8).transpose(1, 2)
+
+    for causal in (False, True):
+        want = torch.nn.functional.scaled_dot_product_attention(heads(q), heads(k), heads(v), is_causal=causal)
+        np.testing.assert_allclose(ref.attention(q, k, v, 3, causal=causal),
+                                   want.transpose(1, 2).reshape(2, 9, 24).numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_bad_inputs_are_named(native_gpu, event_loop_runner):
+    from doppler.errors import GpuError
+    from doppler.ops import attention
+
+    q, out = (native_gpu.tensor((1, 7, 64), "f32", f"clip.{n}") for n in ("q", "out"))
+    k = native_gpu.tensor((1, 9, 64), "f32", "clip.k")
+    cases = [
+        ((q, k, k, out, 1), {"causal": True}, "causal attention needs as many queries as keys; got 7 and 9"),
+        ((q, k, k, out, 3), {}, "64 channels of clip.q do not split into 3 heads"),
+        ((q, k, k, q, 1), {}, "out clip.q shares a buffer with q, k or v"),
+    ]
+    try:
+        for args, kwargs, message in cases:
+            with pytest.raises(GpuError, match=message):
+                event_loop_runner(attention.attention(native_gpu, *args, **kwargs))
+    finally:
+        native_gpu.free(q, k, out)
