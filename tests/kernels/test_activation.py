@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from gpu_runner import binding_limited
 from reference import POISON, activation as ref, assert_close, rng
 
 SOURCE = """
@@ -10,17 +11,12 @@ gpu.upload(x_t, x)
 out_t = x_t if inplace else gpu.tensor(out_shape, "f32", "out")
 if not inplace:
     gpu.upload(out_t, poison)
-saved = gpu.caps.limits["maxStorageBufferBindingSize"]
-gpu.caps.limits["maxStorageBufferBindingSize"] = max_binding or saved
-before = sum(gpu.stats.dispatches.values())
-try:
-    await getattr(activation, name)(gpu, x_t, out_t)
-    gpu.flush()
-finally:
-    gpu.caps.limits["maxStorageBufferBindingSize"] = saved
+""" + binding_limited("""
+await getattr(activation, name)(gpu, x_t, out_t)
+""") + """
 result = await gpu.read(out_t)
 gpu.free(*{x_t, out_t})
-[result, sum(gpu.stats.dispatches.values()) - before]
+[result, dispatched]
 """
 
 

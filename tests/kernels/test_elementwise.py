@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from gpu_runner import binding_limited
 from reference import POISON, assert_close, rng
 
 # Sizes that are not multiples of the 256-wide workgroup, and one past a full x-row of workgroups.
@@ -47,17 +48,12 @@ gpu.upload(x_t, x); gpu.upload(y_t, y)
 out_t = x_t if inplace else gpu.tensor(x_shape, "f32", "out")
 if not inplace:
     gpu.upload(out_t, poison)
-saved = gpu.caps.limits["maxStorageBufferBindingSize"]
-gpu.caps.limits["maxStorageBufferBindingSize"] = max_binding or saved
-before = sum(gpu.stats.dispatches.values())
-try:
-    await elementwise.add(gpu, x_t, y_t, out_t)
-    gpu.flush()
-finally:
-    gpu.caps.limits["maxStorageBufferBindingSize"] = saved
+""" + binding_limited("""
+await elementwise.add(gpu, x_t, y_t, out_t)
+""") + """
 result = await gpu.read(out_t)
 gpu.free(*{x_t, y_t, out_t})
-[result, sum(gpu.stats.dispatches.values()) - before]
+[result, dispatched]
 """
 
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from gpu_runner import binding_limited
 from reference import POISON, assert_close, embedding as ref, rng
 
 SOURCE = """
@@ -11,17 +12,12 @@ pos_t = gpu.tensor(pos_shape, pos_dtype, "positions")
 out_t = gpu.tensor((*ids_shape, tok_shape[1]), "f32", "out")
 for t, data in ((ids_t, ids), (tok_t, tok), (pos_t, pos), (out_t, poison)):
     gpu.upload(t, data)
-saved = gpu.caps.limits["maxStorageBufferBindingSize"]
-gpu.caps.limits["maxStorageBufferBindingSize"] = max_binding or saved
-before = sum(gpu.stats.dispatches.values())
-try:
-    await embedding.embed(gpu, ids_t, tok_t, pos_t, out_t)
-    gpu.flush()
-finally:
-    gpu.caps.limits["maxStorageBufferBindingSize"] = saved
+""" + binding_limited("""
+await embedding.embed(gpu, ids_t, tok_t, pos_t, out_t)
+""") + """
 result = await gpu.read(out_t)
 gpu.free(ids_t, tok_t, pos_t, out_t)
-[result, sum(gpu.stats.dispatches.values()) - before]
+[result, dispatched]
 """
 
 DTYPES = {"f32": np.float32, "f16": np.float16}

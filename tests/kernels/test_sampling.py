@@ -9,6 +9,7 @@ import pytest
 from doppler.convert.noise import gaussian
 from doppler.gpu.uniforms import pack
 from doppler.ops.sampling import GUIDANCE_EMBEDDING_SCALE, SamplerStep, guidance_frequencies, timestep_frequencies
+from gpu_runner import binding_limited
 from reference import POISON, assert_close, rng, sampling as ref
 
 SEED = (1 << 40) + 12345  # both key words in use
@@ -17,17 +18,12 @@ NOISE_SOURCE = """
 from doppler.ops import sampling
 out = gpu.tensor((count,), "f32", "noise")
 gpu.upload(out, poison)
-saved = gpu.caps.limits["maxStorageBufferBindingSize"]
-gpu.caps.limits["maxStorageBufferBindingSize"] = max_binding or saved
-before = sum(gpu.stats.dispatches.values())
-try:
-    await sampling.noise(gpu, out, seed, stream, scale)
-    gpu.flush()
-finally:
-    gpu.caps.limits["maxStorageBufferBindingSize"] = saved
+""" + binding_limited("""
+await sampling.noise(gpu, out, seed, stream, scale)
+""") + """
 result = await gpu.read(out)
 gpu.free(out)
-[result, sum(gpu.stats.dispatches.values()) - before]
+[result, dispatched]
 """
 
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from gpu_runner import binding_limited
 from reference import POISON, rng, upsample as ref
 
 SOURCE = """
@@ -10,20 +11,15 @@ for t, data in zip(inputs, (a, b)):
     gpu.upload(t, data)
 out_t = gpu.tensor(out_shape, "f32", "out")
 gpu.upload(out_t, poison)
-saved = gpu.caps.limits["maxStorageBufferBindingSize"]
-gpu.caps.limits["maxStorageBufferBindingSize"] = max_binding or saved
-before = sum(gpu.stats.dispatches.values())
-try:
-    if op == "upsample":
-        await upsample.upsample_nearest(gpu, inputs[0], out_t)
-    else:
-        await concat.concat_channels(gpu, inputs[0], inputs[1], out_t)
-    gpu.flush()
-finally:
-    gpu.caps.limits["maxStorageBufferBindingSize"] = saved
+""" + binding_limited("""
+if op == "upsample":
+    await upsample.upsample_nearest(gpu, inputs[0], out_t)
+else:
+    await concat.concat_channels(gpu, inputs[0], inputs[1], out_t)
+""") + """
 result = await gpu.read(out_t)
 gpu.free(out_t, *inputs)
-[result, sum(gpu.stats.dispatches.values()) - before]
+[result, dispatched]
 """
 
 
