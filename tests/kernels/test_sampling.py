@@ -73,7 +73,7 @@ def tensor(shape, data, label):
     t = gpu.tensor(shape, "f32", label)
     gpu.upload(t, data)
     return t
-p = gpu.tensor((len(params) // 4,), "u32", "step")
+p = sampling.params_tensor(gpu, "step")
 gpu.upload(p, params)
 x_t, m_t, x0_t = tensor(shape, x, "x"), tensor(m_shape, m, "m"), tensor(shape, x0_prev, "x0")
 g_t, in_t = tensor(shape, poison, "guided"), tensor((2, *shape[1:]), poison + poison, "unet_in")
@@ -125,7 +125,7 @@ def test_a_recorded_step_replays_with_new_coefficients(native_gpu, event_loop_ru
                          noise_stream=2)
     got = event_loop_runner(run_native(native_gpu, """
 from doppler.ops import sampling
-p = gpu.tensor((len(first) // 4,), "u32", "step")
+p = sampling.params_tensor(gpu, "step")
 x_t, m_t, x0_t = (gpu.tensor((64,), "f32", name) for name in ("x", "m", "x0"))
 for t in (x_t, m_t, x0_t):
     gpu.upload(t, x)
@@ -224,3 +224,22 @@ def test_sampler_step_mirrors_the_schedulers_coefficients():
                                      reason="the schedulers branch is not merged here")
     names = {f.name for f in fields(SamplerStep)}
     assert {f.name for f in fields(schedulers.StepCoefficients)} <= names
+
+
+def test_bad_seed_and_small_params_are_refused(gpu_run):
+    got = gpu_run("""
+from doppler.errors import GpuError
+from doppler.ops import sampling
+x, small = gpu.tensor((8,), "f32", "latents"), gpu.tensor((4,), "u32", "scalars")
+messages = []
+for call in (lambda: sampling.noise(gpu, x, -1, 0), lambda: sampling.step(gpu, x, x, x, small)):
+    try:
+        await call()
+    except GpuError as e:
+        messages.append(str(e))
+gpu.free(x, small)
+messages
+""")
+    assert len(got) == 2
+    assert "seed must be an integer in [0, 2^64)" in got[0]
+    assert "scalars (16 bytes) cannot hold a SamplerStep" in got[1]

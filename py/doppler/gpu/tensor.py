@@ -2,7 +2,8 @@
 
 f16 values are stored packed two to a u32 word (read with `unpack2x16float`), so kernels need no shader-f16 to
 read them; every binding is rounded up to whole 4-byte words. A tensor larger than maxStorageBufferBindingSize
-lives in one buffer but is bound in parts along its leading axis (`row_parts`).
+lives in one buffer but is bound in parts along its leading axis (`row_parts`; `shared_row_parts` for tensors
+that a kernel walks together, `rows_window` for the input rows one output part needs).
 """
 
 from __future__ import annotations

@@ -83,6 +83,17 @@ def seed_words(seed: int) -> tuple[int, int]:
     return seed & 0xFFFFFFFF, seed >> 32
 
 
+def params_tensor(gpu, label: str):
+    """A storage tensor for one packed SamplerStep: `gpu.upload(params, pack(SamplerStep(...)))` per step."""
+    return gpu.tensor((len(pack(SamplerStep())) // 4,), "u32", label)
+
+
+def _require_params(op: str, params) -> None:
+    if params.nbytes < len(pack(SamplerStep())):
+        raise GpuError(f"{op}: {params.label} ({params.nbytes} bytes) cannot hold a SamplerStep: make it with "
+                       f"sampling.params_tensor")
+
+
 def _groups(threads: int):
     return linear_groups(threads, WORKGROUP)
 
@@ -108,6 +119,7 @@ def _copies(op: str, small, big) -> int:
 
 async def model_input(gpu, x, out, params) -> None:
     """out = model_input_scale * x, stacked copies times along axis 0 (out (copies * B, ...), x (B, ...))."""
+    _require_params("model_input", params)
     copies = _copies("model_input", x, out)
     require_one_binding(gpu, "model_input", x, out)
     kernel = await gpu.kernel("sampling", "model_input", {"WG": WORKGROUP})
@@ -116,6 +128,7 @@ async def model_input(gpu, x, out, params) -> None:
 
 async def guidance(gpu, stacked, out, params) -> None:
     """out = uncond + guidance_scale * (text - uncond) for stacked = [uncond, text] along axis 0."""
+    _require_params("guidance", params)
     if _copies("guidance", out, stacked) != 2:
         raise GpuError(f"guidance: {stacked.label} {stacked.shape} must stack [uncond, text] of {out.shape}")
     require_one_binding(gpu, "guidance", stacked, out)
@@ -128,6 +141,7 @@ async def step(gpu, x, model_output, x0, params) -> None:
     is x's shape, or [uncond, text] stacked along axis 0, which the kernel combines by classifier-free guidance."""
     for t in (x, model_output, x0):
         require_dtype("step", t, "f32")
+    _require_params("step", params)
     require_shape("step", x0, x.shape)
     guided = _copies("step", x, model_output) == 2
     if not guided:
@@ -145,6 +159,7 @@ async def time_embedding(gpu, values, frequencies, out, flip_sin_to_cos: bool, s
     rows, dim = out.shape
     half = dim // 2
     require_dtype("time_embedding", out, "f32")
+    require_dtype("time_embedding", values, "f32")
     require_shape("time_embedding", frequencies, (half,))
     if not 0 <= index < values.numel:
         raise GpuError(f"time_embedding: index {index} is outside {values.label} {values.shape}")
@@ -165,8 +180,7 @@ def timestep_frequencies(dim: int, downscale_freq_shift: float, max_period: floa
 def guidance_frequencies(dim: int, max_period: float = MAX_PERIOD) -> array:
     """f32 frequencies of the LCM pipeline's get_guidance_scale_embedding: exp(i * -(ln(max_period) / (half - 1))).
     Its embedding is time_embedding(values = [guidance - 1], scale=GUIDANCE_EMBEDDING_SCALE,
-    flip_sin_to_cos=False), dim =
-    the UNet's time_cond_proj_dim (256 for LCM-distilled SD 1.5)."""
+    flip_sin_to_cos=False), dim = the UNet's time_cond_proj_dim (256 for LCM-distilled SD 1.5)."""
     half = dim // 2
     step = to_f32(to_f32(math.log(max_period)) / (half - 1))
     return array("f", [to_f32(math.exp(to_f32(i * -step))) for i in range(half)])
