@@ -31,7 +31,7 @@
 // Bindings: 0 params (storage, read), 1 src (read), 2 dst (read_write), 3 x0 (read_write; freqs for
 // time_embedding), 4 uniform (Latents; Noise for noise; TimeEmbedding for time_embedding).
 // Dispatch: ceil(threads / WG) workgroups along x, wrapped into y past 65535; noise and step run a thread per
-// block of 4 elements, the others a thread per element written (per column for model_input).
+// block of 4 elements, model_input one per element of src, the others one per element written.
 
 struct SamplerStep {
   model_input_scale: f32, guidance_scale: f32,
