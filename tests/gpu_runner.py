@@ -32,3 +32,21 @@ def browser_source(source: str, **inputs) -> str:
         f"{name} = _b64.b64decode({base64.b64encode(bytes(data)).decode()!r})\n" for name, data in inputs.items()
     )
     return preamble + source
+
+
+def binding_limited(call: str) -> str:
+    """Test source that runs `call` (source lines) with maxStorageBufferBindingSize lowered to the variable
+    `max_binding` (0 keeps the device's), so tensors are split as on a device with that limit, and leaves the number
+    of dispatches it made in `dispatched`."""
+    body = "\n".join("    " + line for line in call.strip().splitlines())
+    return f"""
+saved = gpu.caps.limits["maxStorageBufferBindingSize"]
+gpu.caps.limits["maxStorageBufferBindingSize"] = max_binding or saved
+before = sum(gpu.stats.dispatches.values())
+try:
+{body}
+    gpu.flush()
+finally:
+    gpu.caps.limits["maxStorageBufferBindingSize"] = saved
+dispatched = sum(gpu.stats.dispatches.values()) - before
+"""

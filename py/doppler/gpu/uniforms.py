@@ -35,3 +35,8 @@ def pack(uniform) -> bytes:
 def wgsl(cls) -> str:
     body = ", ".join(f"{f.name}: {f.metadata['wgsl']}" for f in fields(cls))
     return f"struct {cls.WGSL_NAME} {{ {body} }}"
+
+
+def to_f32(value: float) -> float:
+    """The f32 nearest `value`, as a Python float: what a kernel sees of a host number."""
+    return struct.unpack("<f", struct.pack("<f", value))[0]
