@@ -29,3 +29,10 @@ def require_whole_bindings(gpu, label: str, **tensors) -> None:
                 f"{label}: {name} {t.label} {t.shape} is {t.nbytes} bytes, over this GPU's maxStorageBufferBindingSize "
                 f"{gpu.max_binding}; split the work (e.g. tiled VAE decode) or use a device with a higher limit"
             )
+
+
+def require_output_apart(label: str, out, **inputs) -> None:
+    """WebGPU refuses a buffer bound both writable and read-only in one dispatch: name the input that shares out's."""
+    for name, t in inputs.items():
+        if t is not None and t.alloc is out.alloc:
+            raise GpuError(f"{label}: {name} {t.label} shares its buffer with out; write to another tensor")

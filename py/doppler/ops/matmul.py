@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from ..errors import GpuError
 from ..gpu.uniforms import pack, u32
-from .grid import require_whole_bindings, tile_groups
+from .grid import require_output_apart, require_whole_bindings, tile_groups
 
 # Fused activations, by the code the kernels' ACTIVATION override takes.
 ACTIVATIONS = {"none": 0, "gelu": 1, "silu": 2, "quick_gelu": 3}
@@ -80,12 +80,12 @@ DEFAULT_TILES = GemmTiles()
 ELEMENT_BYTES = {"f32": 4, "f16": 2}  # of the math dtype, as staged in workgroup memory
 
 
-def epilogue_overrides(label: str, bias, residual, out, activation: str) -> tuple[dict, int]:
-    """Overrides for the fused bias, activation and residual shared by the GEMM kernels, and the residual mode."""
-    if activation not in ACTIVATIONS:
-        raise GpuError(f"{label}: unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+def epilogue(x, bias, residual, out) -> tuple[dict, list]:
+    """The overrides for a fused bias and residual, and the bindings 2 (bias) and 3 (residual) of the GEMM kernels:
+    those are statically used, so x stands in (read-only, never read) where there is none or the residual is out."""
     mode = RESIDUAL_NONE if residual is None else RESIDUAL_IN_PLACE if residual is out else RESIDUAL_TENSOR
-    return {"ACTIVATION": ACTIVATIONS[activation], "HAS_BIAS": bias is not None, "RESIDUAL": mode}, mode
+    bindings = [bias if bias is not None else x, residual if mode == RESIDUAL_TENSOR else x]
+    return {"HAS_BIAS": bias is not None, "RESIDUAL": mode}, bindings
 
 
 def check_dtypes(label: str, activations: dict, weights: dict) -> str:
@@ -105,22 +105,25 @@ def check_dtypes(label: str, activations: dict, weights: dict) -> str:
     return math
 
 
-async def gemm_kernel(gpu, name: str, math: str, weight_dtype: str, tiles: GemmTiles, epilogue: dict):
-    """The kernel of a GEMM file (`name`.wgsl or `name`_f16.wgsl) for these dtypes, tiles and epilogue."""
+async def gemm_kernel(gpu, name: str, math: str, weight_dtype: str, tiles: GemmTiles, fused: dict):
+    """The kernel of a GEMM file (`name`.wgsl or `name`_f16.wgsl) for these dtypes, tiles and fused epilogue."""
     label = f"{name} ({math} math, {weight_dtype} weights)"
-    overrides = {**tiles.overrides(gpu, label, ELEMENT_BYTES[math]), **epilogue}
+    overrides = {**tiles.overrides(gpu, label, ELEMENT_BYTES[math]), **fused}
     if math == "f16":
         return await gpu.kernel(f"{name}_f16", "main", overrides)
-    return await gpu.kernel(name, f"main_{weight_dtype}w", overrides)
+    return await gpu.kernel(name, "main", {**overrides, "F16_WEIGHTS": weight_dtype == "f16"})
 
 
 async def _gemm(gpu, label, x, w, out, bias, residual, activation, batch, m, n, k, w_batch_stride, tiles):
     math = check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": w, "bias": bias})
     require_whole_bindings(gpu, label, x=x, weight=w, bias=bias, residual=residual, out=out)
-    epilogue, mode = epilogue_overrides(label, bias, residual, out, activation)
-    kernel = await gemm_kernel(gpu, "matmul", math, w.dtype, tiles, epilogue)
-    # Unused bias and residual bindings are statically used by the kernel: x stands in (read-only, never read).
-    bindings = [x, w, bias if bias is not None else x, residual if mode == RESIDUAL_TENSOR else x, out]
+    require_output_apart(label, out, x=x, weight=w, bias=bias, residual=residual if residual is not out else None)
+    if activation not in ACTIVATIONS:
+        raise GpuError(f"{label}: unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+    overrides, bias_residual = epilogue(x, bias, residual, out)
+    overrides["ACTIVATION"] = ACTIVATIONS[activation]
+    kernel = await gemm_kernel(gpu, "matmul", math, w.dtype, tiles, overrides)
+    bindings = [x, w, *bias_residual, out]
     groups = tile_groups(-(-n // tiles.tile_n), batch * -(-m // tiles.tile_m), label)
     gpu.dispatch(kernel, bindings, groups, pack(Matmul(m, n, k, batch, w_batch_stride)))
 
