@@ -77,3 +77,19 @@ def gpu_run(request, event_loop_runner):
         return lambda source, **inputs: event_loop_runner(run_native(gpu, source, **inputs))
     page = request.getfixturevalue("app_page")
     return lambda source, **inputs: run_python(page, browser_source(source, **inputs))
+
+
+@pytest.fixture
+def native_run(native_gpu, event_loop_runner):
+    """`native_run(source, **byte_inputs)`: `gpu_run` on the native backend only (large or f16-math cases)."""
+    from gpu_runner import run_native
+
+    return lambda source, **inputs: event_loop_runner(run_native(native_gpu, source, **inputs))
+
+
+@pytest.fixture
+def native_f16_run(native_gpu, native_run):
+    """`native_run` where the device has shader-f16 (f16-math kernels); skips elsewhere."""
+    if not native_gpu.caps.has("shader-f16"):
+        pytest.skip("the native device lacks shader-f16, which f16-math kernels need")
+    return native_run

@@ -1,6 +1,9 @@
 """Kernel registry: WGSL files in `wgsl/`, preprocessed per backend, specialized by override constants, compiled once.
 
 A kernel is (file, entry point, overrides). Its label, `matmul.wgsl:main{TILE_M=64}`, names it in every error.
+Includes: a line `#include "lib/name.wgsl"` is replaced by that file (relative to the kernel folder), once per
+kernel however often it is named, so kernels of one family share their core; WGSL declarations are order-free, so
+an included file may use what its includer declares. Compiler line numbers count the expanded text.
 Per-backend preprocessing: Chrome requires `enable subgroups;` before subgroup builtins while naga rejects the
 directive (it enables them from the device feature), so the native backend drops it. Files that enable a feature
 the device lacks are refused with the name of the feature, before the compiler sees them.
@@ -14,6 +17,7 @@ from pathlib import Path
 
 from ..errors import GpuError
 
+_INCLUDE = re.compile(r'^#include "([\w./-]+\.wgsl)"[ \t]*$', re.MULTILINE)
 _ENABLE = re.compile(r"^\s*enable\s+([\w\-, ]+);\s*$", re.MULTILINE)
 # WGSL extension name -> the device feature it needs.
 _EXTENSION_FEATURES = {
@@ -36,6 +40,28 @@ class Kernel:
 def kernel_label(name: str, entry: str, overrides: dict) -> str:
     consts = ",".join(f"{k}={overrides[k]}" for k in sorted(overrides))
     return f"{name}.wgsl:{entry}" + (f"{{{consts}}}" if consts else "")
+
+
+def expand_includes(code: str, name: str, read) -> str:
+    """`code` with every `#include "path"` replaced by `read(path)` (expanded too), each path pasted once."""
+    seen: set[str] = set()
+
+    def expand(text: str, within: str) -> str:
+        def paste(m: re.Match) -> str:
+            path = m[1]
+            if path in seen:
+                return ""
+            seen.add(path)
+            try:
+                included = read(path)
+            except OSError:
+                raise GpuError(f"kernel {within}: cannot read its #include \"{path}\" (paths are relative to the "
+                               f"kernel folder)") from None
+            return expand(included, path)
+
+        return _INCLUDE.sub(paste, text)
+
+    return expand(code, f"{name}.wgsl")
 
 
 def preprocess(code: str, name: str, backend: str, features: frozenset[str]) -> str:
@@ -70,9 +96,8 @@ class KernelRegistry:
             if not path.is_file():
                 known = sorted(p.stem for p in self.source_dir.glob("*.wgsl"))
                 raise GpuError(f"no kernel file {path}; known kernels: {', '.join(known)}")
-            self._sources[name] = preprocess(
-                path.read_text(), name, self.backend.name, self.backend.caps.features
-            )
+            code = expand_includes(path.read_text(), name, lambda p: (self.source_dir / p).read_text())
+            self._sources[name] = preprocess(code, name, self.backend.name, self.backend.caps.features)
         return self._sources[name]
 
     async def get(self, name: str, entry: str = "main", overrides: dict | None = None) -> Kernel:

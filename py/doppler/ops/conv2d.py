@@ -1,0 +1,122 @@
+"""2-D convolutions over NHWC feature maps (`wgsl/conv2d.wgsl`, `wgsl/conv2d_f16.wgsl`, `wgsl/conv2d_depthwise.wgsl`).
+
+conv2d: y = conv(up(x), W, stride S, padding P) + b + r, as an implicit GEMM (M = B*OH*OW pixels, N = Cout,
+K = Cin*KH*KW) with x (B, H, W, Cin), W [Cout, Cin, KH, KW] (PyTorch's layout), y and r (B, OH, OW, Cout),
+OH = (SH + 2P - KH) // S + 1. up(x) is an optional nearest upsample of x to (SH, SW), fused into the reads as
+torch's interpolate(mode="nearest"): source index floor(dst * H / SH). Dtype paths as in `matmul`: f32 activations
+with W f32 or f16 (packed), or everything f16 (f16 math, shader-f16).
+depthwise_conv2d: y[..., c] = conv(x[..., c], W[c, 0]) + b + r with W [C, 1, KH, KW]; f32 math.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..errors import GpuError
+from ..gpu.uniforms import pack, u32
+from .grid import linear_groups, require_output_apart, require_whole_bindings, tile_groups
+from .matmul import DEFAULT_TILES, GemmTiles, check_dtypes, epilogue, gemm_kernel
+
+DEPTHWISE_WORKGROUP = 256
+
+
+@dataclass(frozen=True)
+class Conv2d:
+    WGSL_NAME: ClassVar[str] = "Conv2d"
+    batch: int = u32()
+    in_h: int = u32()
+    in_w: int = u32()
+    cin: int = u32()
+    src_h: int = u32()  # the input as the convolution sees it: upsampled size, or (in_h, in_w)
+    src_w: int = u32()
+    out_h: int = u32()
+    out_w: int = u32()
+    cout: int = u32()
+    kh: int = u32()
+    kw: int = u32()
+    stride: int = u32(1)
+    pad: int = u32()
+
+
+@dataclass(frozen=True)
+class DepthwiseConv2d:
+    WGSL_NAME: ClassVar[str] = "DepthwiseConv2d"
+    batch: int = u32()
+    in_h: int = u32()
+    in_w: int = u32()
+    channels: int = u32()
+    out_h: int = u32()
+    out_w: int = u32()
+    kh: int = u32()
+    kw: int = u32()
+    stride: int = u32(1)
+    pad: int = u32()
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """PyTorch's output size of a convolution along one axis."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _check_geometry(label, x, weight, out, bias, residual, stride, padding, src_hw, depthwise) -> tuple[int, ...]:
+    """(B, H, W, C, KH, KW, OH, OW) after checking shapes; depthwise weights are [C, 1, KH, KW]."""
+    if len(x.shape) != 4 or len(weight.shape) != 4 or len(out.shape) != 4:
+        raise GpuError(f"{label}: x {x.shape}, weight {weight.shape}, out {out.shape} must be 4-D: NHWC, "
+                       f"[Cout, Cin, KH, KW], NHWC")
+    if stride < 1 or padding < 0:
+        raise GpuError(f"{label}: stride {stride} must be >= 1 and padding {padding} >= 0")
+    b, h, w, c = x.shape
+    cout, cin, kh, kw = weight.shape
+    if cin != (1 if depthwise else c) or (depthwise and cout != c):
+        expected = f"[{c}, 1, KH, KW]" if depthwise else f"[Cout, {c}, KH, KW]"
+        raise GpuError(f"{label}: weight {weight.shape} must be {expected} for x {x.shape}")
+    oh, ow = (output_size(s, k, stride, padding) for s, k in zip(src_hw, (kh, kw)))
+    if oh < 1 or ow < 1 or out.shape != (b, oh, ow, cout):
+        raise GpuError(f"{label}: out {out.shape} must be {(b, oh, ow, cout)} for x {x.shape} seen at {src_hw}, "
+                       f"weight {weight.shape}, stride {stride}, padding {padding}")
+    if bias is not None and bias.shape != (cout,):
+        raise GpuError(f"{label}: bias {bias.shape} must be ({cout},)")
+    if residual is not None and residual.shape != out.shape:
+        raise GpuError(f"{label}: residual {residual.shape} must have out's shape {out.shape}")
+    require_output_apart(label, out, x=x, weight=weight, bias=bias, residual=residual if residual is not out else None)
+    return b, h, w, c, kh, kw, oh, ow
+
+
+async def conv2d(gpu, x, weight, out, bias=None, residual=None, stride: int = 1, padding: int = 0,
+                 upsample_to: tuple[int, int] | None = None, tiles: GemmTiles = DEFAULT_TILES) -> None:
+    """out = conv2d(up(x), weight, stride, padding) + bias + residual over NHWC x (B, H, W, Cin), weight
+    [Cout, Cin, KH, KW], bias (Cout), out (B, OH, OW, Cout). upsample_to=(SH, SW) fuses a nearest upsample of x to
+    that size (Upsample2D: (2H, 2W), or the skip's size for odd latents); residual: a tensor shaped as out, or `out`
+    itself to accumulate in place."""
+    label = f"conv2d {weight.label}"
+    src_hw = tuple(upsample_to) if upsample_to is not None else tuple(x.shape[1:3])
+    if len(src_hw) != 2 or min(src_hw) < 1:
+        raise GpuError(f"{label}: upsample_to {upsample_to} must be (height, width), both >= 1")
+    b, h, w, cin, kh, kw, oh, ow = _check_geometry(label, x, weight, out, bias, residual, stride, padding, src_hw,
+                                                   depthwise=False)
+    math = check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": weight, "bias": bias})
+    require_whole_bindings(gpu, label, x=x, weight=weight, bias=bias, residual=residual, out=out)
+    overrides, bias_residual = epilogue(x, bias, residual, out)
+    kernel = await gemm_kernel(gpu, "conv2d", math, weight.dtype, tiles, overrides)
+    cout = weight.shape[0]
+    groups = tile_groups(-(-cout // tiles.tile_n), -(-(b * oh * ow) // tiles.tile_m), label)
+    uniform = Conv2d(b, h, w, cin, *src_hw, oh, ow, cout, kh, kw, stride, padding)
+    gpu.dispatch(kernel, [x, weight, *bias_residual, out], groups, pack(uniform))
+
+
+async def depthwise_conv2d(gpu, x, weight, out, bias=None, residual=None, stride: int = 1, padding: int = 0) -> None:
+    """out[..., c] = conv2d(x[..., c], weight[c, 0], stride, padding) + bias + residual over NHWC x (B, H, W, C),
+    weight [C, 1, KH, KW] f32 or f16, out (B, OH, OW, C) f32; residual may be `out` itself (accumulate in place)."""
+    label = f"depthwise_conv2d {weight.label}"
+    b, h, w, c, kh, kw, oh, ow = _check_geometry(label, x, weight, out, bias, residual, stride, padding,
+                                                 tuple(x.shape[1:3]), depthwise=True)
+    if check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": weight, "bias": bias}) != "f32":
+        raise GpuError(f"{label}: depthwise convolution runs f32 math: x, out and residual must be f32")
+    require_whole_bindings(gpu, label, x=x, weight=weight, bias=bias, residual=residual, out=out)
+    overrides, bias_residual = epilogue(x, bias, residual, out)
+    overrides.update(WG=DEPTHWISE_WORKGROUP, F16_WEIGHTS=weight.dtype == "f16")
+    kernel = await gpu.kernel("conv2d_depthwise", "main", overrides)
+    uniform = DepthwiseConv2d(b, h, w, c, oh, ow, kh, kw, stride, padding)
+    gpu.dispatch(kernel, [x, weight, *bias_residual, out], linear_groups(b * oh * ow * c, DEPTHWISE_WORKGROUP),
+                 pack(uniform))

@@ -1,0 +1,166 @@
+"""Linear layers and batched matmul: y = act(x W^T + b) + r (`wgsl/matmul.wgsl`, `wgsl/matmul_f16.wgsl`).
+
+x (..., K), W [N, K] (PyTorch's [out, in]), b (N), y and r (..., N); batched: x (B, M, K), W (B, N, K), y (B, M, N).
+The tensors' dtypes pick the path: f32 activations run f32 math with W (and b) stored f32 or f16 (packed, widened
+on load); f16 activations run f16 math (device feature shader-f16) with every tensor f16.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from typing import ClassVar
+
+from ..errors import GpuError
+from ..gpu.uniforms import pack, u32
+from .grid import require_output_apart, require_whole_bindings, tile_groups
+
+# Fused activations, by the code the kernels' ACTIVATION override takes.
+ACTIVATIONS = {"none": 0, "gelu": 1, "silu": 2, "quick_gelu": 3}
+# RESIDUAL override: none, a tensor of its own, or y's prior contents (residual is out: accumulate in place).
+RESIDUAL_NONE, RESIDUAL_TENSOR, RESIDUAL_IN_PLACE = 0, 1, 2
+THREAD_TILES = (4, 8)  # per-thread outputs each way: whole vec4s, at most two (the kernels' MAX_VEC)
+
+
+@dataclass(frozen=True)
+class Matmul:
+    WGSL_NAME: ClassVar[str] = "Matmul"
+    m: int = u32()
+    n: int = u32()
+    k: int = u32()
+    batch: int = u32(1)
+    w_batch_stride: int = u32()  # elements between batches of W; 0 shares one W
+
+
+@dataclass(frozen=True)
+class GemmTiles:
+    """A workgroup computes tile_m x tile_n outputs, staging tile_k of the reduction at a time in workgroup memory;
+    each invocation computes thread_m x thread_n of them. Shared by matmul and conv2d (implicit GEMM)."""
+
+    tile_m: int = 64
+    tile_n: int = 64
+    tile_k: int = 16
+    thread_m: int = 4
+    thread_n: int = 4
+
+    def __post_init__(self):
+        if self.thread_m not in THREAD_TILES or self.thread_n not in THREAD_TILES:
+            raise GpuError(f"{self}: thread_m and thread_n must be one of {THREAD_TILES}")
+        if self.tile_m % self.thread_m or self.tile_n % self.thread_n:
+            raise GpuError(f"{self}: tile_m and tile_n must be multiples of thread_m and thread_n")
+        for tile in (self.tile_m, self.tile_n):
+            if self.invocations % tile or self.tile_k % (self.invocations // tile):
+                raise GpuError(
+                    f"{self}: staging splits each of a tile's {tile} rows over invocations / {tile} threads, so "
+                    f"invocations ({self.invocations}) must be a multiple of {tile} and tile_k of their quotient"
+                )
+
+    @property
+    def invocations(self) -> int:
+        return (self.tile_m // self.thread_m) * (self.tile_n // self.thread_n)
+
+    def workgroup_bytes(self, element_bytes: int) -> int:
+        return self.tile_k * (self.tile_m + self.tile_n) * element_bytes
+
+    def overrides(self, gpu, label: str, element_bytes: int) -> dict:
+        """The kernels' override constants, after checking the device can run this tile."""
+        limits = gpu.caps.limits
+        max_invocations = limits.get("maxComputeInvocationsPerWorkgroup", 256)
+        max_bytes = limits.get("maxComputeWorkgroupStorageSize", 16384)
+        if self.invocations > max_invocations or self.workgroup_bytes(element_bytes) > max_bytes:
+            raise GpuError(
+                f"{label}: {self} needs {self.invocations} invocations and {self.workgroup_bytes(element_bytes)} "
+                f"bytes of workgroup memory; this GPU allows {max_invocations} and {max_bytes}: pick smaller tiles"
+            )
+        return {"TILE_M": self.tile_m, "TILE_N": self.tile_n, "TILE_K": self.tile_k,
+                "THREAD_M": self.thread_m, "THREAD_N": self.thread_n}
+
+
+DEFAULT_TILES = GemmTiles()
+ELEMENT_BYTES = {"f32": 4, "f16": 2}  # of the math dtype, as staged in workgroup memory
+
+
+def epilogue(x, bias, residual, out) -> tuple[dict, list]:
+    """The overrides for a fused bias and residual, and the bindings 2 (bias) and 3 (residual) of the GEMM kernels:
+    those are statically used, so x stands in (read-only, never read) where there is none or the residual is out."""
+    mode = RESIDUAL_NONE if residual is None else RESIDUAL_IN_PLACE if residual is out else RESIDUAL_TENSOR
+    bindings = [bias if bias is not None else x, residual if mode == RESIDUAL_TENSOR else x]
+    return {"HAS_BIAS": bias is not None, "RESIDUAL": mode}, bindings
+
+
+def check_dtypes(label: str, activations: dict, weights: dict) -> str:
+    """The math dtype, after checking the tensors agree: activations all f32 (weights f32 or f16) or all f16."""
+    math = activations["x"].dtype
+    if math not in ELEMENT_BYTES:
+        raise GpuError(f"{label}: x is {math}; activations must be f32 or f16")
+    for name, t in activations.items():
+        if t is not None and t.dtype != math:
+            raise GpuError(f"{label}: {name} is {t.dtype} but x is {math}; activations share one dtype")
+    stored = weights["weight"].dtype
+    allowed = ("f32", "f16") if math == "f32" else ("f16",)
+    for name, t in weights.items():
+        if t is not None and (t.dtype != stored or t.dtype not in allowed):
+            raise GpuError(f"{label}: {name} is {t.dtype}; with {math} activations weights and bias must be one of "
+                           f"{', '.join(allowed)}, both the same")
+    return math
+
+
+async def gemm_kernel(gpu, name: str, math: str, weight_dtype: str, tiles: GemmTiles, fused: dict):
+    """The kernel of a GEMM file (`name`.wgsl or `name`_f16.wgsl) for these dtypes, tiles and fused epilogue."""
+    label = f"{name} ({math} math, {weight_dtype} weights)"
+    overrides = {**tiles.overrides(gpu, label, ELEMENT_BYTES[math]), **fused}
+    if math == "f16":
+        return await gpu.kernel(f"{name}_f16", "main", overrides)
+    return await gpu.kernel(name, "main", {**overrides, "F16_WEIGHTS": weight_dtype == "f16"})
+
+
+async def _gemm(gpu, label, x, w, out, bias, residual, activation, batch, m, n, k, w_batch_stride, tiles):
+    math = check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": w, "bias": bias})
+    require_whole_bindings(gpu, label, x=x, weight=w, bias=bias, residual=residual, out=out)
+    require_output_apart(label, out, x=x, weight=w, bias=bias, residual=residual if residual is not out else None)
+    if activation not in ACTIVATIONS:
+        raise GpuError(f"{label}: unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+    overrides, bias_residual = epilogue(x, bias, residual, out)
+    overrides["ACTIVATION"] = ACTIVATIONS[activation]
+    kernel = await gemm_kernel(gpu, "matmul", math, w.dtype, tiles, overrides)
+    bindings = [x, w, *bias_residual, out]
+    groups = tile_groups(-(-n // tiles.tile_n), batch * -(-m // tiles.tile_m), label)
+    gpu.dispatch(kernel, bindings, groups, pack(Matmul(m, n, k, batch, w_batch_stride)))
+
+
+async def linear(gpu, x, weight, out, bias=None, residual=None, activation: str = "none",
+                 tiles: GemmTiles = DEFAULT_TILES) -> None:
+    """out = act(x weight^T + bias) + residual over x (..., K), weight [N, K], bias (N), out (..., N).
+    residual: a tensor shaped as out, or `out` itself to accumulate in place; activation: one of ACTIVATIONS."""
+    label = f"linear {weight.label}"
+    if len(weight.shape) != 2:
+        raise GpuError(f"{label}: weight {weight.shape} must be 2-D [N, K]")
+    n, k = weight.shape
+    if x.shape[-1] != k or out.shape[:-1] != x.shape[:-1] or out.shape[-1] != n:
+        raise GpuError(f"{label}: x {x.shape} and out {out.shape} do not fit weight [N, K] = {weight.shape}: "
+                       f"x must be (..., {k}) and out (..., {n}) with the same leading dims")
+    if bias is not None and bias.shape != (n,):
+        raise GpuError(f"{label}: bias {bias.shape} must be ({n},)")
+    _check_residual(label, residual, out)
+    await _gemm(gpu, label, x, weight, out, bias, residual, activation, 1, prod(x.shape[:-1]), n, k, 0, tiles)
+
+
+async def batched_matmul(gpu, a, b, out, residual=None, activation: str = "none",
+                         tiles: GemmTiles = DEFAULT_TILES) -> None:
+    """out[i] = act(a[i] b[i]^T) + residual[i] over a (B, M, K), b (B, N, K), out (B, M, N); all f32, or all f16
+    (f16 math). residual: a tensor shaped as out, or `out` itself to accumulate in place."""
+    label = f"batched_matmul {a.label} x {b.label}^T"
+    if len(a.shape) != 3 or len(b.shape) != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[2] \
+            or out.shape != (a.shape[0], a.shape[1], b.shape[1]):
+        raise GpuError(f"{label}: a {a.shape}, b {b.shape}, out {out.shape} must be (B, M, K), (B, N, K), (B, M, N)")
+    if a.dtype != b.dtype:
+        raise GpuError(f"{label}: a is {a.dtype} but b is {b.dtype}; both operands are activations of one dtype")
+    _check_residual(label, residual, out)
+    batch, m, k = a.shape
+    n = b.shape[1]
+    await _gemm(gpu, label, a, b, out, None, residual, activation, batch, m, n, k, n * k, tiles)
+
+
+def _check_residual(label: str, residual, out) -> None:
+    if residual is not None and residual.shape != out.shape:
+        raise GpuError(f"{label}: residual {residual.shape} must have out's shape {out.shape}")

@@ -1,0 +1,172 @@
+"""NHWC convolutions (wgsl/conv2d.wgsl, wgsl/conv2d_f16.wgsl, wgsl/conv2d_depthwise.wgsl) against float64 numpy."""
+
+import numpy as np
+import pytest
+
+from kernel_case import run_op
+from reference import assert_close, rng
+from reference import conv2d as ref
+
+STORED = {"f32": np.float32, "f16": np.float16}
+PATH = {"f32": "f32", "f16": "f16w"}  # weight storage -> tolerance path (f32 math)
+
+
+def operands(seed, x_shape, cout, kernel, out_hw, weight_dtype=np.float32, act_dtype=np.float32, depthwise=False):
+    """x ~ N(0, 1) NHWC, W [Cout, Cin, k, k] (or [C, 1, k, k]) scaled so outputs are ~ N(0, 1), b, r and out."""
+    r = rng(seed)
+    b, _, _, cin = x_shape
+    w_shape = (cin, 1, kernel, kernel) if depthwise else (cout, cin, kernel, kernel)
+    out_shape = (b, *out_hw, cout)
+    return {
+        "x": r.standard_normal(x_shape).astype(act_dtype),
+        "w": (r.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(weight_dtype),
+        "b": r.standard_normal(cout).astype(weight_dtype),
+        "r": r.standard_normal(out_shape).astype(act_dtype),
+        "out": np.zeros(out_shape, act_dtype),
+    }
+
+
+def conv(runner, a, call_args, path, call="conv2d", reference=ref.conv2d, **ref_kwargs):
+    """Run `call` on x, w, out and `call_args`; compare with `reference` on x, w and `ref_kwargs`."""
+    got = run_op(runner, "conv2d", f"{call}(gpu, x, w, out{call_args})", a)
+    assert_close(got, reference(a["x"], a["w"], **ref_kwargs), path)
+
+
+@pytest.mark.parametrize("stored", ["f32", "f16"])
+def test_3x3_ragged_shapes_with_bias(gpu_run, stored):
+    # 7x9 image, Cin=5, Cout=12: neither pixels, channels nor K = 45 fill a tile.
+    a = operands(1, (1, 7, 9, 5), 12, 3, (7, 9), STORED[stored])
+    conv(gpu_run, a, ", bias=b, padding=1", PATH[stored], bias=a["b"], padding=1)
+
+
+def test_upsample_2x_fused_with_residual(gpu_run):
+    # Upsample2D: nearest 2x then conv3x3 padding 1, here with a residual.
+    a = operands(2, (1, 4, 5, 8), 6, 3, (8, 10))
+    conv(gpu_run, a, ", bias=b, residual=r, padding=1, upsample_to=(8, 10)",
+         "f32", bias=a["b"], residual=a["r"], padding=1, upsample_to=(8, 10))
+
+
+@pytest.mark.parametrize("stored", ["f32", "f16"])
+def test_downsample_stride_2_at_reduced_sd_shape(native_run, stored):
+    # Downsample2D: conv3x3 stride 2 padding 1, 2 x 8x8 x 32 -> 4x4 x 64.
+    a = operands(3, (2, 8, 8, 32), 64, 3, (4, 4), STORED[stored])
+    conv(native_run, a, ", bias=b, stride=2, padding=1", PATH[stored], bias=a["b"], stride=2, padding=1)
+
+
+def test_stride_2_on_odd_sizes_without_bias(native_run):
+    a = operands(4, (1, 9, 7, 6), 10, 3, (5, 4))
+    conv(native_run, a, ", stride=2, padding=1", "f32", stride=2, padding=1)
+
+
+@pytest.mark.parametrize("stored", ["f32", "f16"])
+def test_1x1_with_bias_and_residual(native_run, stored):
+    # The resnet shortcut: conv1x1 over 2 x 8x8 x 64 -> 32 plus the residual.
+    a = operands(5, (2, 8, 8, 64), 32, 1, (8, 8), STORED[stored])
+    conv(native_run, a, ", bias=b, residual=r", PATH[stored], bias=a["b"], residual=a["r"])
+
+
+def test_resnet_conv_with_skip_at_reduced_sd_shape(native_run):
+    # conv2 of a resnet block: 2 x 8x8 x 64 -> 64, 3x3 padding 1, f16 weights, + skip.
+    a = operands(6, (2, 8, 8, 64), 64, 3, (8, 8), np.float16)
+    conv(native_run, a, ", bias=b, residual=r, padding=1", "f16w", bias=a["b"], residual=a["r"], padding=1)
+
+
+def test_upsample_to_an_odd_target_size(native_run):
+    # Odd latents: the up block upsamples to the skip's size (9x11 from 5x6), not 2x.
+    a = operands(7, (2, 5, 6, 12), 8, 3, (9, 11), np.float16)
+    conv(native_run, a, ", bias=b, padding=1, upsample_to=(9, 11)",
+         "f16w", bias=a["b"], padding=1, upsample_to=(9, 11))
+
+
+def test_accumulates_in_place_when_residual_is_out(native_run):
+    a = operands(8, (1, 6, 5, 7), 9, 3, (6, 5))
+    del a["r"]
+    a["out"] = rng(9).standard_normal(a["out"].shape).astype(np.float32)
+    got = run_op(native_run, "conv2d", "conv2d(gpu, x, w, out, bias=b, residual=out, padding=1)", a, poison=False)
+    assert_close(got, ref.conv2d(a["x"], a["w"], a["b"], a["out"], padding=1), "f32")
+
+
+@pytest.mark.parametrize("tiles", ["GemmTiles(128, 128, 32, 8, 8)", "GemmTiles(32, 64, 8, 4, 8)",
+                                   "GemmTiles(64, 64, 32, 4, 4)"])
+def test_other_tiles(native_run, tiles):
+    a = operands(10, (2, 9, 10, 40), 70, 3, (9, 10), np.float16)
+    conv(native_run, a, f", bias=b, residual=r, padding=1, tiles=conv2d.{tiles}",
+         "f16w", bias=a["b"], residual=a["r"], padding=1)
+
+
+def test_row_tiles_wrap_past_65535_workgroups(native_run):
+    # 1025 x 1024 pixels in tiles of 16: 65600 row tiles, wrapped into z.
+    a = operands(11, (1, 1025, 1024, 1), 2, 1, (1025, 1024))
+    conv(native_run, a, ", bias=b, tiles=conv2d.GemmTiles(16, 16, 4, 4, 4)", "f32", bias=a["b"])
+
+
+def test_f16_math(native_f16_run):
+    a = operands(12, (1, 7, 9, 5), 12, 3, (7, 9), np.float16, np.float16)
+    conv(native_f16_run, a, ", bias=b, residual=r, padding=1", "f16", bias=a["b"], residual=a["r"], padding=1)
+    a = operands(13, (2, 4, 5, 32), 24, 3, (8, 10), np.float16, np.float16)
+    conv(native_f16_run, a, ", bias=b, padding=1, upsample_to=(8, 10)",
+         "f16", bias=a["b"], padding=1, upsample_to=(8, 10))
+    a = operands(14, (2, 8, 8, 32), 64, 3, (4, 4), np.float16, np.float16)
+    conv(native_f16_run, a, ", stride=2, padding=1", "f16", stride=2, padding=1)
+
+
+def test_depthwise_with_bias(gpu_run):
+    a = operands(15, (2, 7, 9, 6), 6, 3, (7, 9), depthwise=True)
+    conv(gpu_run, a, ", bias=b, padding=1", "f32",
+         "depthwise_conv2d", ref.depthwise_conv2d, bias=a["b"], padding=1)
+
+
+def test_depthwise_stride_2_f16_weights_residual(native_run):
+    a = operands(16, (2, 9, 8, 10), 10, 3, (5, 4), np.float16, depthwise=True)
+    conv(native_run, a, ", bias=b, residual=r, stride=2, padding=1",
+         "f16w", "depthwise_conv2d", ref.depthwise_conv2d, bias=a["b"], residual=a["r"], stride=2, padding=1)
+
+
+BAD_CALLS = {
+    "conv2d(gpu, x, w, out)": "out (1, 6, 6, 4) must be (1, 4, 4, 4)",
+    "conv2d(gpu, x, w_t, out, padding=1)": "weight (4, 5, 3, 3) must be [Cout, 3, KH, KW]",
+    "conv2d(gpu, x, w, x, padding=1)": "out (1, 6, 6, 3) must be (1, 6, 6, 4)",
+    "conv2d(gpu, x, w, out, padding=1, upsample_to=(12,))": "upsample_to (12,) must be (height, width)",
+    "conv2d(gpu, x, w, out, stride=0)": "stride 0 must be >= 1",
+    "conv2d(gpu, x16, w3, out16, padding=1)": "weights and bias must be one of f16",
+    "depthwise_conv2d(gpu, x, w, out, padding=1)": "weight (4, 3, 3, 3) must be [3, 1, KH, KW]",
+    "depthwise_conv2d(gpu, x16, w16, out16, padding=1)": "depthwise convolution runs f32 math",
+}
+
+
+@pytest.mark.parametrize("call,message", BAD_CALLS.items(), ids=list(BAD_CALLS))
+def test_bad_calls_name_the_problem(native_run, call, message):
+    got = native_run(f"""
+from doppler.errors import GpuError
+from doppler.ops import conv2d
+x = gpu.tensor((1, 6, 6, 3), "f32", "x"); x16 = gpu.tensor((1, 6, 6, 3), "f16", "x16")
+w = gpu.tensor((4, 3, 3, 3), "f32", "w"); w_t = gpu.tensor((4, 5, 3, 3), "f32", "w_t")
+w16 = gpu.tensor((3, 1, 3, 3), "f16", "w16"); w3 = gpu.tensor((3, 3, 3, 3), "f32", "w3")
+out = gpu.tensor((1, 6, 6, 4), "f32", "out"); out16 = gpu.tensor((1, 6, 6, 3), "f16", "out16")
+try:
+    await conv2d.{call}
+    message = None
+except GpuError as e:
+    message = str(e)
+gpu.free(x, x16, w, w_t, w16, w3, out, out16)
+message
+""")
+    assert got is not None and message in got
+
+
+@pytest.mark.parametrize("upsample_to", [None, (8, 10), (9, 11)])
+@pytest.mark.parametrize("stride,padding", [(1, 1), (2, 1), (1, 0)])
+def test_reference_matches_torch(upsample_to, stride, padding):
+    torch = pytest.importorskip("torch")
+    f = torch.nn.functional
+    a = operands(17, (2, 4, 5, 3), 6, 3, (1, 1), np.float64, np.float64)
+    x = torch.tensor(a["x"], dtype=torch.float64).permute(0, 3, 1, 2)
+    if upsample_to is not None:
+        x = f.interpolate(x, size=upsample_to, mode="nearest")
+    want = f.conv2d(x, torch.tensor(a["w"]), torch.tensor(a["b"]), stride, padding).permute(0, 2, 3, 1).numpy()
+    got = ref.conv2d(a["x"], a["w"], a["b"], stride=stride, padding=padding, upsample_to=upsample_to)
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    w = torch.tensor(a["w"][:3, :1])  # depthwise: [C, 1, KH, KW]
+    want = f.conv2d(torch.tensor(a["x"]).permute(0, 3, 1, 2), w, None, stride, padding, groups=3)
+    got = ref.depthwise_conv2d(a["x"], a["w"][:3, :1], stride=stride, padding=padding)
+    np.testing.assert_allclose(got, want.permute(0, 2, 3, 1).numpy(), atol=1e-12)

@@ -1,0 +1,151 @@
+"""Linear layers and batched matmul (wgsl/matmul.wgsl, wgsl/matmul_f16.wgsl) against float64 numpy."""
+
+import numpy as np
+import pytest
+
+from kernel_case import run_op
+from reference import assert_close, rng
+from reference import matmul as ref
+
+STORED = {"f32": np.float32, "f16": np.float16}
+PATH = {"f32": "f32", "f16": "f16w"}  # weight storage -> tolerance path (f32 math)
+
+
+def operands(seed, m_shape, n, k, weight_dtype=np.float32, act_dtype=np.float32):
+    """x (*m_shape, K) ~ N(0, 1), W [N, K] and b (N) scaled so outputs are ~ N(0, 1), residual and out (*m_shape, N)."""
+    r = rng(seed)
+    return {
+        "x": r.standard_normal((*m_shape, k)).astype(act_dtype),
+        "w": (r.standard_normal((n, k)) / np.sqrt(k)).astype(weight_dtype),
+        "b": r.standard_normal(n).astype(weight_dtype),
+        "r": r.standard_normal((*m_shape, n)).astype(act_dtype),
+        "out": np.zeros((*m_shape, n), act_dtype),
+    }
+
+
+@pytest.mark.parametrize("stored", ["f32", "f16"])
+def test_linear_ragged_shapes_with_bias(gpu_run, stored):
+    # 77 tokens, K and N not multiples of the 64 x 64 x 16 tile.
+    a = operands(1, (1, 77), 45, 40, STORED[stored])
+    del a["r"]
+    got = run_op(gpu_run, "matmul", "linear(gpu, x, w, out, bias=b)", a)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"]), PATH[stored])
+
+
+@pytest.mark.parametrize("activation", ["gelu", "silu", "quick_gelu"])
+def test_linear_fused_activation_then_residual(native_run, activation):
+    a = operands(2, (2, 77), 45, 40, np.float16)
+    got = run_op(native_run, "matmul", f"linear(gpu, x, w, out, bias=b, residual=r, activation={activation!r})", a)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"], activation), "f16w")
+
+
+def test_linear_accumulates_in_place_when_residual_is_out(gpu_run):
+    a = operands(3, (5, 7), 9, 33)
+    del a["b"], a["r"]
+    a["out"] = rng(4).standard_normal((5, 7, 9)).astype(np.float32)  # out's prior contents are the residual
+    got = run_op(gpu_run, "matmul", "linear(gpu, x, w, out, residual=out, activation='silu')", a, poison=False)
+    assert_close(got, ref.linear(a["x"], a["w"], residual=a["out"], activation="silu"), "f32")
+
+
+@pytest.mark.parametrize("stored", ["f32", "f16"])
+def test_linear_at_reduced_sd_shapes(native_run, stored):
+    # UNet feed-forward at 2 images of 8x8 latents with 320 channels (K=320 -> N=640), bias and GELU.
+    a = operands(5, (2, 64), 640, 320, STORED[stored])
+    del a["r"]
+    got = run_op(native_run, "matmul", "linear(gpu, x, w, out, bias=b, activation='gelu')", a)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"], activation="gelu"), PATH[stored])
+
+
+@pytest.mark.parametrize("tiles", ["GemmTiles(128, 64, 16, 8, 4)", "GemmTiles(128, 128, 32, 8, 8)",
+                                   "GemmTiles(32, 64, 8, 4, 8)", "GemmTiles(64, 64, 32, 4, 4)"])
+def test_linear_with_other_tiles(native_run, tiles):
+    a = operands(6, (1, 150), 140, 72, np.float16)
+    got = run_op(native_run, "matmul", f"linear(gpu, x, w, out, bias=b, residual=r, tiles=matmul.{tiles})", a)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"]), "f16w")
+
+
+def test_batched_matmul(gpu_run):
+    r = rng(7)
+    a = {"a": r.standard_normal((3, 33, 20)).astype(np.float32),
+         "b": r.standard_normal((3, 17, 20)).astype(np.float32),
+         "out": np.zeros((3, 33, 17), np.float32)}
+    got = run_op(gpu_run, "matmul", "batched_matmul(gpu, a, b, out)", a)
+    assert_close(got, ref.batched_matmul(a["a"], a["b"]), "f32")
+
+
+def test_row_tiles_wrap_past_65535_workgroups(native_run):
+    # 65537 batches of one row: as many row tiles, wrapped into z.
+    r = rng(8)
+    a = {"a": r.standard_normal((65537, 1, 4)).astype(np.float32),
+         "b": r.standard_normal((65537, 3, 4)).astype(np.float32),
+         "out": np.zeros((65537, 1, 3), np.float32)}
+    got = run_op(native_run, "matmul", "batched_matmul(gpu, a, b, out, tiles=matmul.GemmTiles(16, 16, 4, 4, 4))", a)
+    assert_close(got, ref.batched_matmul(a["a"], a["b"]), "f32")
+
+
+def test_f16_math_linear(native_f16_run):
+    a = operands(9, (2, 77), 45, 40, np.float16, np.float16)
+    got = run_op(native_f16_run, "matmul", "linear(gpu, x, w, out, bias=b, residual=r, activation='gelu')", a)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"], "gelu"), "f16")
+
+
+def test_f16_math_at_reduced_sd_shape_and_batched(native_f16_run):
+    a = operands(10, (2, 64), 640, 320, np.float16, np.float16)
+    got = run_op(native_f16_run, "matmul", "linear(gpu, x, w, out, bias=b, activation='quick_gelu')", a)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"], activation="quick_gelu"), "f16")
+    r = rng(11)
+    b = {"a": r.standard_normal((2, 21, 36)).astype(np.float16),
+         "b": r.standard_normal((2, 19, 36)).astype(np.float16),
+         "out": np.zeros((2, 21, 19), np.float16)}
+    got = run_op(native_f16_run, "matmul", "batched_matmul(gpu, a, b, out)", b)
+    assert_close(got, ref.batched_matmul(b["a"], b["b"]), "f16")
+
+
+BAD_CALLS = {
+    "linear(gpu, x, w_t, out)": "x (1, 4, 8) and out (1, 4, 6) do not fit weight",
+    "linear(gpu, x, w, out, bias=x)": "bias",
+    "linear(gpu, x, w16, out, bias=b)": "weights and bias must be one of f32, f16, both the same",
+    "linear(gpu, x, w, out, activation='relu')": "unknown activation 'relu'",
+    "linear(gpu, x, w, out, residual=w)": "residual (6, 8) must have out's shape",
+    "linear(gpu, x16, w, out)": "out is f32 but x is f16",
+}
+
+
+@pytest.mark.parametrize("call,message", BAD_CALLS.items(), ids=list(BAD_CALLS))
+def test_bad_calls_name_the_problem(native_run, call, message):
+    got = native_run(f"""
+from doppler.errors import GpuError
+from doppler.ops import matmul
+x = gpu.tensor((1, 4, 8), "f32", "x"); x16 = gpu.tensor((1, 4, 8), "f16", "x16")
+w = gpu.tensor((6, 8), "f32", "w"); w_t = gpu.tensor((8, 6), "f32", "w_t"); w16 = gpu.tensor((6, 8), "f16", "w16")
+b = gpu.tensor((6,), "f32", "b"); out = gpu.tensor((1, 4, 6), "f32", "out")
+try:
+    await matmul.{call}
+    message = None
+except GpuError as e:
+    message = str(e)
+gpu.free(x, x16, w, w_t, w16, b, out)
+message
+""")
+    assert got is not None and message in got
+
+
+def test_tiles_are_checked():
+    from doppler.errors import GpuError
+    from doppler.ops.matmul import GemmTiles
+
+    with pytest.raises(GpuError, match="thread_m and thread_n must be one of"):
+        GemmTiles(thread_m=2)
+    with pytest.raises(GpuError, match="tile_k of their quotient"):
+        GemmTiles(128, 128, 1, 8, 8)
+
+
+def test_reference_activations_match_torch():
+    torch = pytest.importorskip("torch")
+    from transformers.activations import QuickGELUActivation
+
+    v = np.linspace(-8, 8, 101)
+    t = torch.tensor(v, dtype=torch.float64)
+    assert np.allclose(ref.ACTIVATIONS["gelu"](v), torch.nn.functional.gelu(t).numpy(), atol=1e-12)
+    assert np.allclose(ref.ACTIVATIONS["silu"](v), torch.nn.functional.silu(t).numpy(), atol=1e-12)
+    assert np.allclose(ref.ACTIVATIONS["quick_gelu"](v), QuickGELUActivation()(t).numpy(), atol=1e-12)

@@ -1,0 +1,61 @@
+// The implicit-GEMM convolution kernel over a GEMM core (gemm_f32.wgsl or gemm_f16.wgsl): see wgsl/conv2d.wgsl.
+
+struct Conv2d {
+  batch: u32, in_h: u32, in_w: u32, cin: u32, src_h: u32, src_w: u32, out_h: u32, out_w: u32, cout: u32,
+  kh: u32, kw: u32, stride: u32, pad: u32
+}
+
+@group(0) @binding(5) var<uniform> u: Conv2d;
+
+fn pixels() -> u32 {
+  return u.batch * u.out_h * u.out_w;
+}
+
+// Index of the first channel of the input pixel under tap (ky, kx) of output pixel m, or -1 in the zero padding.
+// m is (b, oy, ox); the tap reads up(x) at (oy * S - P + ky, ox * S - P + kx), which is x at floor(s * H / SH).
+fn input_pixel(m: u32, tap: u32) -> i32 {
+  if (m >= pixels()) { return -1; }
+  let b = m / (u.out_h * u.out_w);
+  let oy = (m / u.out_w) % u.out_h;
+  let ox = m % u.out_w;
+  let sy = i32(oy * u.stride + tap / u.kw) - i32(u.pad);
+  let sx = i32(ox * u.stride + tap % u.kw) - i32(u.pad);
+  if (sy < 0 || sx < 0 || sy >= i32(u.src_h) || sx >= i32(u.src_w)) { return -1; }
+  let iy = u32(sy) * u.in_h / u.src_h;
+  let ix = u32(sx) * u.in_w / u.src_w;
+  return i32(((b * u.in_h + iy) * u.in_w + ix) * u.cin);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let m0 = tile_row(wg) * TILE_M;
+  if (m0 >= pixels()) { return; }
+  let n0 = wg.x * TILE_N;
+  let xs = x_stage(lid);
+  let ws = w_stage(lid);
+  let n = n0 + ws.x;
+  let taps = u.kh * u.kw;
+  var acc: array<vec4f, ACC>;
+  for (var tap = 0u; tap < taps; tap++) {
+    let pixel = input_pixel(m0 + xs.x, tap);
+    for (var c0 = 0u; c0 < u.cin; c0 += TILE_K) {
+      for (var j = 0u; j < X_PER_THREAD; j++) {
+        let c = c0 + xs.y + j;
+        var v = Math(0);
+        if (pixel >= 0 && c < u.cin) { v = x[u32(pixel) + c]; }
+        put_x(xs.y + j, xs.x, v);
+      }
+      // W[co, ci, ky, kx] is at (co * Cin + ci) * KH * KW + tap.
+      for (var j = 0u; j < W_PER_THREAD; j++) {
+        let c = c0 + ws.y + j;
+        var v = Math(0);
+        if (n < u.cout && c < u.cin) { v = weight((n * u.cin + c) * taps + tap); }
+        put_w(ws.y + j, ws.x, v);
+      }
+      workgroupBarrier();
+      multiply_tiles(&acc, lid);
+      workgroupBarrier();
+    }
+  }
+  store(&acc, lid, m0, pixels() - m0, n0, u.cout);
+}
