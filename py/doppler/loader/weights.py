@@ -21,7 +21,14 @@ class ComponentWeights:
     allocations: list = field(default_factory=list)
 
     def __getitem__(self, key: str) -> Tensor:
-        return self.tensors[key]
+        tensor = self.tensors.get(key)
+        if tensor is None:
+            raise KeyError(f"{self.name} has no tensor {key!r}: the manifest's tensor table and its architecture "
+                           f"numbers disagree; convert the model again")
+        return tensor
+
+    def get(self, key: str) -> Tensor | None:
+        return self.tensors.get(key)
 
     @property
     def nbytes(self) -> int:

@@ -1,0 +1,90 @@
+"""Layers over the kernels, built by walking the checkpoint's key paths (`Linear(w, "down_blocks.0.attentions.0
+.proj_in")`), so a component's attribute tree mirrors diffusers' and loading is a walk, not a table.
+
+Each call allocates its output from the pool (labelled with the layer's path) and leaves freeing inputs to the
+caller. Activations are f32; weights f32 or packed f16 as the manifest stored them.
+"""
+
+from __future__ import annotations
+
+from ...ops import activation, attention, conv2d, groupnorm, layernorm, matmul
+
+
+def out_like(gpu, shape, label: str):
+    return gpu.tensor(shape, "f32", label)
+
+
+class Linear:
+    def __init__(self, weights, path: str, bias: bool = True):
+        self.path = path
+        self.weight = weights[f"{path}.weight"]
+        self.bias = weights[f"{path}.bias"] if bias else None
+        self.out_features = self.weight.shape[0]
+
+    async def __call__(self, gpu, x, activation_fn: str = "none", residual=None):
+        out = out_like(gpu, x.shape[:-1] + (self.out_features,), self.path)
+        await matmul.linear(gpu, x, self.weight, out, bias=self.bias, residual=residual, activation=activation_fn)
+        return out
+
+
+class Conv2d:
+    """NHWC conv; `upsample_to` fuses a nearest upsample of the input to that (H, W) (diffusers' Upsample2D)."""
+
+    def __init__(self, weights, path: str, stride: int = 1):
+        self.path = path
+        self.weight = weights[f"{path}.weight"]
+        self.bias = weights.get(f"{path}.bias")
+        self.stride = stride
+        self.padding = self.weight.shape[2] // 2
+
+    async def __call__(self, gpu, x, residual=None, upsample_to=None):
+        b, h, w, _ = x.shape
+        if upsample_to is not None:
+            h, w = upsample_to
+        oh = (h + 2 * self.padding - self.weight.shape[2]) // self.stride + 1
+        ow = (w + 2 * self.padding - self.weight.shape[3]) // self.stride + 1
+        out = out_like(gpu, (b, oh, ow, self.weight.shape[0]), self.path)
+        await conv2d.conv2d(gpu, x, self.weight, out, bias=self.bias, residual=residual, stride=self.stride,
+                            padding=self.padding, upsample_to=upsample_to)
+        return out
+
+
+class GroupNorm:
+    def __init__(self, weights, path: str, groups: int, eps: float):
+        self.path = path
+        self.gamma = weights[f"{path}.weight"]
+        self.beta = weights[f"{path}.bias"]
+        self.groups = groups
+        self.eps = eps
+
+    async def __call__(self, gpu, x, silu: bool = False):
+        out = out_like(gpu, x.shape, self.path)
+        stats = gpu.tensor((x.shape[0], self.groups, 2), "f32", f"{self.path}.stats")
+        await groupnorm.group_norm(gpu, x, self.gamma, self.beta, out, stats, self.groups, self.eps, silu=silu)
+        gpu.free(stats)
+        return out
+
+
+class LayerNorm:
+    def __init__(self, weights, path: str, eps: float):
+        self.path = path
+        self.gamma = weights[f"{path}.weight"]
+        self.beta = weights[f"{path}.bias"]
+        self.eps = eps
+
+    async def __call__(self, gpu, x):
+        out = out_like(gpu, x.shape, self.path)
+        await layernorm.layer_norm(gpu, x, self.gamma, self.beta, out, self.eps)
+        return out
+
+
+async def scaled_dot_product_attention(gpu, q, k, v, heads: int, label: str, causal: bool = False):
+    out = out_like(gpu, q.shape, label)
+    await attention.attention(gpu, q, k, v, out, heads=heads, causal=causal)
+    return out
+
+
+async def geglu(gpu, x, label: str):
+    out = out_like(gpu, x.shape[:-1] + (x.shape[-1] // 2,), label)
+    await activation.geglu(gpu, x, out)
+    return out

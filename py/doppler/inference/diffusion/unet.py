@@ -1,0 +1,232 @@
+"""SD 1.5's UNet2DConditionModel (diffusers), NHWC, from the manifest's architecture numbers.
+
+    emb = linear_2(silu(linear_1(timestep_embedding(t) [+ cond_proj(w_embedding)])))
+    h = conv_in(x); skips = [h]
+    down blocks: (resnet(h, emb) [-> transformer(h, text)]) x layers, then a stride-2 conv except the last block
+    mid: resnet -> transformer -> resnet
+    up blocks: (resnet(concat(h, skips.pop()), emb) [-> transformer]) x (layers + 1), then nearest-2x + conv
+    out = conv_out(silu(groupnorm(h)))
+Resnet: conv2(silu(gn2(conv1(silu(gn1(x))) + time_emb_proj(silu(emb))))) + shortcut(x).
+Transformer2DModel: proj_out(blocks(proj_in(gn(x)))) + x, blocks = self-attn, cross-attn, GEGLU feed-forward,
+each pre-LayerNorm with a residual. SD's `attention_head_dim` (8) is the number of heads (diffusers' naming).
+"""
+
+from __future__ import annotations
+
+from ...ops import concat, elementwise, sampling
+from .nn import Conv2d, GroupNorm, LayerNorm, Linear, geglu, scaled_dot_product_attention
+
+LAYER_NORM_EPS = 1e-5  # diffusers' BasicTransformerBlock default
+TRANSFORMER_NORM_EPS = 1e-6  # Transformer2DModel's GroupNorm
+
+
+class Attention:
+    def __init__(self, weights, path: str, heads: int):
+        self.path = path
+        self.heads = heads
+        self.to_q, self.to_k, self.to_v = (Linear(weights, f"{path}.{n}", bias=False) for n in ("to_q", "to_k", "to_v"))
+        self.to_out = Linear(weights, f"{path}.to_out.0")
+
+    async def __call__(self, gpu, x, residual, context=None):
+        kv = x if context is None else context
+        q, k, v = await self.to_q(gpu, x), await self.to_k(gpu, kv), await self.to_v(gpu, kv)
+        a = await scaled_dot_product_attention(gpu, q, k, v, self.heads, self.path)
+        gpu.free(q, k, v)
+        out = await self.to_out(gpu, a, residual=residual)
+        gpu.free(a)
+        return out
+
+
+class BasicTransformerBlock:
+    def __init__(self, weights, path: str, heads: int):
+        self.path = path
+        self.norm1, self.norm2, self.norm3 = (LayerNorm(weights, f"{path}.norm{i}", LAYER_NORM_EPS) for i in (1, 2, 3))
+        self.attn1 = Attention(weights, f"{path}.attn1", heads)
+        self.attn2 = Attention(weights, f"{path}.attn2", heads)
+        self.ff_proj = Linear(weights, f"{path}.ff.net.0.proj")
+        self.ff_out = Linear(weights, f"{path}.ff.net.2")
+
+    async def __call__(self, gpu, h, context):
+        x = await self.norm1(gpu, h)
+        h1 = await self.attn1(gpu, x, residual=h)
+        gpu.free(x)
+        x = await self.norm2(gpu, h1)
+        h2 = await self.attn2(gpu, x, residual=h1, context=context)
+        gpu.free(x, h1)
+        x = await self.norm3(gpu, h2)
+        p = await self.ff_proj(gpu, x)
+        gpu.free(x)
+        g = await geglu(gpu, p, f"{self.path}.ff.net.0")
+        gpu.free(p)
+        out = await self.ff_out(gpu, g, residual=h2)
+        gpu.free(g, h2)
+        return out
+
+
+class Transformer2DModel:
+    def __init__(self, weights, path: str, heads: int, groups: int):
+        self.norm = GroupNorm(weights, f"{path}.norm", groups, TRANSFORMER_NORM_EPS)
+        self.proj_in = Conv2d(weights, f"{path}.proj_in")
+        self.blocks = [BasicTransformerBlock(weights, f"{path}.transformer_blocks.0", heads)]
+        self.proj_out = Conv2d(weights, f"{path}.proj_out")
+
+    async def __call__(self, gpu, x, context):
+        b, hh, ww, c = x.shape
+        n = await self.norm(gpu, x)
+        h = await self.proj_in(gpu, n)
+        gpu.free(n)
+        tokens = h.reshaped((b, hh * ww, h.shape[-1]))  # NHWC: the tokens are the pixels, no transpose
+        for block in self.blocks:
+            nxt = await block(gpu, tokens, context)
+            gpu.free(tokens)
+            tokens = nxt
+        out = await self.proj_out(gpu, tokens.reshaped((b, hh, ww, tokens.shape[-1])), residual=x)
+        gpu.free(tokens)
+        return out
+
+
+class ResnetBlock2D:
+    def __init__(self, weights, path: str, groups: int, eps: float, has_temb: bool = True):
+        self.path = path
+        self.norm1 = GroupNorm(weights, f"{path}.norm1", groups, eps)
+        self.conv1 = Conv2d(weights, f"{path}.conv1")
+        self.time_emb_proj = Linear(weights, f"{path}.time_emb_proj") if has_temb else None
+        self.norm2 = GroupNorm(weights, f"{path}.norm2", groups, eps)
+        self.conv2 = Conv2d(weights, f"{path}.conv2")
+        self.conv_shortcut = Conv2d(weights, f"{path}.conv_shortcut") if weights.get(f"{path}.conv_shortcut.weight") else None
+
+    async def __call__(self, gpu, x, temb_silu=None):
+        n = await self.norm1(gpu, x, silu=True)
+        h = await self.conv1(gpu, n)
+        gpu.free(n)
+        if self.time_emb_proj is not None:
+            t = await self.time_emb_proj(gpu, temb_silu)  # (1, C): every batch row shares the timestep
+            await elementwise.add(gpu, h, t.reshaped((t.numel,)), h)  # h[b, y, x, c] += t[c]
+            gpu.free(t)
+        n = await self.norm2(gpu, h, silu=True)
+        gpu.free(h)
+        shortcut = await self.conv_shortcut(gpu, x) if self.conv_shortcut else x
+        out = await self.conv2(gpu, n, residual=shortcut)
+        gpu.free(n)
+        if shortcut is not x:
+            gpu.free(shortcut)
+        return out
+
+
+class UNet2DConditionModel:
+    def __init__(self, weights, arch):
+        self.arch = arch
+        groups, eps = arch.norm_num_groups, arch.norm_eps
+        # diffusers: num_attention_heads = attention_head_dim (SD's naming), one number or one per level
+        levels = len(arch.block_out_channels)
+        heads = arch.attention_head_dim if isinstance(arch.attention_head_dim, tuple) else (arch.attention_head_dim,) * levels
+        self.conv_in = Conv2d(weights, "conv_in")
+        self.linear_1 = Linear(weights, "time_embedding.linear_1")
+        self.linear_2 = Linear(weights, "time_embedding.linear_2")
+        self.cond_proj = Linear(weights, "time_embedding.cond_proj", bias=False) if arch.time_cond_proj_dim else None
+        channels = list(arch.block_out_channels)
+
+        def transformer(path, level):
+            return Transformer2DModel(weights, path, heads[level], groups)
+
+        self.down = []
+        for i, kind in enumerate(arch.down_block_types):
+            path = f"down_blocks.{i}"
+            resnets = [ResnetBlock2D(weights, f"{path}.resnets.{j}", groups, eps) for j in range(arch.layers_per_block)]
+            attns = ([transformer(f"{path}.attentions.{j}", i) for j in range(arch.layers_per_block)]
+                     if kind.startswith("CrossAttn") else [None] * arch.layers_per_block)
+            down = Conv2d(weights, f"{path}.downsamplers.0.conv", stride=2) if i < len(channels) - 1 else None
+            self.down.append((resnets, attns, down))
+        self.mid = (ResnetBlock2D(weights, "mid_block.resnets.0", groups, eps), transformer("mid_block.attentions.0", levels - 1),
+                    ResnetBlock2D(weights, "mid_block.resnets.1", groups, eps))
+        self.up = []
+        for i, kind in enumerate(arch.up_block_types):
+            path = f"up_blocks.{i}"
+            n = arch.layers_per_block + 1
+            resnets = [ResnetBlock2D(weights, f"{path}.resnets.{j}", groups, eps) for j in range(n)]
+            attns = ([transformer(f"{path}.attentions.{j}", levels - 1 - i) for j in range(n)]
+                     if kind.startswith("CrossAttn") else [None] * n)
+            up = Conv2d(weights, f"{path}.upsamplers.0.conv") if i < len(channels) - 1 else None
+            self.up.append((resnets, attns, up))
+        self.conv_norm_out = GroupNorm(weights, "conv_norm_out", groups, eps)
+        self.conv_out = Conv2d(weights, "conv_out")
+        self._frequencies = None
+
+    def frequencies(self, gpu):
+        """The sinusoidal embeddings' frequency tables, uploaded once."""
+        if self._frequencies is None:
+            dim = self.linear_1.weight.shape[1]
+            self._frequencies = [self._upload(gpu, sampling.timestep_frequencies(dim, self.arch.freq_shift), "time_freqs")]
+            if self.cond_proj is not None:
+                gdim = self.arch.time_cond_proj_dim
+                self._frequencies.append(self._upload(gpu, sampling.guidance_frequencies(gdim), "guidance_freqs"))
+        return self._frequencies
+
+    @staticmethod
+    def _upload(gpu, values, label):
+        t = gpu.tensor((len(values),), "f32", label)
+        gpu.upload(t, values.tobytes())
+        return t
+
+    async def time_embedding(self, gpu, timestep, guidance=None):
+        """silu(emb) (every resnet reads emb through a SiLU), emb (1, D) from the (1,) timestep tensor; LCM UNets
+        add cond_proj of the guidance embedding of w = guidance[0] (the pipeline writes guidance_scale - 1)."""
+        freqs = self.frequencies(gpu)
+        t = gpu.tensor((1, 2 * freqs[0].numel), "f32", "time_proj")
+        await sampling.time_embedding(gpu, timestep, freqs[0], t, flip_sin_to_cos=self.arch.flip_sin_to_cos)
+        if self.cond_proj is not None:
+            w = gpu.tensor((1, self.arch.time_cond_proj_dim), "f32", "guidance_proj")
+            await sampling.time_embedding(gpu, guidance, freqs[1], w, flip_sin_to_cos=False,
+                                          scale=sampling.GUIDANCE_EMBEDDING_SCALE)
+            t_cond = await self.cond_proj(gpu, w, residual=t)
+            gpu.free(t, w)
+            t = t_cond
+        e1 = await self.linear_1(gpu, t, activation_fn="silu")
+        gpu.free(t)
+        emb_silu = await self.linear_2(gpu, e1, activation_fn="silu")
+        gpu.free(e1)
+        return emb_silu
+
+    async def __call__(self, gpu, sample, timestep, context, guidance=None):
+        """sample (B, H, W, C) NHWC, timestep (1,) shared by the batch, context (B, T, D) -> prediction (B, H, W, C)."""
+        temb = await self.time_embedding(gpu, timestep, guidance)
+        h = await self.conv_in(gpu, sample)
+        skips = [h]
+        for resnets, attns, down in self.down:
+            for resnet, attn in zip(resnets, attns):
+                h = await resnet(gpu, h, temb)
+                if attn is not None:
+                    nxt = await attn(gpu, h, context)
+                    gpu.free(h)
+                    h = nxt
+                skips.append(h)
+            if down is not None:
+                h = await down(gpu, h)
+                skips.append(h)
+        r0, a0, r1 = self.mid
+        m0 = await r0(gpu, h, temb)  # h is the last skip: kept
+        m1 = await a0(gpu, m0, context)
+        h = await r1(gpu, m1, temb)
+        gpu.free(m0, m1)
+        for resnets, attns, up in self.up:
+            for resnet, attn in zip(resnets, attns):
+                skip = skips.pop()
+                cat = gpu.tensor(h.shape[:3] + (h.shape[3] + skip.shape[3],), "f32", "skip_concat")
+                await concat.concat_channels(gpu, h, skip, cat)
+                gpu.free(h, skip)
+                h = await resnet(gpu, cat, temb)
+                gpu.free(cat)
+                if attn is not None:
+                    nxt = await attn(gpu, h, context)
+                    gpu.free(h)
+                    h = nxt
+            if up is not None:
+                target = skips[-1].shape[1:3]  # nearest upsample to the skip's size (2x, or odd latent sizes)
+                nxt = await up(gpu, h, upsample_to=target)
+                gpu.free(h)
+                h = nxt
+        n = await self.conv_norm_out(gpu, h, silu=True)
+        gpu.free(h, temb)
+        out = await self.conv_out(gpu, n)
+        gpu.free(n)
+        return out

@@ -1,0 +1,104 @@
+"""Text encoder, UNet and VAE decoder against diffusers/transformers on seeded tiny models (native backend)."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_CLIP, TINY_UNET, TINY_VAE, architecture, upload_state_dict
+from doppler.manifest import architectures as arch
+from reference import assert_close
+
+pytestmark = pytest.mark.native
+
+
+def nhwc(t):
+    return t.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+@pytest.mark.parametrize("dtype,path", [("f32", "f32"), ("f16", "f16w")])
+def test_text_encoder_matches_transformers(run, dtype, path):
+    from transformers import CLIPTextConfig, CLIPTextModel as Reference
+
+    from doppler.inference.diffusion.text_encoder import CLIPTextModel
+
+    torch.manual_seed(0)
+    ref = Reference(CLIPTextConfig(**TINY_CLIP)).eval()
+    if dtype == "f16":
+        ref = ref.half().float()  # the reference sees the same f16-rounded weights
+    ids = torch.randint(0, TINY_CLIP["vocab_size"], (2, 77))
+    with torch.no_grad():
+        want = ref(ids).last_hidden_state.double().numpy()
+
+    async def go(gpu):
+        # transformers >= 5 drops the `text_model.` level that checkpoints (and manifests) keep
+        state = {k if k.startswith("text_model.") else f"text_model.{k}": v for k, v in ref.state_dict().items()}
+        weights = upload_state_dict(gpu, state, "text_encoder", dtype)
+        model = CLIPTextModel(weights, architecture(arch.CLIPTextModel, TINY_CLIP))
+        t = gpu.tensor((2, 77), "u32", "ids")
+        gpu.upload(t, ids.numpy().astype(np.uint32).tobytes())
+        out = await model(gpu, t)
+        got = np.frombuffer(await gpu.read(out), np.float32)
+        gpu.free(t, out)
+        weights.release(gpu)
+        return got
+
+    assert_close(run(go), want, path, "text encoder")
+
+
+@pytest.mark.parametrize("size", [(8, 8), (6, 10)])
+def test_unet_matches_diffusers(run, size):
+    from diffusers import UNet2DConditionModel as Reference
+
+    from doppler.inference.diffusion.unet import UNet2DConditionModel
+
+    torch.manual_seed(1)
+    ref = Reference(**{k: v for k, v in TINY_UNET.items()}).eval()
+    x = torch.randn(2, 4, *size)
+    ctx = torch.randn(2, 77, TINY_UNET["cross_attention_dim"])
+    t = 801.0
+    with torch.no_grad():
+        want = nhwc(ref(x, torch.tensor([t, t]), encoder_hidden_states=ctx).sample.double())
+
+    async def go(gpu):
+        weights = upload_state_dict(gpu, ref.state_dict(), "unet")
+        model = UNet2DConditionModel(weights, architecture(arch.UNet2DConditionModel, TINY_UNET))
+        sample = gpu.tensor((2, *size, 4), "f32", "sample")
+        gpu.upload(sample, nhwc(x).astype(np.float32).tobytes())
+        context = gpu.tensor(ctx.shape, "f32", "context")
+        gpu.upload(context, ctx.numpy().astype(np.float32).tobytes())
+        timestep = gpu.tensor((1,), "f32", "timestep")
+        gpu.upload(timestep, np.float32(t).tobytes())
+        out = await model(gpu, sample, timestep, context)
+        got = np.frombuffer(await gpu.read(out), np.float32)
+        gpu.free(sample, context, timestep, out)
+        weights.release(gpu)
+        return got
+
+    assert_close(run(go), want, "f32", "unet")
+
+
+def test_vae_decoder_matches_diffusers(run):
+    from diffusers import AutoencoderKL as Reference
+
+    from doppler.inference.diffusion.vae import AutoencoderKLDecoder
+
+    torch.manual_seed(2)
+    cfg = {k: v for k, v in TINY_VAE.items() if k not in ("scaling_factor", "sample_size", "up_block_types", "act_fn")}
+    ref = Reference(**cfg, down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=TINY_VAE["up_block_types"]).eval()
+    z = torch.randn(1, 4, 5, 6)
+    with torch.no_grad():
+        want = nhwc(ref.decode(z / TINY_VAE["scaling_factor"]).sample.double())
+
+    async def go(gpu):
+        state = {k: v for k, v in ref.state_dict().items() if not k.startswith(("encoder.", "quant_conv."))}
+        weights = upload_state_dict(gpu, state, "vae")
+        model = AutoencoderKLDecoder(weights, architecture(arch.AutoencoderKL, TINY_VAE))
+        latents = gpu.tensor((1, 5, 6, 4), "f32", "latents")
+        gpu.upload(latents, nhwc(z).astype(np.float32).tobytes())
+        out = await model(gpu, latents)
+        got = np.frombuffer(await gpu.read(out), np.float32)
+        gpu.free(latents, out)
+        weights.release(gpu)
+        return got
+
+    assert_close(run(go), want, "f32", "vae decode")
