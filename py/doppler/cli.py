@@ -9,6 +9,7 @@ import sys
 from doppler import serve
 from doppler.config import ConfigError, DiffusionConfig, json_schema
 from doppler.config.diffusion import RUNTIME_PATH
+from doppler.convert import command as convert_command
 from doppler.manifest import Manifest, load_manifest, summary
 
 # `doppler schema NAME`: the documents whose JSON Schema it prints.
@@ -60,7 +61,7 @@ def _add_schema(sub) -> None:
 
 
 # Each entry adds one subparser and sets `run=` (a function taking the parsed args, returning an exit code).
-COMMANDS: list = [serve.add_commands, _add_validate_manifest, _add_schema]
+COMMANDS: list = [serve.add_commands, _add_validate_manifest, _add_schema, convert_command.add_command]
 
 if __name__ == "__main__":
     sys.exit(main())
