@@ -21,8 +21,9 @@ import numpy as np
 
 from doppler.config.schema import setting
 
+from .clip_vocab import write_clip_tokenizer_files
 from .presets import Preset
-from .sources import SHIPPED_CLIP_TOKENIZER, Source, TokenizerSource
+from .sources import Source, TokenizerSource
 from .tensors import COMPONENTS, Param, params
 
 
@@ -42,7 +43,7 @@ def random_source(preset: Preset, seed: int, init: RandomInit = RandomInit()) ->
                            for p in params(component, preset.architecture(component))}
                for component in COMPONENTS}
     architectures = {component: preset.architecture(component) for component in COMPONENTS}
-    return Source(architectures, loaders, dict(preset.scheduler_config), TokenizerSource(SHIPPED_CLIP_TOKENIZER, preset.tokenizer))
+    return Source(architectures, loaders, dict(preset.scheduler_config), TokenizerSource(write_clip_tokenizer_files, preset.tokenizer))
 
 
 def random_tensor(seed: int, component: str, p: Param, init: RandomInit) -> np.ndarray:

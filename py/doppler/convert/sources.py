@@ -104,9 +104,6 @@ class TokenizerSource:
     settings: TokenizerDefaults
 
 
-SHIPPED_CLIP_TOKENIZER = write_clip_tokenizer_files
-
-
 @dataclass(frozen=True)
 class Source:
     """Everything a conversion writes, checked: architectures, tensor loaders, scheduler config, tokenizer."""
@@ -129,15 +126,13 @@ def open_source(src: Path, preset: Preset, scheduler_file: Path | None = None,
     if src.suffix.lower() in PICKLE_SUFFIXES:
         raise ConvertError([f"{src}: {PICKLE_HINT.format(path=src, stem=src.with_suffix(''))}"])
     if src.is_dir():
-        source = _diffusers_folder(src, preset, scheduler_file, tokenizer_folder)
-    elif src.is_file() and src.suffix.lower() == SAFETENSORS:
-        source = _single_file(src, preset, scheduler_file, tokenizer_folder)
-    elif src.exists():
+        return _diffusers_folder(src, preset, scheduler_file, tokenizer_folder)
+    if src.is_file() and src.suffix.lower() == SAFETENSORS:
+        return _single_file(src, preset, scheduler_file, tokenizer_folder)
+    if src.exists():
         raise ConvertError([f"{src}: expected a diffusers folder (with model_index.json) or a single-file "
                             f".safetensors checkpoint"])
-    else:
-        raise ConvertError([f"{src}: no such file or folder"])
-    return source
+    raise ConvertError([f"{src}: no such file or folder"])
 
 
 def _diffusers_folder(src: Path, preset: Preset, scheduler_file, tokenizer_folder) -> Source:
@@ -149,6 +144,9 @@ def _diffusers_folder(src: Path, preset: Preset, scheduler_file, tokenizer_folde
     architectures, loaders = {}, {}
     for component in COMPONENTS:
         folder = src / component
+        if not folder.is_dir():
+            problems.append(f"{folder}: missing; a diffusers pipeline folder has unet/, vae/ and text_encoder/")
+            continue
         architecture = component_architecture(component, folder / "config.json", problems)
         found = _folder_tensors(folder, src, component, ignored, problems)
         if architecture is None or found is None:
@@ -158,7 +156,7 @@ def _diffusers_folder(src: Path, preset: Preset, scheduler_file, tokenizer_folde
         loaders[component] = _claim(component_params, found, False, f"{folder} (from its config.json)", problems)
         expected = {p.name for p in component_params}
         for key, (weights, file_key) in found.items():
-            if key not in expected and not _ignore(file_key, FOLDER_IGNORED[component], ignored, f"{component}/"):
+            if key not in expected and not _ignore(key, f"{component}/{file_key}", FOLDER_IGNORED[component], ignored):
                 info = weights.tensors[file_key]
                 problems.append(f"{weights.path}: unknown tensor {file_key} ({info.dtype} {list(info.shape)}); not a "
                                 f"{component} tensor of this architecture ({folder / 'config.json'})")
@@ -178,9 +176,6 @@ def _diffusers_folder(src: Path, preset: Preset, scheduler_file, tokenizer_folde
 def _folder_tensors(folder: Path, src: Path, component: str, ignored, problems):
     """{diffusers key: (file, key in file)} over a component folder's weight files; None (with problems) if it has
     none."""
-    if not folder.is_dir():
-        problems.append(f"{folder}: missing; a diffusers pipeline folder has unet/, vae/ and text_encoder/")
-        return None
     by_variant: dict[str | None, list[Path]] = {}
     for path in sorted(folder.glob("*" + SAFETENSORS)):
         match = WEIGHT_FILE.match(path.name)
@@ -267,7 +262,7 @@ def _single_file(path: Path, preset: Preset, scheduler_file, tokenizer_folder) -
         loaders[component] = _claim(component_params, found, True, where, problems)
         claimed.update(p.ldm for p in component_params)
     for key, (_, file_key) in found.items():
-        if key not in claimed and not _ignore(file_key, SINGLE_FILE_IGNORED, ignored, ""):
+        if key not in claimed and not _ignore(key, file_key, SINGLE_FILE_IGNORED, ignored):
             info = weights.tensors[file_key]
             problems.append(f"{path}: unknown tensor {file_key} ({info.dtype} {list(info.shape)}); not a text encoder, "
                             f"UNet or VAE decoder tensor of the {preset.name} preset (--preset)")
@@ -275,7 +270,7 @@ def _single_file(path: Path, preset: Preset, scheduler_file, tokenizer_folder) -
                  else dict(preset.scheduler_config))
     text_encoder = preset.text_encoder
     tokenizer = (_tokenizer_folder(tokenizer_folder, text_encoder, preset, problems) if tokenizer_folder
-                 else TokenizerSource(SHIPPED_CLIP_TOKENIZER, preset.tokenizer))
+                 else TokenizerSource(write_clip_tokenizer_files, preset.tokenizer))
     if problems:
         raise ConvertError(problems)
     architectures = {component: preset.architecture(component) for component in COMPONENTS}
@@ -289,10 +284,11 @@ def _with_text_model(key: str, prefix: str) -> str:
     return prefix + TEXT_MODEL + key[len(prefix):]
 
 
-def _ignore(key: str, rules, ignored: dict[str, list[str]], where: str) -> bool:
+def _ignore(key: str, shown: str, rules, ignored: dict[str, list[str]]) -> bool:
+    """Whether a rule ignores `key`; if so, `shown` (where it was found) is listed under the rule's reason."""
     for rule in rules:
         if rule.matches(key):
-            ignored.setdefault(rule.why, []).append(where + key)
+            ignored.setdefault(rule.why, []).append(shown)
             return True
     return False
 

@@ -109,6 +109,8 @@ def _write_all(source: Source, folder: Path, dtype: str, shard_bytes: int, model
         tensors = []
         for p in params(component, architecture):
             data = _stored(source.loaders[component][p.name](), dtype, f"{component} tensor {p.name}", problems)
+            if data is None:
+                continue
             shard, offset = writer.add(data)
             tensors.append({"name": p.name, "shape": list(p.shape), "dtype": dtype, "shard": shard,
                             "offset": offset, "bytes": len(data)})
@@ -134,12 +136,14 @@ def _write_all(source: Source, folder: Path, dtype: str, shard_bytes: int, model
     return manifest
 
 
-def _stored(values: np.ndarray, dtype: str, where: str, problems: list[str]) -> bytes:
-    """The tensor's bytes in the storage dtype (little-endian, row-major); a problem if values do not fit it."""
+def _stored(values: np.ndarray, dtype: str, where: str, problems: list[str]) -> bytes | None:
+    """The tensor's bytes in the storage dtype (little-endian, row-major); None and a problem if values do not fit."""
     if not np.isfinite(values).all():
         problems.append(f"{where}: has NaN or infinite values; the source checkpoint is damaged")
-    elif dtype == "f16" and values.size and float(np.abs(values).max()) > F16_MAX:
+        return None
+    if dtype == "f16" and values.size and float(np.abs(values).max()) > F16_MAX:
         problems.append(f"{where}: has values beyond f16's range (|x| > {F16_MAX:g}); convert with --dtype f32")
+        return None
     return np.ascontiguousarray(values, dtype=STORAGE[dtype]).tobytes()
 
 
