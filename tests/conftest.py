@@ -77,3 +77,12 @@ def gpu_run(request, event_loop_runner):
         return lambda source, **inputs: event_loop_runner(run_native(gpu, source, **inputs))
     page = request.getfixturevalue("app_page")
     return lambda source, **inputs: run_python(page, browser_source(source, **inputs))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd():
+    """The tiny SD 1.5-architecture fixture folder (diffusers folder, LDM single file, reference.npz; see
+    tests/fixtures/make_fixtures.py), made on first use and remade when its inputs change."""
+    from fixtures.make_fixtures import ensure_fixtures
+
+    return ensure_fixtures()
