@@ -4,6 +4,7 @@ defaults, and converted models (the fixture and --random) run in diffusers and r
 
 import inspect
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -45,14 +46,28 @@ def shapes(state: dict) -> dict:
     return {k: tuple(v.shape) for k, v in state.items()}
 
 
-@pytest.mark.parametrize("preset", sorted(PRESETS))
-def test_expected_tensors_are_the_reference_state_dicts(preset):
+# The presets, and tiny with the layers SD 1.x-family variants add: LCM's guidance embedding, linear transformer
+# projections (SD 2's style), a CLIP text projection, a UNet head count per level.
+VARIANTS = {
+    **PRESETS,
+    "tiny_variants": replace(
+        TINY, unet=replace(TINY.unet, time_cond_proj_dim=16, use_linear_projection=True, attention_head_dim=(2, 4)),
+        text_encoder=replace(TINY.text_encoder, projection_dim=24)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_expected_tensors_are_the_reference_state_dicts(name):
+    preset = VARIANTS[name]
     with torch.device("meta"):
-        models = dict(zip(COMPONENTS, reference_models(PRESETS[preset])))
+        models = dict(zip(COMPONENTS, reference_models(preset)))
+    if preset.text_encoder.projection_dim is not None:
+        with torch.device("meta"):
+            models["text_encoder"] = transformers.CLIPTextModelWithProjection(models["text_encoder"].config)
     states = {"text_encoder": with_text_model(models["text_encoder"].state_dict()),
               "unet": models["unet"].state_dict(), "vae": models["vae"].state_dict()}
     for component in COMPONENTS:
-        assert expected_tensors(component, PRESETS[preset].architecture(component)) == \
+        assert expected_tensors(component, preset.architecture(component)) == \
             shapes(needed(component, states[component])), component
 
 

@@ -119,8 +119,9 @@ def _unet(w: _Walk, a: UNet2DConditionModel):
     w.linear("time_embedding.linear_1", "time_embed.0", temb, ch[0])
     w.linear("time_embedding.linear_2", "time_embed.2", temb, temb)
     if a.time_cond_proj_dim is not None:
-        # LCM-distilled UNets embed the guidance scale; original single files have no such layer.
-        w.linear("time_embedding.cond_proj", None, temb, a.time_cond_proj_dim, bias=False)
+        # LCM-distilled UNets add a projected guidance embedding to the sinusoidal one (width c_0) before linear_1;
+        # original single files have no such layer.
+        w.linear("time_embedding.cond_proj", None, ch[0], a.time_cond_proj_dim, bias=False)
 
     block, out = 1, ch[0]
     for i, kind in enumerate(a.down_block_types):
