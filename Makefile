@@ -10,13 +10,18 @@ NPM_STAMP := node_modules/.installed
 LAVAPIPE_ICD := /usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test dist system-deps clean
+.PHONY: serve test dist fixtures system-deps clean
 
 serve: $(PY_STAMP) $(NPM_STAMP)
 	$(BIN)/doppler serve --port $(PORT) $(if $(MODELS),--models $(MODELS))
 
 test: system-deps $(TEST_STAMP) $(NPM_STAMP)
 	$(BIN)/python -m pytest
+
+# The tiny SD 1.5-architecture model and diffusers' reference outputs, in tests/fixtures/generated/ (tests make it
+# on first use too).
+fixtures: $(TEST_STAMP)
+	$(BIN)/python tests/fixtures/make_fixtures.py
 
 dist: $(PY_STAMP) $(NPM_STAMP)
 	$(BIN)/doppler dist dist $(if $(MODELS),--models $(MODELS))

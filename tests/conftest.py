@@ -93,3 +93,12 @@ def native_f16_run(native_gpu, native_run):
     if not native_gpu.caps.has("shader-f16"):
         pytest.skip("the native device lacks shader-f16, which f16-math kernels need")
     return native_run
+
+
+@pytest.fixture(scope="session")
+def tiny_sd():
+    """The tiny SD 1.5-architecture fixture folder (diffusers folder, LDM single file, reference.npz; see
+    tests/fixtures/make_fixtures.py), made on first use and remade when its inputs change."""
+    from fixtures.make_fixtures import ensure_fixtures
+
+    return ensure_fixtures()

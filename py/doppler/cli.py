@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from doppler import serve
 from doppler.config import ConfigError, DiffusionConfig, json_schema
 from doppler.config.diffusion import RUNTIME_PATH
-from doppler.manifest import Manifest, load_manifest, summary
+from doppler.convert import command as convert_command
+from doppler.manifest import Manifest, file_problems, load_manifest, summary
 
 # `doppler schema NAME`: the documents whose JSON Schema it prints.
 SCHEMAS = {
@@ -37,6 +39,10 @@ def _validate_manifest(args) -> int:
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 1
+    problems = list(file_problems(manifest, Path(args.file).parent)) if args.files else []
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 1
     print("OK " + summary(manifest))
     return 0
 
@@ -44,6 +50,8 @@ def _validate_manifest(args) -> int:
 def _add_validate_manifest(sub) -> None:
     parser = sub.add_parser("validate-manifest", help="check a model manifest; print a summary, or every problem")
     parser.add_argument("file", help="manifest JSON file")
+    parser.add_argument("--files", action="store_true",
+                        help="also check the files next to it: shards (exist, size, sha256) and tokenizer files")
     parser.set_defaults(run=_validate_manifest)
 
 
@@ -60,7 +68,7 @@ def _add_schema(sub) -> None:
 
 
 # Each entry adds one subparser and sets `run=` (a function taking the parsed args, returning an exit code).
-COMMANDS: list = [serve.add_commands, _add_validate_manifest, _add_schema]
+COMMANDS: list = [serve.add_commands, _add_validate_manifest, _add_schema, convert_command.add_command]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,3 +15,11 @@ class BudgetError(GpuError):
 
 class DeviceLostError(GpuError):
     """The GPU device was lost (driver reset, destroyed); a fresh device is opened for the next job."""
+
+
+class ConvertError(DopplerError):
+    """A checkpoint `doppler convert` cannot take: one line per problem, each naming the file or tensor and the fix."""
+
+    def __init__(self, problems):
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))

@@ -49,8 +49,12 @@ def clip_vocab_and_merges(bpe_gz: Path | None = None) -> tuple[dict[str, int], l
 
 
 def write_clip_tokenizer_files(out_dir: Path, bpe_gz: Path | None = None) -> tuple[Path, Path]:
-    """Write `vocab.json` and `merges.txt` (with its `#version: 0.2` header) into `out_dir`; return their paths."""
-    vocab, merges = clip_vocab_and_merges(bpe_gz)
+    """Write CLIP's `vocab.json` and `merges.txt` into `out_dir`; return their paths."""
+    return write_bpe_files(out_dir, *clip_vocab_and_merges(bpe_gz))
+
+
+def write_bpe_files(out_dir: Path, vocab: dict[str, int], merges: list[str]) -> tuple[Path, Path]:
+    """Write `vocab.json` and `merges.txt` (merge lines "a b", after its `#version: 0.2` header) into `out_dir`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     vocab_path, merges_path = out_dir / "vocab.json", out_dir / "merges.txt"

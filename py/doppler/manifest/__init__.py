@@ -2,6 +2,6 @@
 
 from .format import Manifest
 from .summary import component_bytes, summary
-from .validate import load_manifest, parse_manifest
+from .validate import file_problems, load_manifest, parse_manifest
 
-__all__ = ["Manifest", "component_bytes", "load_manifest", "parse_manifest", "summary"]
+__all__ = ["Manifest", "component_bytes", "file_problems", "load_manifest", "parse_manifest", "summary"]

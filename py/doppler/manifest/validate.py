@@ -8,6 +8,7 @@ UNet, VAE and settings, and the tokenizer's length fits the text encoder's posit
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping
@@ -38,6 +39,31 @@ def load_manifest(path: str | Path) -> Manifest:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ConfigError([f"{path}: cannot read a JSON manifest: {error}"]) from error
     return parse_manifest(data)
+
+
+def file_problems(manifest: Manifest, folder: str | Path) -> Iterator[str]:
+    """Problems with the files the manifest names in `folder` (its own): each path shard exists, with the recorded
+    size and sha256, and the tokenizer files exist. URL shards are not fetched."""
+    folder = Path(folder)
+    for i, shard in enumerate(manifest.shards):
+        if shard.path is None:
+            continue
+        path, where = folder / shard.path, f"{ROOT}.shards[{i}]"
+        if not path.is_file():
+            yield f"{where}.path: {path} does not exist"
+            continue
+        size = path.stat().st_size
+        if size != shard.size:
+            yield f"{where}.size: got {shard.size}; the file {path} has {size} bytes"
+            continue
+        with path.open("rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        if digest != shard.sha256:
+            yield f"{where}.sha256: got {shard.sha256}; the file {path} hashes to {digest}"
+    for key in ("vocab", "merges"):
+        path = folder / getattr(manifest.tokenizer, key)
+        if not path.is_file():
+            yield f"{ROOT}.tokenizer.{key}: {path} does not exist"
 
 
 def _problems(manifest: Manifest) -> Iterator[str]:
