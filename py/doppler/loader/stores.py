@@ -51,6 +51,9 @@ class LocalShardStore:
                              f"truncated or from another conversion")
         return 0
 
+    async def read_text(self, path: str) -> str:
+        return (self.folder / path).read_text(encoding="utf-8")
+
     async def upload(self, gpu, index, shard, placements) -> None:
         data = self._path(shard).read_bytes()
         digest = hashlib.sha256(data).hexdigest()
@@ -119,6 +122,16 @@ class BrowserShardStore:
             # The cached copy went bad since it was written: fetch it again, once.
             await self.ensure(index, shard)
             await self.js.uploadShard(gpu.backend.device, self.model_id, name, shard.size, shard.sha256, js_placements)
+
+    async def read_text(self, path: str) -> str:
+        """A small file next to the manifest (tokenizer vocab and merges), fetched as text."""
+        from pyodide.http import pyfetch  # type: ignore[import-not-found]
+
+        response = await pyfetch(self.base_url + path)
+        if not response.ok:
+            raise ShardError(f"fetching {self.base_url + path}: HTTP {response.status}: the model's files are not "
+                             f"where its manifest says")
+        return await response.string()
 
     async def save_manifest(self, text: str) -> None:
         await self.js.saveManifest(self.model_id, text)

@@ -1,0 +1,231 @@
+"""Text to image: tokenize -> encode (prompt and negative) -> denoise with classifier-free guidance -> decode.
+
+One denoising step on the GPU is one replay of a recorded plan (`DenoiseStep`): the UNet's input (the latent
+scaled, stacked twice for CFG), the UNet (batch 2 in one pass; batch 1 when guidance <= 1 or the UNet takes a
+guidance embedding, as LCM-distilled ones do), and the scheduler update with CFG fused in. Per step the host
+writes two small buffers (the step's scalars and the timestep) and replays; latents never leave the GPU and the
+finished image is the only readback.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import time
+from dataclasses import dataclass, field
+
+from ...config.merge import merge_diffusion_config
+from ...errors import DopplerError
+from ...gpu.uniforms import pack
+from ...loader import load_component
+from ...ops import image, sampling
+from .schedulers import make_scheduler
+from .text_encoder import CLIPTextModel
+from .tokenizer import ClipTokenizer
+from .unet import UNet2DConditionModel
+from .vae import AutoencoderKLDecoder
+
+COMPONENTS = {"text_encoder": CLIPTextModel, "unet": UNet2DConditionModel, "vae": AutoencoderKLDecoder}
+# The product's samplers over the model's own scheduler config: "dpmpp_2m" is DPM++ 2M with Karras sigmas.
+SAMPLER_CONFIG = {"dpmpp_2m": {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}}
+SEED_RANGE = 2**32  # a fresh seed when none is given
+
+
+class Cancelled(DopplerError):
+    """The job was cancelled; the GPU memory it held was freed."""
+
+
+def runtime_settings(request: dict) -> dict:
+    """The form's settings as runtime.inference.diffusion JSON (the prompt is not a setting: it stays apart)."""
+    where = {"scheduler": ("scheduler", "type"), "steps": ("scheduler", "numSteps"),
+             "guidance": ("scheduler", "guidanceScale"), "eta": ("scheduler", "eta"),
+             "width": ("latent", "width"), "height": ("latent", "height")}
+    runtime: dict = {}
+    for key, (section, name) in where.items():
+        if key in request:
+            runtime.setdefault(section, {})[name] = request[key]
+    for key in ("seed", "negativePrompt"):
+        if key in request:
+            runtime[key] = request[key]
+    return runtime
+
+
+@dataclass
+class DenoiseStep:
+    """The recorded step for one (batch, latent shape): its own input/output tensors, so every replay binds the
+    same buffers. `x` holds the latent; `x0` the scheduler's last x0 (DPM++ 2M's history)."""
+
+    plan: object
+    x: object
+    x0: object
+    context: object
+    params: object
+    timestep: object
+    guidance: object
+    held: list = field(default_factory=list)
+
+    @classmethod
+    async def record(cls, gpu, unet, batch: int, shape: tuple, context_shape: tuple) -> "DenoiseStep":
+        x = gpu.tensor(shape, "f32", "latents")
+        x0 = gpu.tensor(shape, "f32", "latents.x0")
+        context = gpu.tensor((batch,) + context_shape, "f32", "text_embeddings")
+        params = sampling.params_tensor(gpu, "sampler_step")
+        timestep = gpu.tensor((1,), "f32", "timestep")
+        guidance = gpu.tensor((1,), "f32", "guidance_w")
+        x_in = gpu.tensor((batch,) + shape[1:], "f32", "unet.sample")
+        with gpu.record(f"denoise_step.b{batch}.{shape[1]}x{shape[2]}") as plan:
+            await sampling.model_input(gpu, x, x_in, params)
+            eps = await unet(gpu, x_in, timestep, context, guidance if unet.cond_proj else None)
+            await sampling.step(gpu, x, eps, x0, params)
+            gpu.free(eps)
+        return cls(plan, x, x0, context, params, timestep, guidance, held=[x_in])
+
+    def tensors(self) -> list:
+        return [self.x, self.x0, self.context, self.params, self.timestep, self.guidance, *self.held]
+
+    def run(self, gpu, scheduler, index: int, guidance_scale: float, seed: int) -> None:
+        c = scheduler.step_coefficients(index)
+        lo, hi = sampling.seed_words(seed)
+        gpu.upload(self.params, pack(sampling.SamplerStep(
+            model_input_scale=scheduler.model_input_scale(index), guidance_scale=guidance_scale,
+            x0_from_x=c.x0_from_x, x0_from_model=c.x0_from_model, next_from_x=c.next_from_x,
+            next_from_model=c.next_from_model, next_from_x0=c.next_from_x0, next_from_x0_prev=c.next_from_x0_prev,
+            next_from_noise=c.next_from_noise, seed_lo=lo, seed_hi=hi, noise_stream=index + 1)))
+        gpu.upload(self.timestep, struct.pack("<f", float(scheduler.model_timestep(index))))
+        self.plan.replay()
+
+    def destroy(self, gpu) -> None:
+        self.plan.destroy()
+        gpu.free(*self.tensors())
+
+
+@dataclass
+class DiffusionPipeline:
+    """One model on one GPU. Components load on first use and stay resident between images while they fit."""
+
+    gpu: object
+    manifest: object
+    store: object
+    tokenizer: ClipTokenizer
+    emit: object = None
+    resident: dict = field(default_factory=dict)  # name -> (weights, model)
+    steps: dict = field(default_factory=dict)  # (batch, shape) -> DenoiseStep
+    cancel_requested: bool = False
+    images_made: int = 0
+
+    @classmethod
+    async def create(cls, gpu, manifest, store, emit=None) -> "DiffusionPipeline":
+        tok = manifest.tokenizer
+        tokenizer = ClipTokenizer(await store.read_text(tok.vocab), await store.read_text(tok.merges),
+                                  max_length=tok.max_length, pad_token=tok.pad_token)
+        return cls(gpu, manifest, store, tokenizer, emit)
+
+    async def component(self, name: str):
+        if name not in self.resident:
+            weights = await load_component(self.gpu, self.store, self.manifest, name)
+            arch = self.manifest.components.present()[name].architecture
+            self.resident[name] = (weights, COMPONENTS[name](weights, arch))
+        return self.resident[name][1]
+
+    def release(self, name: str) -> None:
+        if name in self.resident:
+            self.resident.pop(name)[0].release(self.gpu)
+
+    def release_all(self) -> None:
+        for step in self.steps.values():
+            step.destroy(self.gpu)
+        self.steps.clear()
+        for name in list(self.resident):
+            self.release(name)
+        self.gpu.pool.trim()
+
+    def cancel(self) -> None:
+        self.cancel_requested = True
+
+    def _emit(self, name: str, data: dict) -> None:
+        if self.emit is not None:
+            self.emit(name, data)
+
+    async def encode_prompts(self, prompts: list[str]):
+        gpu = self.gpu
+        text_encoder = await self.component("text_encoder")
+        ids = gpu.tensor((len(prompts), self.tokenizer.max_length), "u32", "token_ids")
+        gpu.upload(ids, struct.pack(f"<{ids.numel}I", *[i for p in prompts for i in self.tokenizer.encode(p)]))
+        context = await text_encoder(gpu, ids)
+        gpu.free(ids)
+        return context
+
+    async def generate(self, request: dict) -> dict:
+        gpu = self.gpu
+        self.cancel_requested = False
+        config = merge_diffusion_config(self.manifest.inference.diffusion, runtime_settings(request))
+        gpu.pool.budget_bytes = config.memory_budget_bytes
+        seed = config.seed if config.seed is not None else random.randrange(SEED_RANGE)
+        sched = config.scheduler
+        unet_arch = self.manifest.components.unet.architecture
+        cfg = sched.guidance_scale > 1.0 and unet_arch.time_cond_proj_dim is None
+        prompt = request.get("prompt", "")
+        t0 = time.perf_counter()
+        cold = self.images_made == 0
+        readbacks = gpu.stats.readbacks
+
+        context = await self.encode_prompts([config.negative_prompt, prompt] if cfg else [prompt])
+        if config.swapper.evict_text_encoder:
+            self.release("text_encoder")
+        await gpu.sync()
+        t_text = time.perf_counter()
+
+        scheduler = make_scheduler(sched.type, {**self.manifest.inference.scheduler_config,
+                                                **SAMPLER_CONFIG.get(sched.type, {})}, eta=sched.eta)
+        scheduler.set_timesteps(sched.num_steps)
+        vae_scale = 2 ** (len(self.manifest.components.vae.architecture.block_out_channels) - 1)
+        shape = (1, config.latent.height // vae_scale, config.latent.width // vae_scale, unet_arch.in_channels)
+        unet = await self.component("unet")
+        key = (context.shape[0], shape)
+        if key not in self.steps:
+            self.steps[key] = await DenoiseStep.record(gpu, unet, context.shape[0], shape, context.shape[1:])
+        step = self.steps[key]
+        gpu.copy(context, step.context)
+        gpu.free(context)
+        await sampling.noise(gpu, step.x, seed=seed, stream=0, scale=scheduler.init_noise_sigma)
+        gpu.upload(step.x0, bytes(step.x0.nbytes))  # x0_prev of step 0 is read with coefficient 0: no NaN there
+        gpu.upload(step.guidance, struct.pack("<f", sched.guidance_scale - 1.0))
+        step_ms = []
+        for i in range(len(scheduler.timesteps)):
+            ts = time.perf_counter()
+            step.run(gpu, scheduler, i, sched.guidance_scale, seed)
+            await gpu.sync()
+            step_ms.append((time.perf_counter() - ts) * 1000)
+            self._emit("step", {"step": i + 1, "total": len(scheduler.timesteps), "ms": round(step_ms[-1], 1)})
+            if self.cancel_requested:
+                self.release_all()
+                raise Cancelled("cancelled: the image was not finished, and the GPU memory it held is freed")
+        t_unet = time.perf_counter()
+
+        if config.swapper.evict_unet:
+            self.release("unet")
+        vae = await self.component("vae")
+        decoded = await vae(gpu, step.x)
+        rgba = gpu.tensor(decoded.shape[:3], "u32", "image.rgba8")
+        await image.to_rgba8(gpu, decoded, rgba)
+        gpu.free(decoded)
+        pixels = await gpu.read(rgba)
+        gpu.free(rgba)
+        t_end = time.perf_counter()
+        self.images_made += 1
+        return {
+            "image": {"width": config.latent.width, "height": config.latent.height, "rgba": pixels},
+            "seed": seed,
+            "stats": {
+                "textEncoderMs": round((t_text - t0) * 1000, 1),
+                "unetMsPerStep": round(sum(step_ms) / len(step_ms), 2),
+                "stepMs": [round(s, 2) for s in step_ms],
+                "steps": len(step_ms),
+                "unetMs": round((t_unet - t_text) * 1000, 1),
+                "vaeMs": round((t_end - t_unet) * 1000, 1),
+                "totalMs": round((t_end - t0) * 1000, 1),
+                "cold": cold,
+                "peakBytes": gpu.pool.peak_bytes,
+                "readbacks": gpu.stats.readbacks - readbacks,
+            },
+        }
