@@ -102,3 +102,21 @@ def tiny_sd():
     from fixtures.make_fixtures import ensure_fixtures
 
     return ensure_fixtures()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_sd, tmp_path_factory):
+    """The tiny fixture converted to a Doppler model folder (f32), as `doppler convert` writes it."""
+    from doppler.cli import main as cli
+
+    out = tmp_path_factory.mktemp("converted") / "tiny-f32"
+    assert cli(["convert", str(tiny_sd / "diffusers"), str(out), "--dtype", "f32"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def reference(tiny_sd):
+    """The fixture's diffusers outputs (reference.npz)."""
+    import numpy as np
+
+    return np.load(tiny_sd / "reference.npz")

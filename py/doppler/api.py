@@ -137,15 +137,49 @@ async def bench_dispatch(dispatches: int = bench.UNET_STEP_DISPATCHES, reps: int
     return await bench.dispatch_overhead(await _gpu(), dispatches, reps)
 
 
-CALLS = {"device_info": device_info, "bench_dispatch": bench_dispatch, "available_models": available_models,
-         "model_info": model_info, "load_model": load_model, "list_models": list_models,
-         "delete_model": delete_model}
+async def _pipeline(url: str):
+    """The pipeline of a model (its shards made available first), kept between images."""
+    from .inference.diffusion.pipeline import DiffusionPipeline
+
+    manifest = (await _manifest(url))[0]
+    if manifest.id not in _state["models"]:
+        await load_model(url)
+    pipelines = _state.setdefault("pipelines", {})
+    gpu = await _gpu()
+    if manifest.id not in pipelines or pipelines[manifest.id].gpu is not gpu:
+        for other in pipelines.values():  # one model resident at a time
+            other.release_all()
+        pipelines.clear()
+        store = _state["models"][manifest.id][1]
+        pipelines[manifest.id] = await DiffusionPipeline.create(gpu, manifest, store, _state["emit"])
+    return pipelines[manifest.id]
+
+
+async def generate(model: str, **settings) -> dict:
+    """One image: settings as the form gives them ({prompt, negativePrompt, steps, guidance, scheduler, seed, width,
+    height}); returns {image: {width, height, rgba}, seed, stats}."""
+    pipeline = await _pipeline(model)
+    result = await pipeline.generate(settings)
+    result["stats"]["gpu"] = pipeline.gpu.stats.summary(pipeline.gpu.pool)
+    return result
+
+
+async def cancel() -> dict:
+    """Stop the running generation within one step; its GPU memory is freed."""
+    for pipeline in _state.get("pipelines", {}).values():
+        pipeline.cancel()
+    return {"cancelled": True}
 
 
 def attach_preview(canvas) -> str:
     """Keep the page's OffscreenCanvas: the denoise loop draws each step's latent preview into it on the GPU."""
     _state["preview_canvas"] = canvas
     return "null"
+
+
+CALLS = {"device_info": device_info, "bench_dispatch": bench_dispatch, "available_models": available_models,
+         "model_info": model_info, "load_model": load_model, "list_models": list_models,
+         "delete_model": delete_model, "generate": generate, "cancel": cancel}
 
 
 async def handle(name: str, args_json: str) -> str:

@@ -1,0 +1,99 @@
+"""Text to image through the page's real UI on the tiny model (WebGPU on SwiftShader), against diffusers."""
+
+import shutil
+
+import pytest
+
+from browser_harness import call, open_app, run_python
+from doppler.serve import SiteServer, site_layout
+from pipeline_cases import CASES, MIN_PSNR_DB, psnr, request_for
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def page(browser, tiny_model, tmp_path_factory):
+    broken = tmp_path_factory.mktemp("broken") / "tiny-missing-shard"
+    shutil.copytree(tiny_model, broken)
+    manifest = (broken / "manifest.json").read_text().replace('"id": "', '"id": "missing-', 1)
+    (broken / "manifest.json").write_text(manifest)
+    next((broken / "shards").glob("unet-*.bin")).unlink()
+    with SiteServer(site_layout(models=[tiny_model, broken])) as url:
+        p = open_app(browser, url)
+        p.wait_for_function("document.getElementById('scheduler').options.length > 0")
+        yield p
+        p.close()
+
+
+def fill(page, request: dict) -> None:
+    for field, key in (("prompt", "prompt"), ("negative", "negativePrompt"), ("steps", "steps"),
+                       ("guidance", "guidance"), ("seed", "seed"), ("width", "width"), ("height", "height")):
+        page.fill(f"#{field}", str(request[key]))
+    page.select_option("#scheduler", request["scheduler"])
+
+
+def generate(page, request: dict) -> bytes:
+    """Fill the form, click Generate, and read the result canvas back (RGBA)."""
+    fill(page, request)
+    page.evaluate("document.getElementById('download-png').hidden = true")
+    page.click("#generate")
+    page.wait_for_function("!document.getElementById('download-png').hidden || !document.getElementById('banner').hidden")
+    banner = page.locator("#banner")
+    if banner.is_visible():
+        raise AssertionError(f"the page says: {banner.inner_text()}")
+    data = page.evaluate("""() => {
+      const c = document.getElementById('result');
+      return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+    }""")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c != "ddim_eta05"])
+def test_the_form_makes_the_diffusers_image(page, reference, case):
+    db = psnr(generate(page, request_for(reference, case)), reference, case)
+    assert db >= MIN_PSNR_DB, f"{case}: PSNR {db:.1f} dB < {MIN_PSNR_DB}"
+    assert page.locator("#steps-text").inner_text().startswith(f"{int(reference['pipeline_steps'])} / ")
+    assert "UNet" in page.locator("#timings").inner_text()
+
+
+def test_ddim_with_eta_through_the_api(page, reference):
+    request = request_for(reference, "ddim_eta05")
+    result = call(page, "generate", model="models/tiny-f32/manifest.json", **request)
+    assert psnr(result["image"]["rgba"], reference, "ddim_eta05") >= MIN_PSNR_DB
+    assert result["stats"]["readbacks"] == 1
+
+
+def test_same_seed_twice_gives_identical_pixels(page, reference):
+    request = request_for(reference, "euler_a")
+    assert generate(page, request) == generate(page, request)
+
+
+def test_a_width_off_the_grid_is_refused_clearly(page, reference):
+    with pytest.raises(AssertionError, match=r"latent.width: got 500.*multiple of 8"):
+        generate(page, {**request_for(reference, "euler"), "width": 500})
+
+
+def test_a_width_not_a_multiple_of_64_works(page, reference):
+    request = {**request_for(reference, "euler"), "width": 520, "steps": 1}
+    assert len(generate(page, request)) == 520 * 64 * 4
+
+
+def test_cancel_stops_within_a_step_and_frees_memory(page, reference):
+    fill(page, {**request_for(reference, "euler"), "steps": 200})
+    page.evaluate("""() => { window.stepsSeen = 0; window.doppler.on('step', () => window.stepsSeen++); }""")
+    page.click("#generate")
+    page.wait_for_function("window.stepsSeen >= 1")
+    page.click("#cancel")
+    page.wait_for_function("!document.getElementById('banner').hidden")
+    assert "cancelled" in page.locator("#banner").inner_text()
+    assert page.evaluate("window.stepsSeen") < 200
+    held = run_python(page, "gpu.pool.current_bytes")
+    assert held < 1 << 20, f"{held} bytes still held after cancel"
+
+
+def test_a_missing_shard_is_an_error_and_the_cache_stays_usable(page, reference):
+    page.select_option("#model", "models/tiny-missing-shard/manifest.json")
+    with pytest.raises(AssertionError, match="HTTP 404"):
+        generate(page, request_for(reference, "euler"))
+    page.select_option("#model", "models/tiny-f32/manifest.json")
+    assert psnr(generate(page, request_for(reference, "euler")), reference, "euler") >= MIN_PSNR_DB
