@@ -1,6 +1,6 @@
-"""One kernel call on either backend (the `gpu_run` fixture) from numpy arrays: each array becomes a tensor of its
+"""One op call on either backend (the `gpu_run` fixture) from numpy arrays: each array becomes a tensor of its
 name (float32 -> f32, float16 -> f16 packed), the output is poisoned with NaN unless its contents are an input,
-the call runs, and the output comes back as float64."""
+the call runs, and the output comes back as float64 (`run_op`); or the error message a bad call raises (`error_of`)."""
 
 from __future__ import annotations
 
@@ -34,3 +34,23 @@ def run_op(gpu_run, module: str, call: str, arrays: dict[str, np.ndarray], out: 
     got = gpu_run(source, **inputs)
     result = arrays[out]
     return np.frombuffer(got, result.dtype)[: result.size].reshape(result.shape).astype(np.float64)
+
+
+ERROR_SOURCE = """
+from doppler.errors import GpuError
+from doppler.ops import {module}
+{tensors}
+try:
+    await {module}.{call}
+    message = None
+except GpuError as e:
+    message = str(e)
+gpu.free({names})
+message
+"""
+
+
+def error_of(runner, module: str, call: str, tensors: dict[str, tuple]) -> str | None:
+    """The GpuError message of `call` over tensors {name: (shape, dtype)} (contents unset), or None if it ran."""
+    lines = "\n".join(f"{name} = gpu.tensor({shape}, {dtype!r}, {name!r})" for name, (shape, dtype) in tensors.items())
+    return runner(ERROR_SOURCE.format(module=module, tensors=lines, call=call, names=", ".join(tensors)))

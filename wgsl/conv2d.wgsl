@@ -6,8 +6,8 @@
 //   y[b, oy, ox, co] = sum over ci, ky, kx of up(x)[b, oy * S - P + ky, ox * S - P + kx, ci] W[co, ci, ky, kx]
 //   (zero outside the SH x SW image), OH = (SH + 2P - KH) / S + 1.
 //   RESIDUAL: 0 none, 1 r from binding 3, 2 y's own prior contents (in-place accumulate).
-// GEMM view: M = B * OH * OW output pixels, N = Cout, K = Cin * KH * KW reduced tap by tap (ky, kx) with Cin in
-//   TILE_K steps within a tap, so a staged row of x is TILE_K consecutive channels of one input pixel.
+// GEMM view: M = B * OH * OW output pixels, N = Cout, K = Cin * KH * KW reduced in steps of TILE_K channels under
+//   one tap (ky, kx), taps inner, so a staged row of x is TILE_K consecutive channels of one input pixel.
 // Bindings: 0 x, 1 W, 2 b, 3 r, 4 y (read_write), 5 uniform Conv2d (lib/conv2d.wgsl). b and r are statically used:
 //   bind any read-only tensor (e.g. x) when HAS_BIAS is false or RESIDUAL is not 1.
 // Dispatch: (ceil(Cout / TILE_N), rows, layers) workgroups, rows * layers >= ceil(M / TILE_M); a row of tiles is

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kernel_case import run_op
+from kernel_case import error_of, run_op
 from reference import assert_close, rng
 from reference import conv2d as ref
 
@@ -129,29 +129,19 @@ BAD_CALLS = {
     "conv2d(gpu, x, w, out, padding=1, upsample_to=(12,))": "upsample_to (12,) must be (height, width)",
     "conv2d(gpu, x, w, out, stride=0)": "stride 0 must be >= 1",
     "conv2d(gpu, x16, w3, out16, padding=1)": "weights and bias must be one of f16",
+    "conv2d(gpu, x, w3, x, padding=1)": "x x shares its buffer with out",
     "depthwise_conv2d(gpu, x, w, out, padding=1)": "weight (4, 3, 3, 3) must be [3, 1, KH, KW]",
     "depthwise_conv2d(gpu, x16, w16, out16, padding=1)": "depthwise convolution runs f32 math",
 }
+TENSORS = {"x": ((1, 6, 6, 3), "f32"), "x16": ((1, 6, 6, 3), "f16"), "w": ((4, 3, 3, 3), "f32"),
+           "w_t": ((4, 5, 3, 3), "f32"), "w3": ((3, 3, 3, 3), "f32"), "w16": ((3, 1, 3, 3), "f16"),
+           "out": ((1, 6, 6, 4), "f32"), "out16": ((1, 6, 6, 3), "f16")}
 
 
 @pytest.mark.parametrize("call,message", BAD_CALLS.items(), ids=list(BAD_CALLS))
 def test_bad_calls_name_the_problem(native_run, call, message):
-    got = native_run(f"""
-from doppler.errors import GpuError
-from doppler.ops import conv2d
-x = gpu.tensor((1, 6, 6, 3), "f32", "x"); x16 = gpu.tensor((1, 6, 6, 3), "f16", "x16")
-w = gpu.tensor((4, 3, 3, 3), "f32", "w"); w_t = gpu.tensor((4, 5, 3, 3), "f32", "w_t")
-w16 = gpu.tensor((3, 1, 3, 3), "f16", "w16"); w3 = gpu.tensor((3, 3, 3, 3), "f32", "w3")
-out = gpu.tensor((1, 6, 6, 4), "f32", "out"); out16 = gpu.tensor((1, 6, 6, 3), "f16", "out16")
-try:
-    await conv2d.{call}
-    message = None
-except GpuError as e:
-    message = str(e)
-gpu.free(x, x16, w, w_t, w16, w3, out, out16)
-message
-""")
-    assert got is not None and message in got
+    got = error_of(native_run, "conv2d", call, TENSORS)
+    assert got is not None and message in got, got
 
 
 @pytest.mark.parametrize("upsample_to", [None, (8, 10), (9, 11)])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kernel_case import run_op
+from kernel_case import error_of, run_op
 from reference import assert_close, rng
 from reference import matmul as ref
 
@@ -103,31 +103,21 @@ def test_f16_math_at_reduced_sd_shape_and_batched(native_f16_run):
 
 BAD_CALLS = {
     "linear(gpu, x, w_t, out)": "x (1, 4, 8) and out (1, 4, 6) do not fit weight",
-    "linear(gpu, x, w, out, bias=x)": "bias",
+    "linear(gpu, x, w, out, bias=x)": "bias (1, 4, 8) must be (6,)",
     "linear(gpu, x, w16, out, bias=b)": "weights and bias must be one of f32, f16, both the same",
     "linear(gpu, x, w, out, activation='relu')": "unknown activation 'relu'",
     "linear(gpu, x, w, out, residual=w)": "residual (6, 8) must have out's shape",
     "linear(gpu, x16, w, out)": "out is f32 but x is f16",
+    "linear(gpu, x, w8, x)": "x x shares its buffer with out",
 }
+TENSORS = {"x": ((1, 4, 8), "f32"), "x16": ((1, 4, 8), "f16"), "w": ((6, 8), "f32"), "w_t": ((8, 6), "f32"),
+           "w8": ((8, 8), "f32"), "w16": ((6, 8), "f16"), "b": ((6,), "f32"), "out": ((1, 4, 6), "f32")}
 
 
 @pytest.mark.parametrize("call,message", BAD_CALLS.items(), ids=list(BAD_CALLS))
 def test_bad_calls_name_the_problem(native_run, call, message):
-    got = native_run(f"""
-from doppler.errors import GpuError
-from doppler.ops import matmul
-x = gpu.tensor((1, 4, 8), "f32", "x"); x16 = gpu.tensor((1, 4, 8), "f16", "x16")
-w = gpu.tensor((6, 8), "f32", "w"); w_t = gpu.tensor((8, 6), "f32", "w_t"); w16 = gpu.tensor((6, 8), "f16", "w16")
-b = gpu.tensor((6,), "f32", "b"); out = gpu.tensor((1, 4, 6), "f32", "out")
-try:
-    await matmul.{call}
-    message = None
-except GpuError as e:
-    message = str(e)
-gpu.free(x, x16, w, w_t, w16, b, out)
-message
-""")
-    assert got is not None and message in got
+    got = error_of(native_run, "matmul", call, TENSORS)
+    assert got is not None and message in got, got
 
 
 def test_tiles_are_checked():

@@ -11,21 +11,30 @@ fn pixels() -> u32 {
   return u.batch * u.out_h * u.out_w;
 }
 
-// Index of the first channel of the input pixel under tap (ky, kx) of output pixel m, or -1 in the zero padding.
-// m is (b, oy, ox); the tap reads up(x) at (oy * S - P + ky, ox * S - P + kx), which is x at floor(s * H / SH).
-fn input_pixel(m: u32, tap: u32) -> i32 {
-  if (m >= pixels()) { return -1; }
-  let b = m / (u.out_h * u.out_w);
-  let oy = (m / u.out_w) % u.out_h;
-  let ox = m % u.out_w;
-  let sy = i32(oy * u.stride + tap / u.kw) - i32(u.pad);
-  let sx = i32(ox * u.stride + tap % u.kw) - i32(u.pad);
-  if (sy < 0 || sx < 0 || sy >= i32(u.src_h) || sx >= i32(u.src_w)) { return -1; }
-  let iy = u32(sy) * u.in_h / u.src_h;
-  let ix = u32(sx) * u.in_w / u.src_w;
-  return i32(((b * u.in_h + iy) * u.in_w + ix) * u.cin);
+// Output pixel m as (b, oy, ox); inside is false past the last pixel.
+struct OutPixel { b: u32, oy: u32, ox: u32, inside: bool }
+
+fn out_pixel(m: u32) -> OutPixel {
+  return OutPixel(m / (u.out_h * u.out_w), (m / u.out_w) % u.out_h, m % u.out_w, m < pixels());
 }
 
+// Index of the first channel of the input pixel under tap (ky, kx) of output pixel p, or -1 in the zero padding:
+// up(x) at (oy * S - P + ky, ox * S - P + kx), which is x at floor(s * H / SH) when upsampling.
+fn input_pixel(p: OutPixel, tap: u32) -> i32 {
+  let sy = i32(p.oy * u.stride + tap / u.kw) - i32(u.pad);
+  let sx = i32(p.ox * u.stride + tap % u.kw) - i32(u.pad);
+  if (!p.inside || sy < 0 || sx < 0 || sy >= i32(u.src_h) || sx >= i32(u.src_w)) { return -1; }
+  var iy = u32(sy);
+  var ix = u32(sx);
+  if (u.src_h != u.in_h || u.src_w != u.in_w) {
+    iy = iy * u.in_h / u.src_h;
+    ix = ix * u.in_w / u.src_w;
+  }
+  return i32(((p.b * u.in_h + iy) * u.in_w + ix) * u.cin);
+}
+
+// Channels outer, taps inner: a step's W values ((co * Cin + ci) * KH * KW + tap) and x pixels are neighbours of the
+// previous tap's, so after a chunk's first tap both come from cache, though W is [Cout, Cin, KH, KW].
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let m0 = tile_row(wg) * TILE_M;
@@ -33,19 +42,19 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let n0 = wg.x * TILE_N;
   let xs = x_stage(lid);
   let ws = w_stage(lid);
+  let staged = out_pixel(m0 + xs.x);
   let n = n0 + ws.x;
   let taps = u.kh * u.kw;
   var acc: array<vec4f, ACC>;
-  for (var tap = 0u; tap < taps; tap++) {
-    let pixel = input_pixel(m0 + xs.x, tap);
-    for (var c0 = 0u; c0 < u.cin; c0 += TILE_K) {
+  for (var c0 = 0u; c0 < u.cin; c0 += TILE_K) {
+    for (var tap = 0u; tap < taps; tap++) {
+      let pixel = input_pixel(staged, tap);
       for (var j = 0u; j < X_PER_THREAD; j++) {
         let c = c0 + xs.y + j;
         var v = Math(0);
         if (pixel >= 0 && c < u.cin) { v = x[u32(pixel) + c]; }
         put_x(xs.y + j, xs.x, v);
       }
-      // W[co, ci, ky, kx] is at (co * Cin + ci) * KH * KW + tap.
       for (var j = 0u; j < W_PER_THREAD; j++) {
         let c = c0 + ws.y + j;
         var v = Math(0);

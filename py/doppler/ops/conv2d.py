@@ -2,9 +2,11 @@
 
 conv2d: y = conv(up(x), W, stride S, padding P) + b + r, as an implicit GEMM (M = B*OH*OW pixels, N = Cout,
 K = Cin*KH*KW) with x (B, H, W, Cin), W [Cout, Cin, KH, KW] (PyTorch's layout), y and r (B, OH, OW, Cout),
-OH = (SH + 2P - KH) // S + 1. up(x) is an optional nearest upsample of x to (SH, SW), fused into the reads as
-torch's interpolate(mode="nearest"): source index floor(dst * H / SH). Dtype paths as in `matmul`: f32 activations
-with W f32 or f16 (packed), or everything f16 (f16 math, shader-f16).
+OH = (SH + 2P - KH) // S + 1. up(x) is an optional nearest upsample of x to (SH, SW), fused into the reads: source
+index floor(dst * H / SH) in integers. That is torch's interpolate(mode="nearest") for 2x and for the odd-latent
+case SH = 2H - 1 (diffusers' output_size); torch scales by a float32 H / SH, which for other ratios can land one
+lower where dst * H / SH is a whole number. Dtype paths as in `matmul`: f32 activations with W f32 or f16 (packed),
+or everything f16 (f16 math, shader-f16).
 depthwise_conv2d: y[..., c] = conv(x[..., c], W[c, 0]) + b + r with W [C, 1, KH, KW]; f32 math.
 """
 

@@ -12,6 +12,7 @@ from math import prod
 from typing import ClassVar
 
 from ..errors import GpuError
+from ..gpu.tensor import DTYPE_BYTES
 from ..gpu.uniforms import pack, u32
 from .grid import require_output_apart, require_whole_bindings, tile_groups
 
@@ -64,9 +65,8 @@ class GemmTiles:
 
     def overrides(self, gpu, label: str, element_bytes: int) -> dict:
         """The kernels' override constants, after checking the device can run this tile."""
-        limits = gpu.caps.limits
-        max_invocations = limits.get("maxComputeInvocationsPerWorkgroup", 256)
-        max_bytes = limits.get("maxComputeWorkgroupStorageSize", 16384)
+        max_invocations = gpu.caps.limits["maxComputeInvocationsPerWorkgroup"]
+        max_bytes = gpu.caps.limits["maxComputeWorkgroupStorageSize"]
         if self.invocations > max_invocations or self.workgroup_bytes(element_bytes) > max_bytes:
             raise GpuError(
                 f"{label}: {self} needs {self.invocations} invocations and {self.workgroup_bytes(element_bytes)} "
@@ -77,7 +77,7 @@ class GemmTiles:
 
 
 DEFAULT_TILES = GemmTiles()
-ELEMENT_BYTES = {"f32": 4, "f16": 2}  # of the math dtype, as staged in workgroup memory
+MATH_DTYPES = ("f32", "f16")
 
 
 def epilogue(x, bias, residual, out) -> tuple[dict, list]:
@@ -91,7 +91,7 @@ def epilogue(x, bias, residual, out) -> tuple[dict, list]:
 def check_dtypes(label: str, activations: dict, weights: dict) -> str:
     """The math dtype, after checking the tensors agree: activations all f32 (weights f32 or f16) or all f16."""
     math = activations["x"].dtype
-    if math not in ELEMENT_BYTES:
+    if math not in MATH_DTYPES:
         raise GpuError(f"{label}: x is {math}; activations must be f32 or f16")
     for name, t in activations.items():
         if t is not None and t.dtype != math:
@@ -108,7 +108,7 @@ def check_dtypes(label: str, activations: dict, weights: dict) -> str:
 async def gemm_kernel(gpu, name: str, math: str, weight_dtype: str, tiles: GemmTiles, fused: dict):
     """The kernel of a GEMM file (`name`.wgsl or `name`_f16.wgsl) for these dtypes, tiles and fused epilogue."""
     label = f"{name} ({math} math, {weight_dtype} weights)"
-    overrides = {**tiles.overrides(gpu, label, ELEMENT_BYTES[math]), **fused}
+    overrides = {**tiles.overrides(gpu, label, DTYPE_BYTES[math]), **fused}  # tiles are staged in the math dtype
     if math == "f16":
         return await gpu.kernel(f"{name}_f16", "main", overrides)
     return await gpu.kernel(name, "main", {**overrides, "F16_WEIGHTS": weight_dtype == "f16"})
