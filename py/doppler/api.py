@@ -7,6 +7,7 @@ diagnostics (the value of the source's last expression comes back as JSON; bytes
 from __future__ import annotations
 
 import base64
+import time
 import json
 import sys
 from pathlib import Path
@@ -164,6 +165,31 @@ async def generate(model: str, **settings) -> dict:
     return result
 
 
+async def bench_kernels(weights: str = "f16", reps: int = 10) -> dict:
+    gpu = await _gpu()
+    return {"device": gpu.caps.summary(), "rows": await bench.kernels(gpu, weights, reps)}
+
+
+async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps: int = 4) -> dict:
+    """Cold and warm images of a model (download and shader compile in the cold one), a 4-step LCM-style run
+    without CFG, and one profiled UNet step: the app's own stats, for bench/ on a real GPU."""
+    t0 = time.perf_counter()
+    loaded = await load_model(model)
+    load_ms = (time.perf_counter() - t0) * 1000
+    pipeline = await _pipeline(model)
+    request = {"prompt": "a photo of an astronaut riding a horse on the moon", "negativePrompt": "", "seed": 0,
+               "steps": steps, "guidance": 7.5, "scheduler": "dpmpp_2m", "width": size, "height": size}
+    runs = {}
+    for name, req in (("cold", request), ("warm", request),
+                      ("lcmCold", {**request, "steps": lcm_steps, "guidance": 1.0, "scheduler": "lcm"}),
+                      ("lcmWarm", {**request, "steps": lcm_steps, "guidance": 1.0, "scheduler": "lcm"})):
+        result = await pipeline.generate(req)
+        runs[name] = result["stats"]
+    step = pipeline.steps[(2, (1, size // 8, size // 8, 4))]
+    return {"device": pipeline.gpu.caps.summary(), "load": {**loaded, "ms": round(load_ms, 1)}, "runs": runs,
+            "unetStepProfile": await bench.profile_step(pipeline.gpu, step)}
+
+
 async def cancel() -> dict:
     """Stop the running generation within one step; its GPU memory is freed."""
     for pipeline in _state.get("pipelines", {}).values():
@@ -177,7 +203,8 @@ def attach_preview(canvas) -> str:
     return "null"
 
 
-CALLS = {"device_info": device_info, "bench_dispatch": bench_dispatch, "available_models": available_models,
+CALLS = {"device_info": device_info, "bench_dispatch": bench_dispatch, "bench_kernels": bench_kernels,
+         "bench_pipeline": bench_pipeline, "available_models": available_models,
          "model_info": model_info, "load_model": load_model, "list_models": list_models,
          "delete_model": delete_model, "generate": generate, "cancel": cancel}
 

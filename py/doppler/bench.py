@@ -2,14 +2,18 @@
 
 dispatch_overhead: host time to issue a UNet-step-sized list of small dispatches, encoded call by call from Python
 through the FFI (the eager path) versus replayed from a recorded plan by one call into `app/helpers.mjs`.
+kernels: GPU time of the heaviest kernels at SD 1.5's 512x512 shapes (timestamp queries), as TFLOP/s and GB/s.
+pipeline: cold and warm images of a model with the app's own stats, and one profiled UNet step by kernel.
 """
 
 from __future__ import annotations
 
+import random
 import statistics
+import struct
 import time
 
-from .ops import elementwise
+from .ops import attention, conv2d, elementwise, groupnorm, matmul, sampling
 
 UNET_STEP_DISPATCHES = 500
 
@@ -51,3 +55,116 @@ async def dispatch_overhead(gpu, dispatches: int = UNET_STEP_DISPATCHES, reps: i
     return {"dispatches": len(ops), "directUsPerDispatch": round(direct, 3),
             "replayUsPerDispatch": round(replayed, 3), "speedup": round(direct / replayed, 1),
             "backend": gpu.caps.backend, "adapter": gpu.caps.description}
+
+
+def _pattern(n_bytes: int, dtype: str, seed: int = 1) -> bytes:
+    """Non-zero pseudo-random values (a repeated 4 KiB block): weights for timing, cheap to make in the page."""
+    rng = random.Random(seed)
+    count = 1024 if dtype == "f32" else 2048
+    block = struct.pack(f"<{count}{'f' if dtype == 'f32' else 'e'}", *(rng.uniform(-0.05, 0.05) for _ in range(count)))
+    return (block * (n_bytes // len(block) + 1))[:n_bytes]
+
+
+async def _filled(gpu, shape, dtype: str, label: str):
+    t = gpu.tensor(shape, dtype, label)
+    if dtype == "f32" and t.numel >= 1 << 16:
+        await sampling.noise(gpu, t, seed=len(label), stream=0, scale=0.5)
+    else:
+        gpu.upload(t, _pattern(t.nbytes, dtype))
+    return t
+
+
+def kernel_cases(batch: int = 2) -> list[dict]:
+    """The UNet's and VAE's heaviest shapes at 512x512 (latent 64x64; CFG batch 2)."""
+    cases = []
+    for hw, c in ((64, 320), (32, 640), (16, 1280)):
+        cases.append({"op": "conv3x3", "b": batch, "hw": hw, "cin": c, "cout": c})
+    cases += [{"op": "conv3x3", "b": 1, "hw": 512, "cin": 128, "cout": 128, "stage": "vae"},
+              {"op": "conv3x3", "b": 1, "hw": 256, "cin": 256, "cout": 256, "stage": "vae"}]
+    tokens = batch * 64 * 64
+    for k, n in ((320, 320), (320, 2560), (1280, 320)):
+        cases.append({"op": "linear", "m": tokens, "k": k, "n": n})
+    cases += [{"op": "attention", "b": batch, "tq": 4096, "tk": 4096, "heads": 8, "d": 40},
+              {"op": "attention", "b": batch, "tq": 4096, "tk": 77, "heads": 8, "d": 40},
+              {"op": "attention", "b": batch, "tq": 1024, "tk": 1024, "heads": 8, "d": 80},
+              {"op": "groupnorm", "b": batch, "hw": 64, "c": 320}]
+    return cases
+
+
+async def _run_case(gpu, case: dict, weights: str) -> tuple:
+    """(an async callable running the op once, its FLOPs, bytes moved at least once, its tensors)."""
+    op = case["op"]
+    if op == "conv3x3":
+        b, hw, cin, cout = case["b"], case["hw"], case["cin"], case["cout"]
+        x = await _filled(gpu, (b, hw, hw, cin), "f32", "x")
+        w = await _filled(gpu, (cout, cin, 3, 3), weights, "w")
+        bias = await _filled(gpu, (cout,), weights, "bias")
+        out = gpu.tensor((b, hw, hw, cout), "f32", "out")
+        run = lambda: conv2d.conv2d(gpu, x, w, out, bias=bias, padding=1)  # noqa: E731
+        return run, 2.0 * b * hw * hw * cout * cin * 9, 4.0 * (x.numel + out.numel), [x, w, bias, out]
+    if op == "linear":
+        m, k, n = case["m"], case["k"], case["n"]
+        x = await _filled(gpu, (m, k), "f32", "x")
+        w = await _filled(gpu, (n, k), weights, "w")
+        out = gpu.tensor((m, n), "f32", "out")
+        run = lambda: matmul.linear(gpu, x, w, out)  # noqa: E731
+        return run, 2.0 * m * n * k, 4.0 * (x.numel + out.numel), [x, w, out]
+    if op == "attention":
+        b, tq, tk, heads, d = case["b"], case["tq"], case["tk"], case["heads"], case["d"]
+        q = await _filled(gpu, (b, tq, heads * d), "f32", "q")
+        kv = [await _filled(gpu, (b, tk, heads * d), "f32", name) for name in ("k", "v")]
+        out = gpu.tensor(q.shape, "f32", "out")
+        run = lambda: attention.attention(gpu, q, kv[0], kv[1], out, heads=heads)  # noqa: E731
+        return run, 4.0 * b * heads * tq * tk * d, 4.0 * (2 * q.numel + 2 * kv[0].numel), [q, *kv, out]
+    b, hw, c = case["b"], case["hw"], case["c"]
+    x = await _filled(gpu, (b, hw, hw, c), "f32", "x")
+    gamma, beta = await _filled(gpu, (c,), weights, "gamma"), await _filled(gpu, (c,), weights, "beta")
+    out = gpu.tensor(x.shape, "f32", "out")
+    stats = gpu.tensor((b, 32, 2), "f32", "stats")
+    run = lambda: groupnorm.group_norm(gpu, x, gamma, beta, out, stats, 32, 1e-5, silu=True)  # noqa: E731
+    return run, 10.0 * x.numel, 8.0 * x.numel, [x, gamma, beta, out, stats]
+
+
+async def kernels(gpu, weights: str = "f16", reps: int = 10) -> list[dict]:
+    """GPU time (timestamp queries) of each heavy kernel at SD 1.5 512x512 shapes, as TFLOP/s and GB/s."""
+    rows = []
+    for case in kernel_cases():
+        run, flops, nbytes, tensors = await _run_case(gpu, case, weights)
+        await run()  # compile and warm up
+        await gpu.sync()
+        before = sum(gpu.stats.gpu_ms.values())
+        gpu.profile = True
+        try:
+            for _ in range(reps):
+                await run()
+            await gpu.sync()
+        finally:
+            gpu.profile = False
+        ms = (sum(gpu.stats.gpu_ms.values()) - before) / reps
+        gpu.free(*tensors)
+        rows.append({**case, "weights": weights, "ms": round(ms, 4), "tflops": round(flops / ms / 1e9, 2),
+                     "gbps": round(nbytes / ms / 1e6, 1)})
+    return rows
+
+
+def _by_kernel_file(gpu_ms: dict) -> dict:
+    totals: dict = {}
+    for label, ms in gpu_ms.items():
+        name = label.split(".wgsl", 1)[0]
+        totals[name] = round(totals.get(name, 0.0) + ms, 3)
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+async def profile_step(gpu, step) -> dict:
+    """One replay of a recorded denoise step with a timestamp per dispatch: GPU ms by kernel file."""
+    await gpu.sync()
+    before = dict(gpu.stats.gpu_ms)
+    gpu.profile = True
+    try:
+        step.plan.replay()
+        await gpu.sync()
+    finally:
+        gpu.profile = False
+    delta = {k: v - before.get(k, 0.0) for k, v in gpu.stats.gpu_ms.items() if v - before.get(k, 0.0) > 0}
+    return {"gpuMs": round(sum(delta.values()), 3), "dispatches": len(step.plan.kernels),
+            "byKernel": _by_kernel_file(delta)}
