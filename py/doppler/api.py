@@ -190,6 +190,12 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
             "unetStepProfile": await bench.profile_step(pipeline.gpu, step)}
 
 
+async def bench_suite(model: str, steps: int = 20, size: int = 512) -> dict:
+    """Everything bench/ measures on a GPU machine, in one page session: dispatch overhead, kernels, pipeline."""
+    return {"dispatch": await bench_dispatch(), "pipeline": await bench_pipeline(model, steps, size),
+            "kernels": await bench_kernels()}
+
+
 async def cancel() -> dict:
     """Stop the running generation within one step; its GPU memory is freed."""
     for pipeline in _state.get("pipelines", {}).values():
@@ -204,7 +210,7 @@ def attach_preview(canvas) -> str:
 
 
 CALLS = {"device_info": device_info, "bench_dispatch": bench_dispatch, "bench_kernels": bench_kernels,
-         "bench_pipeline": bench_pipeline, "available_models": available_models,
+         "bench_pipeline": bench_pipeline, "bench_suite": bench_suite, "available_models": available_models,
          "model_info": model_info, "load_model": load_model, "list_models": list_models,
          "delete_model": delete_model, "generate": generate, "cancel": cancel}
 

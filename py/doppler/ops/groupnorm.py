@@ -17,6 +17,8 @@ CHANNELS_PER_WORKGROUP = 64  # CT: threads along channels, adjacent, so each war
 LANES = 4  # threads along a pixel row
 REDUCE_WORKGROUP = 256
 
+MIN_SCRATCH_WIDTH = 2  # group_norm lends `out` as the partial-moment scratch: maps at least this wide
+
 
 @dataclass(frozen=True)
 class GroupNorm:
@@ -106,7 +108,7 @@ async def group_norm(gpu, x, gamma, beta, out, stats, groups: int, eps: float, s
     """out = GroupNorm(x) (then SiLU if `silu`) for x, out (B, H, W, C) f32; gamma, beta (C) f32 or f16; stats
     (B, G, 2) f32 receives (mean, rstd). `out` doubles as the scratch of the partial moments (maps of width >= 2)."""
     _check(x, groups, gamma=gamma, beta=beta, out=out, stats=stats)
-    if x.shape[2] < 2:
+    if x.shape[2] < MIN_SCRATCH_WIDTH:
         raise GpuError(f"group norm: {x.label} is {x.shape[2]} pixel wide; maps this narrow need accumulate_moments "
                        "with a scratch of partials_shape, then finalize and apply")
     await _moments(gpu, x, out, groups, _window(x, None), "group_stats", {"stats": stats}, eps=eps)

@@ -60,7 +60,15 @@ class GroupNorm:
     async def __call__(self, gpu, x, silu: bool = False):
         out = out_like(gpu, x.shape, self.path)
         stats = gpu.tensor((x.shape[0], self.groups, 2), "f32", f"{self.path}.stats")
-        await groupnorm.group_norm(gpu, x, self.gamma, self.beta, out, stats, self.groups, self.eps, silu=silu)
+        if x.shape[2] >= groupnorm.MIN_SCRATCH_WIDTH:
+            await groupnorm.group_norm(gpu, x, self.gamma, self.beta, out, stats, self.groups, self.eps, silu=silu)
+        else:  # maps too narrow to lend `out` as scratch (e.g. 1x1 at the UNet's bottom for tiny images)
+            moments = gpu.tensor((x.shape[0], self.groups, 3), "f32", f"{self.path}.moments")
+            partials = gpu.tensor(groupnorm.partials_shape(x.shape), "f32", f"{self.path}.partials")
+            await groupnorm.accumulate_moments(gpu, x, moments, partials, self.groups)
+            await groupnorm.finalize(gpu, moments, stats, self.eps)
+            await groupnorm.apply(gpu, x, stats, self.gamma, self.beta, out, self.groups, silu=silu)
+            gpu.free(moments, partials)
         gpu.free(stats)
         return out
 
