@@ -1,8 +1,10 @@
 // UI thread: starts the worker, shows the GPU it found or a clear message when it cannot run, the generation form,
 // progress, preview and result. No model logic here: every decision is the worker's (Python).
-// Autorun mode: `index.html?autorun=<json {call, args}>&report=<url>` runs one api call headless and POSTs its result.
+// Autorun mode: `index.html?autorun=<json {call, args}>&report=<url>` (see autorun.mjs; `bench.html` is the same
+// without any text on the page, for headless shells that have no fonts).
 import { DopplerClient } from './client.mjs';
 import { withTextChunk } from './png.mjs';
+import { autorun } from './autorun.mjs';
 
 const $ = (id) => document.getElementById(id);
 const mib = (n) => `${(n / 2 ** 20).toFixed(1)} MiB`;
@@ -117,20 +119,6 @@ async function startUi(client) {
     }
   };
   $('cancel').onclick = () => client.call('cancel');
-}
-
-async function autorun(client, params) {
-  const report = params.get('report');
-  let result;
-  try {
-    const job = JSON.parse(params.get('autorun'));
-    await client.ready;
-    result = { ok: true, result: await client.call(job.call, job.args ?? {}) };
-  } catch (e) {
-    result = { ok: false, error: e.message || String(e) };
-  }
-  if (report) await fetch(report, { method: 'POST', body: JSON.stringify(result) });
-  document.body.dataset.autorun = 'done';
 }
 
 function main() {

@@ -7,23 +7,33 @@
 set -euo pipefail
 out=${OUT:-.}
 export PYTHONPATH=$PWD/py
-[ -f /tmp/sd15/manifest.json ] || python3 -m doppler.cli convert --random sd15 --seed 0 /tmp/sd15 --dtype f16 > "$out/convert.log"
-python3 -m doppler.cli dist /tmp/site --models /tmp/sd15 > /dev/null
-job=$(python3 -c 'import json, urllib.parse; print(urllib.parse.quote(json.dumps({"call": "bench_suite", "args": {"model": "models/sd15/manifest.json"}})))')
-TIMEOUT_S=${TIMEOUT_S:-420} .device-chrome/b/run-page.sh /tmp/site "index.html?autorun=$job&report=/result" "$@" \
-  | sed -n 's/^RESULT //p' > "$out/app.json"
+preset=${PRESET:-sd15}  # sd15 (full size) or tiny (a local dry run)
+[ -f /tmp/$preset/manifest.json ] || python3 -m doppler.cli convert --random $preset --seed 0 /tmp/$preset --dtype f16 > "$out/convert.log"
+python3 -m doppler.cli dist /tmp/site --models /tmp/$preset > /dev/null
+job=$(python3 -c 'import json, sys, urllib.parse; print(urllib.parse.quote(json.dumps({"call": sys.argv[1], "args": {"model": f"models/{sys.argv[2]}/manifest.json", "size": int(sys.argv[3])}})))' "${JOB:-bench_suite}" $preset "${SIZE:-512}")
+port=$((20000 + RANDOM % 20000))
+python3 bench/report_server.py $port /tmp/site "$out/app.json" "${TIMEOUT_S:-420}" &
+server=$!
+sleep 0.5
+"$CHROME" $CHROME_FLAGS "$@" --enable-logging=stderr --user-data-dir="$(mktemp -d)" \
+  "http://127.0.0.1:$port/bench.html?autorun=$job&report=/report" > "$out/chrome.log" 2>&1 &
+chrome=$!
+wait $server || true
+kill $chrome 2>/dev/null || true
+[ -s "$out/app.json" ] || { echo "no result; Chromium's log:"; grep -v -i dbus "$out/chrome.log" | tail -30; exit 1; }
 python3 - "$out/app.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 if not r.get("ok"):
     sys.exit(f"bench failed: {r.get('error')}")
 r = r["result"]
-p = r["pipeline"]
+p = r.get("pipeline", r)
 print("device:", p["device"]["adapter"], p["device"]["features"])
-print("dispatch us direct/replay:", r["dispatch"]["directUsPerDispatch"], r["dispatch"]["replayUsPerDispatch"])
+if "dispatch" in r:
+    print("dispatch us direct/replay:", r["dispatch"]["directUsPerDispatch"], r["dispatch"]["replayUsPerDispatch"])
 for name, s in p["runs"].items():
     print(f"{name}: text {s['textEncoderMs']} ms, unet {s['unetMsPerStep']} ms/step x {s['steps']}, vae {s['vaeMs']} ms, total {s['totalMs']} ms, peak {s['peakBytes']/2**30:.2f} GiB")
 print("unet step profile:", json.dumps(p["unetStepProfile"]))
-for row in r["kernels"]["rows"]:
+for row in r.get("kernels", {}).get("rows", []):
     print(row)
 PY

@@ -176,6 +176,7 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
     t0 = time.perf_counter()
     loaded = await load_model(model)
     load_ms = (time.perf_counter() - t0) * 1000
+    _state["emit"]("stage", {"loaded": loaded, "ms": round(load_ms)})
     pipeline = await _pipeline(model)
     request = {"prompt": "a photo of an astronaut riding a horse on the moon", "negativePrompt": "", "seed": 0,
                "steps": steps, "guidance": 7.5, "scheduler": "dpmpp_2m", "width": size, "height": size}
@@ -185,6 +186,7 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
                       ("lcmWarm", {**request, "steps": lcm_steps, "guidance": 1.0, "scheduler": "lcm"})):
         result = await pipeline.generate(req)
         runs[name] = result["stats"]
+        _state["emit"]("stage", {name: {k: v for k, v in result["stats"].items() if k != "stepMs"}})
     step = pipeline.steps[(2, (1, size // 8, size // 8, 4))]
     return {"device": pipeline.gpu.caps.summary(), "load": {**loaded, "ms": round(load_ms, 1)}, "runs": runs,
             "unetStepProfile": await bench.profile_step(pipeline.gpu, step)}
@@ -192,8 +194,10 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
 
 async def bench_suite(model: str, steps: int = 20, size: int = 512) -> dict:
     """Everything bench/ measures on a GPU machine, in one page session: dispatch overhead, kernels, pipeline."""
-    return {"dispatch": await bench_dispatch(), "pipeline": await bench_pipeline(model, steps, size),
-            "kernels": await bench_kernels()}
+    dispatch = await bench_dispatch()
+    _state["emit"]("stage", {"dispatch": dispatch})
+    pipeline = await bench_pipeline(model, steps, size)
+    return {"dispatch": dispatch, "pipeline": pipeline, "kernels": await bench_kernels()}
 
 
 async def cancel() -> dict:

@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SITE_FILES = ("index.html",)
+SITE_FILES = ("index.html", "bench.html")
 SITE_FOLDERS = ("app", "wgsl", "rules", "manifests")
 # Tools-layer modules: CPython only, never shipped to the page.
 TOOLS_ONLY = ("doppler/convert", "doppler/cli.py", "doppler/serve.py")

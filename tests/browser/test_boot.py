@@ -43,7 +43,8 @@ def test_insecure_context_message(playwright_session, site_url):
     assert "not a secure context" in text and "https" in text
 
 
-def test_autorun_posts_its_result(browser, site_url):
+@pytest.mark.parametrize("page_name", ["index.html", "bench.html"])
+def test_autorun_posts_its_result(browser, site_url, page_name):
     import json
     from urllib.parse import quote, urlsplit
 
@@ -56,10 +57,12 @@ def test_autorun_posts_its_result(browser, site_url):
 
     page.route(lambda url: urlsplit(url).path == "/report", capture)
     job = quote(json.dumps({"call": "device_info"}))
-    page.goto(f"{site_url}index.html?autorun={job}&report={quote(site_url + 'report')}")
+    page.goto(f"{site_url}{page_name}?autorun={job}&report={quote(site_url + 'report')}")
     page.wait_for_function("document.body.dataset.autorun === 'done'", timeout=120_000)
     page.close()
-    assert posted and posted[0]["ok"] and posted[0]["result"]["backend"] == "browser"
+    result = [p for p in posted if "ok" in p]
+    assert result and result[0]["ok"] and result[0]["result"]["backend"] == "browser"
+    assert any(p.get("event") == "boot" for p in posted)
 
 
 def test_a_lost_device_is_replaced_for_the_next_job(browser, site_url):

@@ -1,0 +1,49 @@
+"""Serve a folder on 127.0.0.1 and print what the page POSTs: progress lines as they come, then the result.
+
+    python3 bench/report_server.py PORT FOLDER OUT_JSON [TIMEOUT_S]
+
+The page's autorun mode POSTs {"event": name, "data": ...} for each progress event and finally
+{"ok": ..., "result" | "error": ...}, which is written to OUT_JSON and ends the server. Stdlib only (it runs on the
+GPU machine beside Chromium). Unlike a plain static server it answers .mjs/.wasm with the MIME types Chromium needs.
+"""
+
+import http.server
+import json
+import sys
+import threading
+import time
+
+port, root, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+timeout_s = float(sys.argv[4]) if len(sys.argv) > 4 else 600.0
+started = time.monotonic()
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
+                      ".wasm": "application/wasm", ".wgsl": "text/plain", ".json": "application/json"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, directory=root, **kwargs)
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(204)
+        self.end_headers()
+        message = json.loads(body)
+        if "ok" in message:
+            with open(out, "w") as f:
+                json.dump(message, f)
+            print(f"[{time.monotonic() - started:7.1f}s] result ok={message['ok']}", flush=True)
+            threading.Thread(target=server.shutdown).start()
+        else:
+            print(f"[{time.monotonic() - started:7.1f}s] {json.dumps(message)[:300]}", flush=True)
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+timer = threading.Timer(timeout_s, server.shutdown)
+timer.daemon = True
+timer.start()
+server.serve_forever()
