@@ -30,7 +30,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SITE_FILES = ("index.html",)
 SITE_FOLDERS = ("app", "wgsl", "rules", "manifests")
 # Tools-layer modules: CPython only, never shipped to the page.
-TOOLS_ONLY = ("doppler/convert", "doppler/cli.py", "doppler/serve.py")
+TOOLS_ONLY = ("doppler/convert", "doppler/cli.py", "doppler/serve.py", "doppler/browser.py")
 PACKAGE_URL = "doppler.zip"
 MODEL_INDEX_URL = "models/index.json"  # the served models, for the page's model picker
 PACKED_ASSETS = ("wgsl", "rules")
