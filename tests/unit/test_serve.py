@@ -64,7 +64,7 @@ def test_nothing_outside_the_site(server, path):
 def test_package_holds_page_side_modules_and_assets():
     names = zipfile.ZipFile(io.BytesIO(site_layout().generated['doppler.zip'])).namelist()
     assert "doppler/api.py" in names and "assets/wgsl/elementwise.wgsl" in names
-    tools = ("doppler/convert", "doppler/cli.py", "doppler/serve.py", "doppler/browser.py")
+    tools = ("doppler/convert", "doppler/cli.py", "doppler/serve.py", "doppler/browser.py", "doppler/generate.py")
     assert not [n for n in names if n.startswith(tools)]
 
 

@@ -227,5 +227,6 @@ class DiffusionPipeline:
                 "cold": cold,
                 "peakBytes": gpu.pool.peak_bytes,
                 "readbacks": gpu.stats.readbacks - readbacks,
+                "gpu": gpu.stats.summary(gpu.pool),  # the device's counters since it opened
             },
         }
