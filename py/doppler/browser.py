@@ -18,6 +18,11 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--no-first-run",
     "--enable-webgpu-developer-features",
+    # The compositor on Vulkan (SwiftShader) like WebGPU: a WebGPU canvas's texture then crosses into it (without
+    # these, the first getCurrentTexture breaks the device: "A valid external Instance reference no longer exists").
+    "--enable-features=Vulkan",
+    "--use-vulkan=swiftshader",
+    "--use-angle=swiftshader",
 ]
 BOOT_TIMEOUT_MS = 120_000
 CALL_TIMEOUT_MS = 600_000
