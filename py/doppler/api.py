@@ -158,7 +158,7 @@ async def _pipeline(url: str):
 async def generate(model: str, **settings) -> dict:
     """One image: settings as the form gives them ({prompt, negativePrompt, steps, guidance, scheduler, seed, width,
     height}); returns {image: {width, height, rgba}, seed, stats}."""
-    return await (await _pipeline(model)).generate(settings)
+    return await (await _pipeline(model)).generate(settings, preview=_state.get("preview_canvas"))
 
 
 async def cancel() -> dict:
