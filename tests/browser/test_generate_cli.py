@@ -51,6 +51,8 @@ def test_png_carries_the_parameters_and_stats_sit_next_to_it(images, backend):
     stats = json.loads(images[backend].with_suffix(".json").read_text())
     assert stats["steps"] == SETTINGS["steps"] and len(stats["stepMs"]) == SETTINGS["steps"]
     assert stats["readbacks"] == 1 and stats["backend"] == backend and stats["device"]["backend"] == backend
+    # the page draws the latent preview each step (on the GPU); natively there is no canvas
+    assert stats["previews"] == (SETTINGS["steps"] if backend == "browser" else 0)
 
 
 def test_both_backends_make_the_same_image(images):

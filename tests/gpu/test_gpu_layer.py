@@ -172,7 +172,6 @@ gpu.free(x, out, after)
 
 PRESENT_SOURCE = """
 import js
-from pyodide.ffi import to_js
 canvas = js.OffscreenCanvas.new(1, 1)
 image = gpu.tensor((height, width), "u32", "image")
 gpu.upload(image, pixels)
@@ -205,31 +204,24 @@ def test_present_puts_the_pixels_on_a_canvas_without_a_readback(app_page, width)
     assert shown == pixels.tobytes()
 
 
-def test_present_checks_the_image_size(gpu_run):
-    got = gpu_run("""
+# `gpu.present` of a 4 x 4 image as `width` x 4 on no canvas: the GpuError's message.
+PRESENT_ERROR_SOURCE = """
 from doppler.errors import GpuError
 image = gpu.tensor((4, 4), "u32", "preview")
 try:
-    gpu.present(image, 5, 4, None)
+    gpu.present(image, width, 4, None)
     message = None
 except GpuError as e:
     message = str(e)
 gpu.free(image)
 message
-""")
+"""
+
+
+def test_present_checks_the_image_size(gpu_run):
+    got = gpu_run("width = 5\n" + PRESENT_ERROR_SOURCE)
     assert got == "present: preview (4, 4) u32 must be 5 x 4 u32 pixels"
 
 
 def test_the_native_backend_has_no_canvas(native_run):
-    got = native_run("""
-from doppler.errors import GpuError
-image = gpu.tensor((4, 4), "u32", "preview")
-try:
-    gpu.present(image, 4, 4, None)
-    message = None
-except GpuError as e:
-    message = str(e)
-gpu.free(image)
-message
-""")
-    assert "native backend has no canvas" in got
+    assert "native backend has no canvas" in native_run("width = 4\n" + PRESENT_ERROR_SOURCE)
