@@ -125,13 +125,23 @@ def generate_browser(job: Job) -> tuple[dict, dict]:
             result = call(page, "generate", model=f"{model_prefix(job.folder)}/{MANIFEST}", **job.request)
             device = call(page, "device_info")
         except PlaywrightError as error:
-            raise DopplerError(f"the page failed: {error.message}") from None
+            raise DopplerError(f"the page failed: {page_error(error.message)}") from None
         finally:
             browser.close()
     return result, device
 
 
 RUNNERS = {"browser": generate_browser, "native": generate_native}
+
+
+def page_error(message: str) -> str:
+    """The Python exception a failed worker call carries, without the Python traceback and the JS stack."""
+    text = message.split("\n    at ")[0].strip()
+    lines = text.splitlines()
+    if not lines or not lines[0].endswith("Traceback (most recent call last):"):
+        return text
+    frames = [i for i, line in enumerate(lines) if line.startswith(" ")]
+    return "\n".join(lines[frames[-1] + 1 if frames else 1:]).strip()
 
 
 def write_png(path: Path, image: dict, parameters: dict) -> None:
@@ -150,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         job = make_job(args)
         result, device = RUNNERS[args.backend](job)
-    except DopplerError as error:  # ConfigError included: one line per problem
+    except (DopplerError, FileNotFoundError) as error:  # ConfigError: a line per problem; no Pyodide, no Chromium
         print(f"doppler generate: {error}", file=sys.stderr)
         return 1
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -72,3 +72,29 @@ def generate_args(*argv):
     from doppler.cli import _build_parser
 
     return _build_parser().parse_args(["generate", "a cat", *argv])
+
+
+def test_a_page_error_is_the_python_exception_alone():
+    message = (
+        "Error: Traceback (most recent call last):\n"
+        '  File "/home/pyodide/lib/doppler/api.py", line 186, in handle\n'
+        "    return json.dumps(_jsonable(await fn(**json.loads(args_json))))\n"
+        "                                ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
+        '  File "/home/pyodide/lib/doppler/loader/stores.py", line 120, in ensure\n'
+        "    raise ShardError(...)\n"
+        "doppler.loader.stores.ShardError: shard 1 (unet-000.bin): HTTP 404\n"
+        "second line of the message\n"
+        "    at DopplerClient._receive (http://127.0.0.1:35049/app/client.mjs:20:49)\n"
+        "    at DopplerClient.worker.onmessage (http://127.0.0.1:35049/app/client.mjs:9:41)")
+    assert generate.page_error(message) == ("doppler.loader.stores.ShardError: shard 1 (unet-000.bin): HTTP 404\n"
+                                            "second line of the message")
+    assert generate.page_error("Error: the worker failed\n    at x (y.mjs:1:1)") == "Error: the worker failed"
+
+
+def test_no_chromium_says_where_it_looked(capsys, random_tiny, tmp_path, monkeypatch):
+    from doppler import browser
+
+    monkeypatch.setattr(browser, "CHROMIUM", str(tmp_path / "chromium"))
+    err = fails(capsys, "--model", str(random_tiny), "-o", str(tmp_path / "x.png"))
+    assert f"no Chromium at {tmp_path / 'chromium'}" in err and "DOPPLER_CHROMIUM" in err
+    assert not (tmp_path / "x.png").exists()
