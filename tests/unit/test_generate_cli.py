@@ -1,9 +1,14 @@
 """`doppler generate`: every bad input is refused before any GPU starts, with a message naming it and the fix."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from doppler import generate
 from doppler.cli import main as cli
+from doppler.serve import PROJECT_ROOT
 
 
 def fails(capsys, *argv) -> str:
@@ -91,10 +96,11 @@ def test_a_page_error_is_the_python_exception_alone():
     assert generate.page_error("Error: the worker failed\n    at x (y.mjs:1:1)") == "Error: the worker failed"
 
 
-def test_no_chromium_says_where_it_looked(capsys, random_tiny, tmp_path, monkeypatch):
-    from doppler import browser
-
-    monkeypatch.setattr(browser, "CHROMIUM", str(tmp_path / "chromium"))
-    err = fails(capsys, "--model", str(random_tiny), "-o", str(tmp_path / "x.png"))
-    assert f"no Chromium at {tmp_path / 'chromium'}" in err and "DOPPLER_CHROMIUM" in err
+def test_no_chromium_says_where_it_looked(random_tiny, tmp_path):
+    # A subprocess: Playwright's sync API refuses to start inside a session that runs the browser fixtures.
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "py"), "DOPPLER_CHROMIUM": str(tmp_path / "chromium")}
+    done = subprocess.run([sys.executable, "-m", "doppler.cli", "generate", "a cat", "--model", str(random_tiny),
+                           "-o", str(tmp_path / "x.png")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert f"no Chromium at {tmp_path / 'chromium'}" in done.stderr and "DOPPLER_CHROMIUM" in done.stderr
     assert not (tmp_path / "x.png").exists()
