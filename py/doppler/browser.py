@@ -7,6 +7,8 @@ import base64
 import os
 import shutil
 
+from .errors import DopplerError
+
 CHROMIUM = os.environ.get("DOPPLER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # WebGPU on SwiftShader in a headless Chromium with no network: quiet the background services that would try one.
 CHROMIUM_ARGS = [
@@ -47,7 +49,7 @@ def open_app(browser, url: str, query: str = ""):
         " : 'failed: ' + document.getElementById('banner').textContent"
     )
     if state != "ready":
-        raise RuntimeError(f"the app did not start: {state}")
+        raise DopplerError(f"the app did not start: {state}")
     return page
 
 
