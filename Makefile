@@ -2,6 +2,9 @@
 PYTHON ?= python3
 PORT ?= 8000
 MODELS ?=
+# The model `make serve` opens on with no network: SD 1.5's architecture at toy widths with seeded random weights
+# (noise-like images, but every stage runs). Also `doppler generate`'s default (doppler/generate.py: DEFAULT_MODEL).
+TINY_MODEL := build/models/tiny-random
 VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed-app
@@ -10,10 +13,11 @@ NPM_STAMP := node_modules/.installed
 LAVAPIPE_ICD := /usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test dist fixtures system-deps clean
+.PHONY: serve test dist fixtures tiny-model system-deps clean
 
-serve: $(PY_STAMP) $(NPM_STAMP)
-	$(BIN)/doppler serve --port $(PORT) $(if $(MODELS),--models $(MODELS))
+# MODELS (converted model folders) come first in the page's picker; the tiny model stays available after them.
+serve: $(PY_STAMP) $(NPM_STAMP) $(TINY_MODEL)/manifest.json
+	$(BIN)/doppler serve --port $(PORT) --models $(MODELS) $(TINY_MODEL)
 
 test: system-deps $(TEST_STAMP) $(NPM_STAMP)
 	$(BIN)/python -m pytest
@@ -25,6 +29,13 @@ fixtures: $(TEST_STAMP)
 
 dist: $(PY_STAMP) $(NPM_STAMP)
 	$(BIN)/doppler dist dist $(if $(MODELS),--models $(MODELS))
+
+tiny-model: $(TINY_MODEL)/manifest.json
+
+# manifest.json appears once the whole folder is written (convert writes aside, then renames), so it is the stamp;
+# a change to the converter or the manifest format makes the model again.
+$(TINY_MODEL)/manifest.json: $(wildcard py/doppler/convert/*.py py/doppler/manifest/*.py) | $(PY_STAMP)
+	$(BIN)/doppler convert --random tiny --seed 0 --force $(TINY_MODEL)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

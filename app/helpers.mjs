@@ -82,3 +82,31 @@ export async function readBuffer(device, buffer, offset, size) {
   staging.destroy();
   return bytes;
 }
+
+// Presents an RGBA8 image (one u32 per pixel, rows of `width` packed back to back) from a GPU buffer on a canvas:
+// a buffer-to-texture copy into the canvas's current texture, so the pixels never leave the GPU. The canvas takes
+// the image's size (CSS scales it). Copies need bytesPerRow to be a multiple of 256, which a packed row of width
+// pixels rarely is, so those go one row at a time (a latent preview is at most a few hundred rows).
+const COPY_ROW_ALIGNMENT = 256;
+const RGBA8_BYTES = 4;
+const presented = new WeakMap();  // canvas -> the device its context is configured for
+
+export function present(device, canvas, buffer, offset, width, height) {
+  if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
+  const context = canvas.getContext('webgpu');
+  if (presented.get(canvas) !== device) {
+    context.configure({ device, format: 'rgba8unorm', usage: GPUTextureUsage.COPY_DST, alphaMode: 'opaque' });
+    presented.set(canvas, device);
+  }
+  const texture = context.getCurrentTexture();
+  const rowBytes = width * RGBA8_BYTES;
+  const encoder = device.createCommandEncoder({ label: 'present' });
+  if (rowBytes % COPY_ROW_ALIGNMENT === 0) {
+    encoder.copyBufferToTexture({ buffer, offset, bytesPerRow: rowBytes }, { texture }, [width, height]);
+  } else {
+    for (let y = 0; y < height; y++) {
+      encoder.copyBufferToTexture({ buffer, offset: offset + y * rowBytes }, { texture, origin: [0, y] }, [width, 1]);
+    }
+  }
+  device.queue.submit([encoder.finish()]);
+}

@@ -1,63 +1,13 @@
-"""Playwright harness: one static server and one headless Chromium per test session, and a page whose worker has
-Pyodide, doppler and a GPU device ready. `run_python(page, source)` runs Python in the worker and returns JSON."""
+"""Playwright harness for the tests: Chromium, the app page and worker calls come from `doppler.browser` (shared with
+`doppler generate`); `run_python(page, source)` runs Python in the worker and returns JSON."""
 
 from __future__ import annotations
 
-import base64
-import os
-import shutil
+from doppler.browser import CHROMIUM, CHROMIUM_ARGS, call, decode, launch, open_app
 
-CHROMIUM = os.environ.get("DOPPLER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-# WebGPU on SwiftShader in a headless Chromium with no network: quiet the background services that would try one.
-CHROMIUM_ARGS = [
-    "--enable-unsafe-webgpu",
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-    "--enable-webgpu-developer-features",
-]
-BOOT_TIMEOUT_MS = 120_000
-CALL_TIMEOUT_MS = 600_000
-
-
-def launch(playwright, extra_args=()):
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + list(extra_args), headless=True)
-
-
-def open_app(browser, url: str, query: str = ""):
-    """A new page on the app, its worker booted. Raises with the page's own message if it could not start."""
-    page = browser.new_page()
-    page.set_default_timeout(CALL_TIMEOUT_MS)
-    page.goto(url + "index.html" + query)
-    page.wait_for_function("window.doppler !== undefined || !document.getElementById('banner').hidden",
-                           timeout=BOOT_TIMEOUT_MS)
-    state = page.evaluate(
-        "() => window.doppler ? window.doppler.ready.then(() => 'ready', (e) => 'failed: ' + e.message + ' ' + e.hint)"
-        " : 'failed: ' + document.getElementById('banner').textContent"
-    )
-    if state != "ready":
-        raise RuntimeError(f"the app did not start: {state}")
-    return page
-
-
-def decode(value):
-    """JSON from the worker, with {"__bytes__": base64} turned back into bytes."""
-    if isinstance(value, dict):
-        if set(value) == {"__bytes__"}:
-            return base64.b64decode(value["__bytes__"])
-        return {k: decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [decode(v) for v in value]
-    return value
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "call", "launch", "open_app", "run_python"]
 
 
 def run_python(page, source: str):
     """Run Python source in the page's worker (await allowed; `gpu` is the device); returns its last value."""
     return decode(page.evaluate("(src) => window.doppler.python(src)", source))
-
-
-def call(page, name: str, **args):
-    return decode(page.evaluate("([n, a]) => window.doppler.call(n, a)", [name, args]))

@@ -115,6 +115,16 @@ def tiny_model(tiny_sd, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def random_tiny(tmp_path_factory):
+    """The tiny architecture with seeded random weights (f16), as `make serve` builds its default model."""
+    from doppler.cli import main as cli
+
+    out = tmp_path_factory.mktemp("random") / "tiny-random"
+    assert cli(["convert", "--random", "tiny", "--seed", "0", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def reference(tiny_sd):
     """The fixture's diffusers outputs (reference.npz)."""
     import numpy as np

@@ -159,10 +159,7 @@ async def _pipeline(url: str):
 async def generate(model: str, **settings) -> dict:
     """One image: settings as the form gives them ({prompt, negativePrompt, steps, guidance, scheduler, seed, width,
     height}); returns {image: {width, height, rgba}, seed, stats}."""
-    pipeline = await _pipeline(model)
-    result = await pipeline.generate(settings)
-    result["stats"]["gpu"] = pipeline.gpu.stats.summary(pipeline.gpu.pool)
-    return result
+    return await (await _pipeline(model)).generate(settings, preview=_state.get("preview_canvas"))
 
 
 async def bench_kernels(weights: str = "f16", reps: int = 10) -> dict:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from doppler import serve
+from doppler import generate, serve
 from doppler.config import ConfigError, DiffusionConfig, json_schema
 from doppler.config.diffusion import RUNTIME_PATH
 from doppler.convert import command as convert_command
@@ -68,7 +68,8 @@ def _add_schema(sub) -> None:
 
 
 # Each entry adds one subparser and sets `run=` (a function taking the parsed args, returning an exit code).
-COMMANDS: list = [serve.add_commands, _add_validate_manifest, _add_schema, convert_command.add_command]
+COMMANDS: list = [serve.add_commands, generate.add_command, _add_validate_manifest, _add_schema,
+                  convert_command.add_command]
 
 if __name__ == "__main__":
     sys.exit(main())

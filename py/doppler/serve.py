@@ -30,7 +30,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SITE_FILES = ("index.html", "bench.html")
 SITE_FOLDERS = ("app", "wgsl", "rules", "manifests")
 # Tools-layer modules: CPython only, never shipped to the page.
-TOOLS_ONLY = ("doppler/convert", "doppler/cli.py", "doppler/serve.py")
+TOOLS_ONLY = ("doppler/convert", "doppler/cli.py", "doppler/serve.py", "doppler/browser.py",
+              "doppler/generate.py")
 PACKAGE_URL = "doppler.zip"
 MODEL_INDEX_URL = "models/index.json"  # the served models, for the page's model picker
 PACKED_ASSETS = ("wgsl", "rules")
@@ -89,6 +90,11 @@ def pack_package(root: Path) -> bytes:
     return buf.getvalue()
 
 
+def model_prefix(folder: Path) -> str:
+    """The URL prefix a model folder is served under."""
+    return f"models/{folder.resolve().name}"
+
+
 def site_layout(root: Path = PROJECT_ROOT, models: list[Path] | None = None) -> SiteLayout:
     pyodide = root / "node_modules" / "pyodide"
     if not (pyodide / "pyodide.mjs").is_file():
@@ -100,9 +106,10 @@ def site_layout(root: Path = PROJECT_ROOT, models: list[Path] | None = None) -> 
         manifest = folder / "manifest.json"
         if not manifest.is_file():
             raise FileNotFoundError(f"{folder} has no manifest.json: give folders written by `doppler convert`.")
-        name = folder.resolve().name
-        folders[f"models/{name}"] = folder.resolve()
-        index.append({"name": json.loads(manifest.read_text()).get("name", name), "url": f"models/{name}/manifest.json"})
+        prefix = model_prefix(folder)
+        folders[prefix] = folder.resolve()
+        index.append({"name": json.loads(manifest.read_text()).get("name", folder.resolve().name),
+                      "url": f"{prefix}/manifest.json"})
     files = {name: root / name for name in SITE_FILES}
     generated = {PACKAGE_URL: pack_package(root), MODEL_INDEX_URL: json.dumps(index).encode()}
     return SiteLayout(files=files, folders=folders, generated=generated)

@@ -2,6 +2,7 @@
 
 import shutil
 
+import numpy as np
 import pytest
 
 from browser_harness import call, open_app, run_python
@@ -48,6 +49,20 @@ def generate(page, request: dict) -> bytes:
     return bytes(data)
 
 
+def read_preview(page) -> np.ndarray:
+    """The preview canvas as the page shows it (its placeholder drawn into a 2D canvas): (h, w, 4) RGBA8."""
+    size, data = page.evaluate("""async () => {
+      await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+      const preview = document.getElementById('preview');
+      const copy = document.createElement('canvas');
+      copy.width = preview.width; copy.height = preview.height;
+      const g = copy.getContext('2d');
+      g.drawImage(preview, 0, 0);
+      return [[copy.height, copy.width], Array.from(g.getImageData(0, 0, copy.width, copy.height).data)];
+    }""")
+    return np.array(data, np.uint8).reshape(*size, 4)
+
+
 @pytest.mark.parametrize("case", [c for c in CASES if c != "ddim_eta05"])
 def test_the_form_makes_the_diffusers_image(page, reference, case):
     db = psnr(generate(page, request_for(reference, case)), reference, case)
@@ -61,6 +76,18 @@ def test_ddim_with_eta_through_the_api(page, reference):
     result = call(page, "generate", model="models/tiny-f32/manifest.json", **request)
     assert psnr(result["image"]["rgba"], reference, "ddim_eta05") >= MIN_PSNR_DB
     assert result["stats"]["readbacks"] == 1
+
+
+def test_each_step_draws_the_latent_preview_on_the_gpu(page, reference):
+    request = request_for(reference, "euler")
+    generate(page, request)
+    preview = read_preview(page)
+    latent = int(reference["pipeline_size"]) // 8  # the VAE's downscale: one preview pixel per latent pixel
+    assert preview.shape == (latent, latent, 4)
+    assert (preview[..., 3] == 255).all(), "an undrawn canvas is transparent"
+    assert len(np.unique(preview[..., :3].reshape(-1, 3), axis=0)) > 1, "the preview is one flat colour"
+    stats = call(page, "generate", model="models/tiny-f32/manifest.json", **request)["stats"]
+    assert stats["previews"] == request["steps"] and stats["readbacks"] == 1
 
 
 def test_same_seed_twice_gives_identical_pixels(page, reference):

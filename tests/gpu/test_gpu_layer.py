@@ -168,3 +168,60 @@ gpu.free(x, out, after)
 [distinct, reused, list(data[:4])]
 """)
     assert got == [True, True, list(bytes.fromhex("00004040"))]
+
+
+PRESENT_SOURCE = """
+import js
+canvas = js.OffscreenCanvas.new(1, 1)
+image = gpu.tensor((height, width), "u32", "image")
+gpu.upload(image, pixels)
+before = (gpu.stats.presents, gpu.stats.readbacks)
+gpu.present(image, width, height, canvas)
+counts = [gpu.stats.presents - before[0], gpu.stats.readbacks - before[1]]
+await gpu.sync()
+gpu.free(image)
+# What the canvas shows, read back the way only a test does (through a 2D canvas, outside the GPU layer).
+frame = canvas.transferToImageBitmap()
+copy = js.OffscreenCanvas.new(width, height)
+context = copy.getContext("2d")
+context.drawImage(frame, 0, 0)
+[counts, [canvas.width, canvas.height], context.getImageData(0, 0, width, height).data.to_py().tobytes()]
+"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [5, 64])  # rows of 20 bytes go one copy each; rows of 256 bytes in one copy
+def test_present_puts_the_pixels_on_a_canvas_without_a_readback(app_page, width):
+    from browser_harness import run_python
+    from gpu_runner import browser_source
+
+    height = 3
+    pixels = rng(9).integers(0, 256, (height, width, 4), dtype=np.uint8)
+    pixels[..., 3] = 255  # opaque, so the 2D canvas gives the bytes back unpremultiplied as they are
+    counts, size, shown = run_python(app_page, browser_source(
+        f"width, height = {width}, {height}\n" + PRESENT_SOURCE, pixels=pixels.tobytes()))
+    assert counts == [1, 0] and size == [width, height]
+    assert shown == pixels.tobytes()
+
+
+# `gpu.present` of a 4 x 4 image as `width` x 4 on no canvas: the GpuError's message.
+PRESENT_ERROR_SOURCE = """
+from doppler.errors import GpuError
+image = gpu.tensor((4, 4), "u32", "preview")
+try:
+    gpu.present(image, width, 4, None)
+    message = None
+except GpuError as e:
+    message = str(e)
+gpu.free(image)
+message
+"""
+
+
+def test_present_checks_the_image_size(gpu_run):
+    got = gpu_run("width = 5\n" + PRESENT_ERROR_SOURCE)
+    assert got == "present: preview (4, 4) u32 must be 5 x 4 u32 pixels"
+
+
+def test_the_native_backend_has_no_canvas(native_run):
+    assert "native backend has no canvas" in native_run("width = 4\n" + PRESENT_ERROR_SOURCE)

@@ -64,7 +64,8 @@ def test_nothing_outside_the_site(server, path):
 def test_package_holds_page_side_modules_and_assets():
     names = zipfile.ZipFile(io.BytesIO(site_layout().generated['doppler.zip'])).namelist()
     assert "doppler/api.py" in names and "assets/wgsl/elementwise.wgsl" in names
-    assert not [n for n in names if n.startswith(("doppler/convert", "doppler/cli.py", "doppler/serve.py"))]
+    tools = ("doppler/convert", "doppler/cli.py", "doppler/serve.py", "doppler/browser.py", "doppler/generate.py")
+    assert not [n for n in names if n.startswith(tools)]
 
 
 def test_served_models_are_listed(server):

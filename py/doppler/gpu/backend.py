@@ -45,6 +45,9 @@ class Backend(Protocol):
 
     async def read_buffer(self, buffer, offset: int, size: int) -> bytes: ...
 
+    def present(self, buffer, offset: int, width: int, height: int, canvas) -> None:
+        """Copy width x height RGBA8 pixels (one u32 each, rows packed) from the buffer onto the canvas, on the GPU."""
+
     async def fence(self) -> None: ...
 
     def lost(self) -> str | None: ...

@@ -165,6 +165,9 @@ class BrowserBackend:
         data = await doppler_js.readBuffer(self.device, buffer, offset, size)
         return data.to_bytes()
 
+    def present(self, buffer, offset, width, height, canvas):
+        doppler_js.present(self.device, canvas, buffer, offset, width, height)
+
     async def fence(self):
         await self.device.queue.onSubmittedWorkDone()
 

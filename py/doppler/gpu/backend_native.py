@@ -128,6 +128,9 @@ class NativeBackend:
     async def read_buffer(self, buffer, offset, size):
         return bytes(self.device.queue.read_buffer(buffer, offset, size))
 
+    def present(self, buffer, offset, width, height, canvas):
+        raise GpuError("the native backend has no canvas to present on: previews are drawn in the page")
+
     async def fence(self):
         # wgpu-py 0.32's on_submitted_work_done raises TypeError; a 4-byte read waits for the queue the same way.
         self.device.queue.read_buffer(self._fence_buffer, 0, 4)

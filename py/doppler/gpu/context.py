@@ -140,6 +140,16 @@ class Gpu:
         self.raise_device_errors()
         return data
 
+    def present(self, image: Tensor, width: int, height: int, canvas) -> None:
+        """Show `image` (width x height u32 RGBA8 pixels, row-major) on `canvas` (the page's OffscreenCanvas): queued
+        work is submitted first, then a GPU-side copy into the canvas's texture. Not a readback."""
+        if image.dtype != "u32" or image.numel != width * height:
+            raise GpuError(f"present: {image.label} {image.shape} {image.dtype} must be {width} x {height} u32 pixels")
+        self.flush()
+        self.backend.present(image.alloc.buffer, image.offset, width, height, canvas)
+        self.stats.presents += 1
+        self.stats.submits += 1
+
     async def sync(self) -> None:
         """Wait for submitted work (progress, timing); counted as a fence. When profiling, the GPU time of every
         dispatch since the last sync is read (counted as timestamp resolves, apart from readbacks)."""

@@ -1,5 +1,6 @@
 """Counters the GPU layer keeps: dispatches per kernel, submits, replays, readbacks (tensor data leaving the GPU),
-fences and timestamp resolves (counted apart: they move no tensor data), and pool bytes."""
+presents (images copied onto a canvas, GPU to GPU), fences and timestamp resolves (counted apart: they move no
+tensor data), and pool bytes."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ class GpuStats:
     replays: int = 0
     readbacks: int = 0
     readback_bytes: int = 0
+    presents: int = 0  # images copied onto a canvas on the GPU (no readback)
     fences: int = 0
     timestamp_resolves: int = 0
     gpu_ms: Counter = field(default_factory=Counter)  # kernel label -> milliseconds, where timestamp-query exists
@@ -26,6 +28,7 @@ class GpuStats:
             "replays": self.replays,
             "readbacks": self.readbacks,
             "readbackBytes": self.readback_bytes,
+            "presents": self.presents,
             "fences": self.fences,
             "timestampResolves": self.timestamp_resolves,
             "gpuMsByKernel": {k: round(v, 4) for k, v in self.gpu_ms.items()},

@@ -4,7 +4,8 @@ One denoising step on the GPU is one replay of a recorded plan (`DenoiseStep`): 
 scaled, stacked twice for CFG), the UNet (batch 2 in one pass; batch 1 when guidance <= 1 or the UNet takes a
 guidance embedding, as LCM-distilled ones do), and the scheduler update with CFG fused in. Per step the host
 writes two small buffers (the step's scalars and the timestep) and replays; latents never leave the GPU and the
-finished image is the only readback.
+finished image is the only readback. In the page, each step's x0 (the image to come) is drawn as a latent preview
+(a linear latent-to-RGB map, one pixel per latent pixel) and copied onto the page's canvas on the GPU.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def runtime_settings(request: dict) -> dict:
 @dataclass
 class DenoiseStep:
     """The recorded step for one (batch, latent shape): its own input/output tensors, so every replay binds the
-    same buffers. `x` holds the latent; `x0` the scheduler's last x0 (DPM++ 2M's history)."""
+    same buffers. `x` holds the latent; `x0` the scheduler's last x0 (DPM++ 2M's history); `pixels` its preview."""
 
     plan: object
     x: object
@@ -62,6 +63,7 @@ class DenoiseStep:
     params: object
     timestep: object
     guidance: object
+    pixels: object
     held: list = field(default_factory=list)
 
     @classmethod
@@ -73,15 +75,16 @@ class DenoiseStep:
         timestep = gpu.tensor((1,), "f32", "timestep")
         guidance = gpu.tensor((1,), "f32", "guidance_w")
         x_in = gpu.tensor((batch,) + shape[1:], "f32", "unet.sample")
+        pixels = gpu.tensor(shape[:3], "u32", "preview.rgba8")
         with gpu.record(f"denoise_step.b{batch}.{shape[1]}x{shape[2]}") as plan:
             await sampling.model_input(gpu, x, x_in, params)
             eps = await unet(gpu, x_in, timestep, context, guidance if unet.cond_proj else None)
             await sampling.step(gpu, x, eps, x0, params)
             gpu.free(eps)
-        return cls(plan, x, x0, context, params, timestep, guidance, held=[x_in])
+        return cls(plan, x, x0, context, params, timestep, guidance, pixels, held=[x_in])
 
     def tensors(self) -> list:
-        return [self.x, self.x0, self.context, self.params, self.timestep, self.guidance, *self.held]
+        return [self.x, self.x0, self.context, self.params, self.timestep, self.guidance, self.pixels, *self.held]
 
     def run(self, gpu, scheduler, index: int, guidance_scale: float, seed: int) -> None:
         c = scheduler.step_coefficients(index)
@@ -93,6 +96,12 @@ class DenoiseStep:
             next_from_noise=c.next_from_noise, seed_lo=lo, seed_hi=hi, noise_stream=index + 1)))
         gpu.upload(self.timestep, struct.pack("<f", float(scheduler.model_timestep(index))))
         self.plan.replay()
+
+    async def preview(self, gpu, canvas) -> None:
+        """Draw the step's x0 onto the canvas, GPU to GPU (no readback)."""
+        await image.preview(gpu, self.x0, self.pixels, image.SD15_LATENT_RGB, image.SD15_LATENT_RGB_BIAS)
+        _, height, width = self.pixels.shape
+        gpu.present(self.pixels, width, height, canvas)
 
     def destroy(self, gpu) -> None:
         self.plan.destroy()
@@ -155,7 +164,8 @@ class DiffusionPipeline:
         gpu.free(ids)
         return context
 
-    async def generate(self, request: dict) -> dict:
+    async def generate(self, request: dict, preview=None) -> dict:
+        """One image for the form's settings; `preview`, the page's OffscreenCanvas, gets each step's latent."""
         gpu = self.gpu
         self.cancel_requested = False
         config = merge_diffusion_config(self.manifest.inference.diffusion, runtime_settings(request))
@@ -167,7 +177,7 @@ class DiffusionPipeline:
         prompt = request.get("prompt", "")
         t0 = time.perf_counter()
         cold = self.images_made == 0
-        readbacks = gpu.stats.readbacks
+        readbacks, presents = gpu.stats.readbacks, gpu.stats.presents
 
         context = await self.encode_prompts([config.negative_prompt, prompt] if cfg else [prompt])
         if config.swapper.evict_text_encoder:
@@ -194,6 +204,8 @@ class DiffusionPipeline:
         for i in range(len(scheduler.timesteps)):
             ts = time.perf_counter()
             step.run(gpu, scheduler, i, sched.guidance_scale, seed)
+            if preview is not None:
+                await step.preview(gpu, preview)
             await gpu.sync()
             step_ms.append((time.perf_counter() - ts) * 1000)
             self._emit("step", {"step": i + 1, "total": len(scheduler.timesteps), "ms": round(step_ms[-1], 1)})
@@ -227,5 +239,7 @@ class DiffusionPipeline:
                 "cold": cold,
                 "peakBytes": gpu.pool.peak_bytes,
                 "readbacks": gpu.stats.readbacks - readbacks,
+                "previews": gpu.stats.presents - presents,
+                "gpu": gpu.stats.summary(gpu.pool),  # the device's counters since it opened
             },
         }
