@@ -8,6 +8,7 @@ from reference import POISON, assert_close, rng
 
 def test_pool_reuses_buckets_and_tracks_bytes(gpu_run):
     got = gpu_run("""
+gpu.pool.trim()  # no cached buffers from earlier tests
 a = gpu.tensor((1000,), "f32", "a")
 start = gpu.pool.current_bytes
 buffer = a.alloc.buffer
