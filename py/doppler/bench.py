@@ -91,7 +91,7 @@ def kernel_cases(batch: int = 2) -> list[dict]:
     return cases
 
 
-async def _run_case(gpu, case: dict, weights: str) -> tuple:
+async def _run_case(gpu, case: dict, weights: str, tiles=None) -> tuple:
     """(an async callable running the op once, its FLOPs, bytes moved at least once, its tensors)."""
     op = case["op"]
     if op == "conv3x3":
@@ -100,14 +100,14 @@ async def _run_case(gpu, case: dict, weights: str) -> tuple:
         w = await _filled(gpu, (cout, cin, 3, 3), weights, "w")
         bias = await _filled(gpu, (cout,), weights, "bias")
         out = gpu.tensor((b, hw, hw, cout), "f32", "out")
-        run = lambda: conv2d.conv2d(gpu, x, w, out, bias=bias, padding=1)  # noqa: E731
+        run = lambda: conv2d.conv2d(gpu, x, w, out, bias=bias, padding=1, **tiles)  # noqa: E731
         return run, 2.0 * b * hw * hw * cout * cin * 9, 4.0 * (x.numel + out.numel), [x, w, bias, out]
     if op == "linear":
         m, k, n = case["m"], case["k"], case["n"]
         x = await _filled(gpu, (m, k), "f32", "x")
         w = await _filled(gpu, (n, k), weights, "w")
         out = gpu.tensor((m, n), "f32", "out")
-        run = lambda: matmul.linear(gpu, x, w, out)  # noqa: E731
+        run = lambda: matmul.linear(gpu, x, w, out, **tiles)  # noqa: E731
         return run, 2.0 * m * n * k, 4.0 * (x.numel + out.numel), [x, w, out]
     if op == "attention":
         b, tq, tk, heads, d = case["b"], case["tq"], case["tk"], case["heads"], case["d"]
@@ -125,11 +125,16 @@ async def _run_case(gpu, case: dict, weights: str) -> tuple:
     return run, 10.0 * x.numel, 8.0 * x.numel, [x, gamma, beta, out, stats]
 
 
-async def kernels(gpu, weights: str = "f16", reps: int = 10) -> list[dict]:
-    """GPU time (timestamp queries) of each heavy kernel at SD 1.5 512x512 shapes, as TFLOP/s and GB/s."""
+async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | None = None) -> list[dict]:
+    """GPU time (timestamp queries) of each heavy kernel at SD 1.5 512x512 shapes, as TFLOP/s and GB/s; GEMM
+    kernels (conv, linear) once per tile configuration in `gemm_tiles` ([tile_m, tile_n, tile_k, thread_m,
+    thread_n] each; default: the ops' default)."""
     rows = []
-    for case in kernel_cases():
-        run, flops, nbytes, tensors = await _run_case(gpu, case, weights)
+    configs = [None] + [matmul.GemmTiles(*t) for t in gemm_tiles or []]
+    cases = [(case, {"tiles": t} if t else {}) for case in kernel_cases()
+             for t in (configs if case["op"] in ("conv3x3", "linear") else [None])]
+    for case, tiles in cases:
+        run, flops, nbytes, tensors = await _run_case(gpu, case, weights, tiles)
         await run()  # compile and warm up
         await gpu.sync()
         before = sum(gpu.stats.gpu_ms.values())
@@ -142,7 +147,9 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10) -> list[dict]:
             gpu.profile = False
         ms = (sum(gpu.stats.gpu_ms.values()) - before) / reps
         gpu.free(*tensors)
-        rows.append({**case, "weights": weights, "ms": round(ms, 4), "tflops": round(flops / ms / 1e9, 2),
+        tile = tiles.get("tiles")
+        rows.append({**case, "tiles": [tile.tile_m, tile.tile_n, tile.tile_k, tile.thread_m, tile.thread_n] if tile
+                     else "default", "weights": weights, "ms": round(ms, 4), "tflops": round(flops / ms / 1e9, 2),
                      "gbps": round(nbytes / ms / 1e6, 1)})
     return rows
 
