@@ -65,7 +65,8 @@ def pipeline(unet, vae, text, scheduler_cls, **scheduler_kwargs):
 
     folder = Path(tempfile.mkdtemp())
     write_clip_tokenizer_files(folder)
-    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="<|endoftext|>")
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="<|endoftext|>",
+                              model_max_length=77)
     scheduler = scheduler_cls(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                               num_train_timesteps=1000, steps_offset=1, **scheduler_kwargs)
     return StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
