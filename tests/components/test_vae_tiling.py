@@ -19,9 +19,7 @@ pytestmark = pytest.mark.native
 
 MIN_PSNR_DB = 35.0
 EXACT_PSNR_DB = 80.0  # float rounding only
-# Narrow VAEs of two and three levels (upscale 2 and 4; the tiles of the second see maps at 2x and 4x the
-# latent). After the latent-resolution part, their receptive fields reach 0.5 + 4 * 0.5 + 0.5 = 3 and
-# 0.5 + 4 * 0.5 + 0.25 + 4 * 0.25 + 0.25 = 4 latent pixels.
+# Narrow VAEs of two and three levels (upscale 2 and 4).
 TWO_LEVELS = {**TINY_VAE, "block_out_channels": (8, 16), "norm_num_groups": 4}
 THREE_LEVELS = {**TWO_LEVELS, "block_out_channels": (8, 16, 16), "up_block_types": ("UpDecoderBlock2D",) * 3}
 
@@ -72,21 +70,39 @@ def decode(run, config, state, z, tiling=None):
     return run(go)
 
 
-# (VAE, latent h x w, tile and overlap in latent pixels, exact): 2 x 3 and 1 x 2 tiles that do not divide the
-# latent evenly; halos (half the overlap) of 3 latent pixels (the two-level VAE's receptive field: exact) and 2
-# (under the three-level VAE's 4).
+# (VAE, latent h x w, tile and overlap in latent pixels, exact?): 2 x 2, 1 x 3 and 1 x 2 tiles, the first two
+# spread unevenly (tiles are equal and overlap by at least the overlap). The two-level VAE tiles its level 1 (a tile's maps are larger than the whole latent's): the tiled
+# layers reach 0.5 + 4 * 0.5 + 0.5 = 3 latent pixels, the halo (half the overlap) is 3. The three-level VAE runs
+# level 1 whole (its maps are smaller than a tile's at level 2) and tiles level 2, which reaches
+# 0.25 + 4 * 0.25 + 0.25 = 1.5 latent pixels: a halo of 2 is exact, a halo of 1 is not.
 CASES = {
-    "two-levels-exact": (TWO_LEVELS, (12, 15), (10, 6), True),
-    "three-levels-small-halo": (THREE_LEVELS, (8, 11), (8, 4), False),
+    "two-levels-exact": ("two", (12, 14), (10, 6), True),
+    "three-levels-exact": ("three", (8, 14), (8, 4), True),
+    "three-levels-halo-under-receptive-field": ("three", (8, 14), (8, 2), False),
 }
+VAES = {"two": TWO_LEVELS, "three": THREE_LEVELS}
+
+
+@pytest.fixture(scope="module")
+def untiled(event_loop_runner, native_gpu):
+    """(weights, latents, untiled image and peak) per VAE and latent size, decoded once."""
+    done = {}
+
+    def get(name, hw):
+        if (name, hw) not in done:
+            state, z = decoder_state(VAES[name], seed=4), regional_latents(*hw, seed=5)
+            done[name, hw] = state, z, *decode(lambda fn: event_loop_runner(fn(native_gpu)), VAES[name], state, z)
+        return done[name, hw]
+
+    return get
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_tiled_decode_matches_untiled_with_less_memory(run, case):
-    config, (h, w), (tile, overlap), exact = CASES[case]
+def test_tiled_decode_matches_untiled_with_less_memory(run, untiled, case):
+    name, (h, w), (tile, overlap), exact = CASES[case]
+    config = VAES[name]
     upscale = 2 ** (len(config["block_out_channels"]) - 1)
-    state, z = decoder_state(config, seed=4), regional_latents(h, w, seed=5)
-    want, untiled_peak = decode(run, config, state, z)
+    state, z, want, untiled_peak = untiled(name, (h, w))
     tiling = Tiling(enabled=True, tile_size=tile * upscale, overlap=overlap * upscale)
     image, peak = decode(run, config, state, z, tiling)
     assert image.shape == want.shape == (1, h * upscale, w * upscale, 3)
@@ -102,3 +118,20 @@ def test_one_tile_is_the_untiled_decode(run):
     want, _ = decode(run, TWO_LEVELS, state, z)
     image, _ = decode(run, TWO_LEVELS, state, z, Tiling(enabled=True, tile_size=16, overlap=8))
     assert np.array_equal(image, want)
+
+
+def test_tiles_too_large_to_bind_are_named(run, native_gpu):
+    """A tile whose maps exceed maxStorageBufferBindingSize is refused before any work, naming decode.tiling."""
+    from doppler.config.schema import ConfigError
+
+    state, z = decoder_state(TWO_LEVELS, seed=6), regional_latents(12, 14, seed=7)
+    limits = native_gpu.caps.limits
+    saved = limits["maxStorageBufferBindingSize"]
+    limits["maxStorageBufferBindingSize"] = 16384  # a 20-pixel tile of 16 channels takes 25600 bytes
+    try:
+        with pytest.raises(ConfigError, match=r"^runtime\.inference\.diffusion\.decode\.tiling\.tileSize: got 20; "
+                                              r"a tile's largest map takes 25600 bytes, over this GPU's "
+                                              r"maxStorageBufferBindingSize \(16384\): use smaller tiles$"):
+            decode(run, TWO_LEVELS, state, z, Tiling(enabled=True, tile_size=20, overlap=12))
+    finally:
+        limits["maxStorageBufferBindingSize"] = saved
