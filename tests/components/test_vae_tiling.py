@@ -70,8 +70,8 @@ def decode(run, config, state, z, tiling=None):
     return run(go)
 
 
-# (VAE, latent h x w, tile and overlap in latent pixels, exact?): 2 x 2, 1 x 3 and 1 x 2 tiles, the first two
-# spread unevenly (tiles are equal and overlap by at least the overlap). The two-level VAE tiles its level 1 (a tile's maps are larger than the whole latent's): the tiled
+# (VAE, latent h x w, tile and overlap in latent pixels, exact?): 2 x 2, 1 x 3 and 1 x 2 tiles over latents that
+# their sizes do not divide. The two-level VAE tiles its level 1 (a tile's maps are larger than the whole latent's): the tiled
 # layers reach 0.5 + 4 * 0.5 + 0.5 = 3 latent pixels, the halo (half the overlap) is 3. The three-level VAE runs
 # level 1 whole (its maps are smaller than a tile's at level 2) and tiles level 2, which reaches
 # 0.25 + 4 * 0.25 + 0.25 = 1.5 latent pixels: a halo of 2 is exact, a halo of 1 is not.

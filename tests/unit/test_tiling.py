@@ -17,16 +17,18 @@ def configured(**tiling) -> Tiling:
 @pytest.mark.parametrize("length, tile, overlap", [(100, 64, 8), (128, 64, 16), (65, 64, 0), (37, 10, 6), (9, 4, 3)])
 def test_tiles_are_equal_share_the_overlap_and_their_cores_partition_the_axis(length, tile, overlap):
     got = spans(length, tile, overlap)
-    assert len(got) >= 2
-    assert all(s.size == tile and 0 <= s.start and s.start + s.size <= length for s in got)
-    assert got[0].start == 0 and got[-1].start + tile == length
+    size = got[0].size
+    assert len(got) >= 2 and size <= tile
+    assert all(s.size == size and 0 <= s.start and s.start + size <= length for s in got)
+    assert got[0].start == 0 and got[-1].start + size == length
     assert [s.core_start for s in got[1:]] == [s.core_end for s in got[:-1]]
     assert got[0].core_start == 0 and got[-1].core_end == length
     for a, b in zip(got, got[1:]):
-        assert a.start + tile - b.start >= overlap  # neighbours share at least the overlap
-        assert a.start + tile - a.core_end >= overlap // 2 and b.core_start - b.start >= overlap // 2  # halos
-    fewer = len(got) - 1  # no tile is wasted: one fewer would not share the overlap
+        assert a.start + size - b.start >= overlap  # neighbours share at least the overlap
+        assert a.start + size - a.core_end >= overlap // 2 and b.core_start - b.start >= overlap // 2  # halos
+    fewer = len(got) - 1  # as few tiles as the size allows: one fewer would not share the overlap
     assert fewer == 1 or (length - tile) / (fewer - 1) > tile - overlap
+    assert len(got) * (size - 1) - (len(got) - 1) * overlap < length  # and as small as they can be
 
 
 def test_a_short_axis_is_one_tile():
@@ -35,12 +37,12 @@ def test_a_short_axis_is_one_tile():
 
 
 def test_tiles_follow_the_configured_size_and_overlap():
-    """A 1024 x 768 image (latent 128 x 96) in 512-pixel tiles with 128 pixels of overlap: 64-pixel latent tiles,
-    3 x 2, each neighbour pair sharing at least 16 latent pixels."""
+    """A 1024 x 768 image (latent 128 x 96) in tiles of at most 512 pixels overlapping by 128: 3 x 2 tiles (two
+    would not share 16 latent pixels along 128), shrunk to 54 x 56 latent pixels, the least that keep the overlap."""
     tiles = plan_tiles(128, 96, configured(enabled=True, tileSize=512, overlap=128), SD_UPSCALE)
-    assert {(t.rows.size, t.cols.size) for t in tiles} == {(64, 64)}
-    assert sorted({t.rows.start for t in tiles}) == [0, 32, 64] and sorted({t.cols.start for t in tiles}) == [0, 32]
-    assert tiles[0].core(SD_UPSCALE) == (0, 0, 48 * SD_UPSCALE, 48 * SD_UPSCALE)
+    assert {(t.rows.size, t.cols.size) for t in tiles} == {(54, 56)}
+    assert sorted({t.rows.start for t in tiles}) == [0, 37, 74] and sorted({t.cols.start for t in tiles}) == [0, 40]
+    assert tiles[0].core(SD_UPSCALE) == (0, 0, 45 * SD_UPSCALE, 48 * SD_UPSCALE)
 
 
 @pytest.mark.parametrize("tiling, path, expected", [

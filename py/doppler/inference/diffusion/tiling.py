@@ -1,11 +1,13 @@
 """Where the tiles of a tiled VAE decode lie, and copying windows of NHWC maps between a whole map and a tile.
 
-Along an axis of L latent pixels, with tiles of T = tileSize / s and overlap O = overlap / s latent pixels (s: the
-VAE's upscale factor): one tile when T >= L, else n = ceil((L - O) / (T - O)) tiles of T pixels each (equal sizes,
-so every tile reuses the same pooled buffers), tile i starting at floor(i (L - T) / (n - 1)); neighbours then share
-at least O pixels. Each shared strip is cut at its middle: a tile's core (what it writes to the image) ends at least
-floor(O / 2) latent pixels inside the tile, a halo that keeps the zero padding of the tile's own borders away from
-the core. The cores partition the image.
+Along an axis of L latent pixels, with tiles of at most T = tileSize / s and overlap O = overlap / s latent pixels
+(s: the VAE's upscale factor): one tile when T >= L, else the fewest tiles that share at least O pixels with each
+neighbour, n = ceil((L - O) / (T - O)), each shrunk to the least size that still covers the axis with that
+overlap, T' = ceil((L + (n - 1) O) / n) <= T (equal sizes, so every tile reuses the same pooled buffers; smaller,
+so no tile computes more overlap than asked), tile i starting at floor(i (L - T') / (n - 1)). Each shared strip is
+cut at its middle: a tile's core (what it writes to the image) ends at least floor(O / 2) latent pixels inside the
+tile, a halo that keeps the zero padding of the tile's own borders away from the core. The cores partition the
+image.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from ...config.diffusion import RUNTIME_PATH, Tiling
 from ...config.schema import ConfigError
 from ...errors import GpuError
+from ...gpu.tensor import DTYPE_BYTES
 
 TILING_PATH = f"{RUNTIME_PATH}.decode.tiling"
 
@@ -42,10 +45,11 @@ class Tile:
 
 
 def spans(length: int, tile: int, overlap: int) -> list[Span]:
-    """The tiles along an axis of `length` pixels (module docstring); needs overlap < tile."""
+    """The tiles along an axis of `length` pixels, at most `tile` long (module docstring); needs overlap < tile."""
     if tile >= length:
         return [Span(0, length, 0, length)]
     n = -(-(length - overlap) // (tile - overlap))
+    tile = -(-(length + (n - 1) * overlap) // n)
     starts = [i * (length - tile) // (n - 1) for i in range(n)]
     cuts = [0] + [(a + tile + b) // 2 for a, b in zip(starts, starts[1:])] + [length]
     return [Span(start, tile, cuts[i], cuts[i + 1]) for i, start in enumerate(starts)]
@@ -77,7 +81,7 @@ def copy_window(gpu, src, src_at: tuple[int, int], dst, dst_at: tuple[int, int],
     if not fits:
         raise GpuError(f"copy_window: a {rows}x{cols} window at {src_at} of {src.label} {src.shape} or at {dst_at} "
                        f"of {dst.label} {dst.shape} lies outside its map")
-    pixel = src.shape[3] * 4
+    pixel = src.shape[3] * DTYPE_BYTES["f32"]
     whole_rows = cols == src.shape[2] == dst.shape[2]
     for b in range(src.shape[0]):
         for r in range(1 if whole_rows else rows):

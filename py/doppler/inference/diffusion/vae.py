@@ -19,6 +19,7 @@ GroupNorm k, and overlapping tiles compute their halos.
 from __future__ import annotations
 
 from ...config.schema import ConfigError
+from ...gpu.tensor import DTYPE_BYTES
 from ...ops import elementwise, groupnorm
 from ...ops.groupnorm import Window
 from .nn import Conv2d, GroupNorm, Linear, own_statistics, scaled_dot_product_attention
@@ -101,28 +102,28 @@ class AutoencoderKLDecoder:
         if len(tiles) < 2:
             h = await self._levels(gpu, await self._latent(gpu, latents), range(levels))
             return await self._head(gpu, h)
-        first = self._first_tiled_level(gpu, latents.shape, tiling.tile_size)
+        first = self._first_tiled_level(gpu, latents.shape, tiles, tiling.tile_size)
         h = await self._levels(gpu, await self._latent(gpu, latents), range(first))
         image = await self._tiled(gpu, h, tiles, first)
         gpu.free(h)
         return image
 
     def _map_bytes(self, level: int, pixels: int) -> int:
-        return pixels * self.level_channels[level] * 4
+        return pixels * self.level_channels[level] * DTYPE_BYTES["f32"]
 
-    def _first_tiled_level(self, gpu, shape, tile_size: int) -> int:
-        """Levels whose whole maps are no larger than a tile's largest run whole (no statistics passes there);
-        from the first larger one on, levels run in tiles. Tiles too large to bind are named."""
-        b, h, w, _ = shape
-        levels = len(self.up)
-        tile_bytes = max((b * self._map_bytes(j, (tile_size >> (levels - 1 - j)) ** 2) for j in range(1, levels)),
+    def _first_tiled_level(self, gpu, shape, tiles: list[Tile], tile_size: int) -> int:
+        """Levels whose whole maps (latents of `shape`) are no larger than a tile's largest run whole (no
+        statistics passes there); from the first larger one on, levels run in tiles. Tiles too large to bind are
+        named."""
+        (batch, h, w, _), levels, rows, cols = shape, len(self.up), tiles[0].rows, tiles[0].cols
+        tile_bytes = max((batch * self._map_bytes(j, rows.size * cols.size * 4**j) for j in range(1, levels)),
                          default=0)
         if tile_bytes > gpu.max_binding:
             raise ConfigError([f"{TILING_PATH}.tileSize: got {tile_size}; a tile's largest map takes {tile_bytes} "
                                f"bytes, over this GPU's maxStorageBufferBindingSize ({gpu.max_binding}): use "
                                "smaller tiles"])
-        whole = (j for j in range(1, levels) if b * self._map_bytes(j, h * w * 4**j) > tile_bytes)
-        return next(whole, levels)
+        larger = (j for j in range(1, levels) if batch * self._map_bytes(j, h * w * 4**j) > tile_bytes)
+        return next(larger, levels)
 
     async def _latent(self, gpu, latents):
         """post_quant_conv, conv_in and the mid block, on the whole latent."""
