@@ -158,7 +158,7 @@ class AutoencoderKLDecoder:
         return image
 
     async def _tile(self, gpu, h, tile: Tile, first: int, norm):
-        """The tiled levels and the head over one tile of h (the map before level `first`)."""
+        """Levels `first`.. and the head over one tile of h, the map of level first - 1."""
         x = self._crop(gpu, h, tile, 1 << (first - 1))
         return await self._head(gpu, await self._levels(gpu, x, range(first, len(self.up)), norm), norm)
 
@@ -179,7 +179,8 @@ class AutoencoderKLDecoder:
             stats[layer] = gpu.tensor((b, self.groups, 2), "f32", f"{layer.path}.shared_stats")
             await groupnorm.finalize(gpu, moments, stats[layer], layer.eps)
         gpu.free(moments)
-        image_hw = (h.shape[1] * s >> (first - 1), h.shape[2] * s >> (first - 1))  # h: 2^(first-1) per latent pixel
+        latent = tiles[-1]  # the cores partition the latent: the last one ends at its corner
+        image_hw = (latent.rows.core_end * s, latent.cols.core_end * s)
         image = gpu.tensor((b, *image_hw, self.conv_out.weight.shape[0]), "f32", "vae.image")
         for tile in tiles:
             top, left, height, width = tile.core(s)
@@ -192,7 +193,7 @@ class AutoencoderKLDecoder:
 
     @staticmethod
     def _crop(gpu, h, tile: Tile, f: int):
-        """The tile's part of h, a map of f pixels per latent pixel."""
+        """The tile's part of h, a map of f pixels per latent pixel (level j has 2^j)."""
         rows, cols = tile.rows, tile.cols
         x = gpu.tensor((h.shape[0], rows.size * f, cols.size * f, h.shape[3]), "f32", "vae.tile")
         copy_window(gpu, h, (rows.start * f, cols.start * f), x, (0, 0), (rows.size * f, cols.size * f))
