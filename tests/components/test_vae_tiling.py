@@ -127,10 +127,10 @@ def test_tiles_too_large_to_bind_are_named(run, native_gpu):
     state, z = decoder_state(TWO_LEVELS, seed=6), regional_latents(12, 14, seed=7)
     limits = native_gpu.caps.limits
     saved = limits["maxStorageBufferBindingSize"]
-    limits["maxStorageBufferBindingSize"] = 16384  # a 20-pixel tile of 16 channels takes 25600 bytes
+    limits["maxStorageBufferBindingSize"] = 16384  # 18 x 20-pixel tiles (shrunk from 20) of 16 channels
     try:
         with pytest.raises(ConfigError, match=r"^runtime\.inference\.diffusion\.decode\.tiling\.tileSize: got 20; "
-                                              r"a tile's largest map takes 25600 bytes, over this GPU's "
+                                              r"a tile's largest map takes 23040 bytes, over this GPU's "
                                               r"maxStorageBufferBindingSize \(16384\): use smaller tiles$"):
             decode(run, TWO_LEVELS, state, z, Tiling(enabled=True, tile_size=20, overlap=12))
     finally:
