@@ -1,6 +1,7 @@
 """Tiled VAE decode (native) against the untiled decode of the same weights: with a halo over the receptive field
 it equals the untiled decode up to float rounding (the GroupNorms share the whole image's statistics), with a
-smaller one it stays far above 35 dB; either way its peak memory is lower. Geometry and config: tests/unit/test_tiling.py.
+smaller one it stays far above 35 dB; either way its peak memory is lower. Geometry and config:
+tests/unit/test_tiling.py.
 
 Tiles here are smaller than decode.tiling allows (64 pixels at least), so that lavapipe runs them in seconds:
 the decoder takes any `Tiling`."""
@@ -71,9 +72,9 @@ def decode(run, config, state, z, tiling=None):
 
 
 # (VAE, latent h x w, tile and overlap in latent pixels, exact?): 2 x 2, 1 x 3 and 1 x 2 tiles over latents that
-# their sizes do not divide. The two-level VAE tiles its level 1 (a tile's maps are larger than the whole latent's): the tiled
-# layers reach 0.5 + 4 * 0.5 + 0.5 = 3 latent pixels, the halo (half the overlap) is 3. The three-level VAE runs
-# level 1 whole (its maps are smaller than a tile's at level 2) and tiles level 2, which reaches
+# their sizes do not divide. The two-level VAE tiles its level 1 (its whole maps are larger than a tile's): the
+# tiled layers reach 0.5 + 4 * 0.5 + 0.5 = 3 latent pixels, the halo (half the overlap) is 3. The three-level VAE
+# runs level 1 whole (its whole maps are smaller than a tile's at level 2) and tiles level 2, which reaches
 # 0.25 + 4 * 0.25 + 0.25 = 1.5 latent pixels: a halo of 2 is exact, a halo of 1 is not.
 CASES = {
     "two-levels-exact": ("two", (12, 14), (10, 6), True),
