@@ -34,3 +34,35 @@ def test_same_seed_same_pixels(pipeline, reference, event_loop_runner):
     first = event_loop_runner(pipeline.generate(request))["image"]["rgba"]
     assert event_loop_runner(pipeline.generate(request))["image"]["rgba"] == first
     assert event_loop_runner(pipeline.generate({**request, "seed": request["seed"] + 1}))["image"]["rgba"] != first
+
+
+def test_decode_tiling_reaches_the_vae(tiny_model, reference, native_gpu, event_loop_runner):
+    """The manifest's decode.tiling (merged with runtime's) is what the VAE decodes with; a 64-pixel image is one
+    64-pixel tile, which is the untiled decode."""
+    from dataclasses import replace
+
+    from doppler.config.diffusion import Tiling
+    from doppler.inference.diffusion.pipeline import DiffusionPipeline
+    from doppler.loader.stores import LocalShardStore
+    from doppler.manifest import load_manifest
+
+    manifest = load_manifest(tiny_model / "manifest.json")
+    inference, tiling = manifest.inference, Tiling(enabled=True, tile_size=64, overlap=32)
+    diffusion = replace(inference.diffusion, decode=replace(inference.diffusion.decode, tiling=tiling))
+    manifest = replace(manifest, inference=replace(inference, diffusion=diffusion))
+    tiled = event_loop_runner(DiffusionPipeline.create(native_gpu, manifest, LocalShardStore(tiny_model)))
+    vae = event_loop_runner(tiled.component("vae"))
+    seen = []
+
+    async def recording(gpu, latents, tiling=None):
+        seen.append(tiling)
+        return await vae(gpu, latents, tiling)
+
+    tiled.resident["vae"] = (tiled.resident["vae"][0], recording)
+    request = request_for(reference, "ddim_eta0")
+    try:
+        image = event_loop_runner(tiled.generate(request))["image"]["rgba"]
+    finally:
+        tiled.release_all()
+    assert seen == [tiling]
+    assert psnr(image, reference, "ddim_eta0") >= MIN_PSNR_DB

@@ -22,6 +22,25 @@ gpu.free(b, c)
     assert got == [True, 20480, True]
 
 
+def test_a_scope_frees_what_was_made_inside_it(gpu_run):
+    got = gpu_run("""
+kept = gpu.tensor((100,), "f32", "kept")
+live = gpu.pool.live_bytes
+try:
+    with gpu.scope():
+        gpu.tensor((1000,), "f32", "left.live")
+        gpu.free(gpu.tensor((10,), "f32", "freed.inside"))
+        inside = gpu.pool.live_bytes - live
+        raise ValueError("stopped part-way")
+except ValueError:
+    pass
+result = [inside, gpu.pool.live_bytes - live, gpu.pool.holds(kept.alloc)]
+gpu.free(kept)
+result
+""")
+    assert got == [4096, 0, True]
+
+
 def test_budget_error_names_the_largest_holders(gpu_run):
     got = gpu_run("""
 from doppler.errors import BudgetError

@@ -54,12 +54,18 @@ class TextEncoder:
 
 @dataclass(frozen=True, kw_only=True)
 class Tiling:
-    """Decoding the latent in overlapping tiles bounds the VAE's activation memory."""
+    """Decoding the upsampled part of the VAE in overlapping tiles bounds its memory by the tile size; every tile
+    normalizes with the whole image's GroupNorm statistics, found by one more pass over the tiles per GroupNorm
+    (inference/diffusion/vae.py), so the image equals the untiled one and the passes cost compute."""
 
     enabled: bool = setting(False, doc="decode in tiles")
-    tile_size: int = setting(512, doc="tile edge in pixels", minimum=64, maximum=8192, multiple_of=8)
-    overlap: int = setting(64, doc="pixels shared by neighbouring tiles, blended to hide seams", minimum=0,
-                           maximum=8192, multiple_of=8)
+    tile_size: int = setting(512, doc="largest tile edge in pixels (tiles shrink to the least size that keeps the "
+                                      "overlap); a tile's memory follows it", minimum=64, maximum=8192, multiple_of=8)
+    overlap: int = setting(
+        64, doc="pixels neighbouring tiles share at least; each keeps the half nearer its centre, the other half is "
+                "its halo. Exact when the halo covers the receptive field of the tiled layers: for SD 1.5's VAE "
+                "22 px while its first upsampled level runs whole (images up to 8 tiles in area), else 50 px",
+        minimum=0, maximum=8192, multiple_of=8)
 
     def cross_check(self):
         if self.overlap >= self.tile_size:

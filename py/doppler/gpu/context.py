@@ -91,6 +91,7 @@ class Gpu:
         self._pending_kernels: list[str] = []
         self._arena = _UniformArena(backend, "uniforms")
         self._recording: Plan | None = None
+        self._scopes: list[list] = []  # allocations made inside each open `scope`, innermost last
         if profile and not self.caps.has("timestamp-query"):
             raise GpuError("profiling needs the 'timestamp-query' feature, which this GPU does not offer")
         self.profile = profile
@@ -117,7 +118,10 @@ class Gpu:
         nbytes = storage_bytes(shape, dtype)
         if limit is not None and nbytes > limit:
             raise GpuError(f"{label} {shape} {dtype} needs {nbytes} bytes, over this GPU's maxBufferSize {limit}")
-        return Tensor(shape, dtype, self.pool.acquire(nbytes, label))
+        alloc = self.pool.acquire(nbytes, label)
+        if self._scopes:
+            self._scopes[-1].append(alloc)
+        return Tensor(shape, dtype, alloc)
 
     def upload(self, tensor: Tensor, data) -> None:
         data = memoryview(data).cast("B")
@@ -127,9 +131,26 @@ class Gpu:
 
     def free(self, *tensors: Tensor) -> None:
         for t in tensors:
-            self.pool.release(t.alloc)
-            if self._recording is not None:
-                self._recording.freed.append(t.alloc)
+            self._release(t.alloc)
+
+    def _release(self, alloc) -> None:
+        self.pool.release(alloc)
+        if self._recording is not None:
+            self._recording.freed.append(alloc)
+
+    @contextmanager
+    def scope(self):
+        """Tensors made inside the block and still live when it ends, also by an exception, are freed then: work
+        that stops part-way (a tiled decode's statistics pass) leaves nothing behind without tracking each tensor."""
+        made: list = []
+        self._scopes.append(made)
+        try:
+            yield
+        finally:
+            self._scopes.pop()
+            for alloc in dict.fromkeys(made):
+                if self.pool.holds(alloc):
+                    self._release(alloc)
 
     async def read(self, tensor: Tensor) -> bytes:
         """The one way tensor data leaves the GPU; counted as a readback."""

@@ -64,6 +64,10 @@ class BufferPool:
         self._live.discard(alloc)
         self._free[alloc.size].append(alloc)
 
+    def holds(self, alloc: Allocation) -> bool:
+        """Whether `alloc` is live (acquired and not yet released)."""
+        return alloc in self._live
+
     def claim(self, allocs) -> list[Allocation]:
         """Take those of `allocs` that are free back out of the pool (live again, for a new owner)."""
         claimed = []

@@ -57,20 +57,35 @@ class GroupNorm:
         self.groups = groups
         self.eps = eps
 
-    async def __call__(self, gpu, x, silu: bool = False):
+    async def __call__(self, gpu, x, silu: bool = False, stats=None):
+        """GroupNorm(x) with x's own statistics, or with `stats` (B, G, 2) given (a whole map's, for one tile)."""
         out = out_like(gpu, x.shape, self.path)
-        stats = gpu.tensor((x.shape[0], self.groups, 2), "f32", f"{self.path}.stats")
+        if stats is not None:
+            await groupnorm.apply(gpu, x, stats, self.gamma, self.beta, out, self.groups, silu=silu)
+            return out
+        own = gpu.tensor((x.shape[0], self.groups, 2), "f32", f"{self.path}.stats")
         if x.shape[2] >= groupnorm.MIN_SCRATCH_WIDTH:
-            await groupnorm.group_norm(gpu, x, self.gamma, self.beta, out, stats, self.groups, self.eps, silu=silu)
+            await groupnorm.group_norm(gpu, x, self.gamma, self.beta, out, own, self.groups, self.eps, silu=silu)
         else:  # maps too narrow to lend `out` as scratch (e.g. 1x1 at the UNet's bottom for tiny images)
             moments = gpu.tensor((x.shape[0], self.groups, 3), "f32", f"{self.path}.moments")
             partials = gpu.tensor(groupnorm.partials_shape(x.shape), "f32", f"{self.path}.partials")
             await groupnorm.accumulate_moments(gpu, x, moments, partials, self.groups)
-            await groupnorm.finalize(gpu, moments, stats, self.eps)
-            await groupnorm.apply(gpu, x, stats, self.gamma, self.beta, out, self.groups, silu=silu)
+            await groupnorm.finalize(gpu, moments, own, self.eps)
+            await groupnorm.apply(gpu, x, own, self.gamma, self.beta, out, self.groups, silu=silu)
             gpu.free(moments, partials)
-        gpu.free(stats)
+        gpu.free(own)
         return out
+
+    async def accumulate(self, gpu, x, moments, window: groupnorm.Window, merge: bool) -> None:
+        """moments (B, G, 3) of x's `window`, merged into those already there when `merge`."""
+        partials = gpu.tensor(groupnorm.partials_shape(x.shape, window), "f32", f"{self.path}.partials")
+        await groupnorm.accumulate_moments(gpu, x, moments, partials, self.groups, window, accumulate=merge)
+        gpu.free(partials)
+
+
+async def own_statistics(gpu, layer: GroupNorm, x, silu: bool):
+    """The default `norm` of blocks that take one: each GroupNorm normalizes with its input's own statistics."""
+    return await layer(gpu, x, silu=silu)
 
 
 class LayerNorm:

@@ -217,7 +217,7 @@ class DiffusionPipeline:
         if config.swapper.evict_unet:
             self.release("unet")
         vae = await self.component("vae")
-        decoded = await vae(gpu, step.x)
+        decoded = await vae(gpu, step.x, config.decode.tiling)
         rgba = gpu.tensor(decoded.shape[:3], "u32", "image.rgba8")
         await image.to_rgba8(gpu, decoded, rgba)
         gpu.free(decoded)

@@ -14,7 +14,7 @@ each pre-LayerNorm with a residual. SD's `attention_head_dim` (8) is the number 
 from __future__ import annotations
 
 from ...ops import concat, elementwise, sampling
-from .nn import Conv2d, GroupNorm, LayerNorm, Linear, geglu, scaled_dot_product_attention
+from .nn import Conv2d, GroupNorm, LayerNorm, Linear, geglu, own_statistics, scaled_dot_product_attention
 
 LAYER_NORM_EPS = 1e-5  # diffusers' BasicTransformerBlock default
 TRANSFORMER_NORM_EPS = 1e-6  # Transformer2DModel's GroupNorm
@@ -95,15 +95,16 @@ class ResnetBlock2D:
         self.conv2 = Conv2d(weights, f"{path}.conv2")
         self.conv_shortcut = Conv2d(weights, f"{path}.conv_shortcut") if weights.get(f"{path}.conv_shortcut.weight") else None
 
-    async def __call__(self, gpu, x, temb_silu=None):
-        n = await self.norm1(gpu, x, silu=True)
+    async def __call__(self, gpu, x, temb_silu=None, norm=own_statistics):
+        """`norm(gpu, layer, x, silu)` normalizes with each GroupNorm `layer` (a tiled decode shares statistics)."""
+        n = await norm(gpu, self.norm1, x, True)
         h = await self.conv1(gpu, n)
         gpu.free(n)
         if self.time_emb_proj is not None:
             t = await self.time_emb_proj(gpu, temb_silu)  # (1, C): every batch row shares the timestep
             await elementwise.add(gpu, h, t.reshaped((t.numel,)), h)  # h[b, y, x, c] += t[c]
             gpu.free(t)
-        n = await self.norm2(gpu, h, silu=True)
+        n = await norm(gpu, self.norm2, h, True)
         gpu.free(h)
         shortcut = await self.conv_shortcut(gpu, x) if self.conv_shortcut else x
         out = await self.conv2(gpu, n, residual=shortcut)
