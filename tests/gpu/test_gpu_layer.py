@@ -245,3 +245,19 @@ def test_present_checks_the_image_size(gpu_run):
 
 def test_the_native_backend_has_no_canvas(native_run):
     assert "native backend has no canvas" in native_run("width = 4\n" + PRESENT_ERROR_SOURCE)
+
+
+def test_trimming_submits_queued_work_before_destroying_its_buffers(gpu_run):
+    got = gpu_run("""
+from doppler.ops import elementwise
+x, out = gpu.tensor((512,), "f32", "x"), gpu.tensor((512,), "f32", "out")
+gpu.upload(x, bytes(2048))
+await elementwise.scale(gpu, x, out, 1.0, 5.0)   # queued, not submitted
+gpu.free(x)
+submits = gpu.stats.submits
+gpu.pool.trim()                                  # destroys x's buffer: the queued read must be submitted first
+data = await gpu.read(out)
+gpu.free(out)
+[gpu.stats.submits > submits, list(data[:4])]
+""")
+    assert got == [True, list(bytes.fromhex("0000a040"))]

@@ -84,7 +84,7 @@ class Gpu:
         self.backend = backend
         self.caps = backend.caps
         self.kernels = KernelRegistry(backend, kernel_dir)
-        self.pool = BufferPool(backend, budget_bytes)
+        self.pool = BufferPool(backend, budget_bytes, before_destroy=self.flush)
         self.stats = GpuStats()
         self.max_dispatches_per_submit = max_dispatches_per_submit
         self._pending: list[tuple] = []

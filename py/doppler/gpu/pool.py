@@ -40,6 +40,7 @@ class BufferPool:
     backend: object
     budget_bytes: int
     usage: int = STORAGE_USAGE
+    before_destroy: object = None  # called before cached buffers are destroyed
     current_bytes: int = 0
     peak_bytes: int = 0
     _free: dict = field(default_factory=lambda: defaultdict(list))
@@ -80,7 +81,11 @@ class BufferPool:
         return claimed
 
     def trim(self) -> None:
-        """Destroy every cached free buffer (e.g. when a component is released)."""
+        """Destroy every cached free buffer (e.g. when a component is released). Work already queued may still
+        read them: `before_destroy` (the Gpu's flush) submits it first, and WebGPU keeps a destroyed buffer alive
+        for work already submitted."""
+        if self.before_destroy is not None and any(self._free.values()):
+            self.before_destroy()
         for size, allocs in self._free.items():
             for alloc in allocs:
                 self.backend.destroy_buffer(alloc.buffer)
