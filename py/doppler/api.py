@@ -180,7 +180,9 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
     runs = {}
     for name, req in (("cold", request), ("warm", request),
                       ("lcmCold", {**request, "steps": lcm_steps, "guidance": 1.0, "scheduler": "lcm"}),
-                      ("lcmWarm", {**request, "steps": lcm_steps, "guidance": 1.0, "scheduler": "lcm"})):
+                      ("lcmWarm", {**request, "steps": lcm_steps, "guidance": 1.0, "scheduler": "lcm"}),
+                      ("lcmWarmTiledVae", {**request, "steps": lcm_steps, "guidance": 1.0, "scheduler": "lcm",
+                                           "decode": {"tiling": {"enabled": True, "tileSize": size // 2}}})):
         result = await pipeline.generate(req)
         runs[name] = result["stats"]
         _state["emit"]("stage", {name: {k: v for k, v in result["stats"].items() if k != "stepMs"}})

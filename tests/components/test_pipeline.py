@@ -66,3 +66,15 @@ def test_decode_tiling_reaches_the_vae(tiny_model, reference, native_gpu, event_
         tiled.release_all()
     assert seen == [tiling]
     assert psnr(image, reference, "ddim_eta0") >= MIN_PSNR_DB
+
+
+def test_the_request_reaches_the_decode_settings(pipeline, reference, event_loop_runner):
+    from doppler.errors import DopplerError
+
+    request = request_for(reference, "euler")
+    with pytest.raises(DopplerError, match="decode.tiling"):
+        event_loop_runner(pipeline.generate({**request, "decode": {"tiling": {"enabled": True, "tileSize": 64,
+                                                                              "overlap": 64}}}))
+    tiled = event_loop_runner(pipeline.generate({**request, "decode": {"tiling": {"enabled": True, "tileSize": 64,
+                                                                                  "overlap": 32}}}))
+    assert psnr(tiled["image"]["rgba"], reference, "euler") >= MIN_PSNR_DB

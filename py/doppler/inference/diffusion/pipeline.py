@@ -45,7 +45,7 @@ def runtime_settings(request: dict) -> dict:
     for key, (section, name) in where.items():
         if key in request:
             runtime.setdefault(section, {})[name] = request[key]
-    for key in ("seed", "negativePrompt"):
+    for key in ("seed", "negativePrompt", "decode"):  # decode: {"tiling": {...}} as the schema has it
         if key in request:
             runtime[key] = request[key]
     return runtime
