@@ -40,3 +40,53 @@ def upload_state_dict(gpu, state_dict, name: str, dtype: str = "f32") -> Compone
 def run(event_loop_runner, native_gpu):
     """run(async_fn) -> its result, on the session's native GPU."""
     return lambda fn: event_loop_runner(fn(native_gpu))
+
+
+def nhwc(t):
+    """A torch NCHW tensor as a numpy NHWC array (Doppler's layout)."""
+    return t.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def text_encoder_on_gpu(reference_model, config: dict, ids, dtype: str = "f32"):
+    """An async fn(gpu) running our CLIPTextModel with the reference's weights on `ids`; returns f32 values."""
+    from doppler.inference.diffusion.text_encoder import CLIPTextModel
+    from doppler.manifest import architectures as arch
+
+    async def go(gpu):
+        # transformers >= 5 drops the `text_model.` level that checkpoints (and manifests) keep
+        state = {k if k.startswith("text_model.") else f"text_model.{k}": v
+                 for k, v in reference_model.state_dict().items()}
+        weights = upload_state_dict(gpu, state, "text_encoder", dtype)
+        model = CLIPTextModel(weights, architecture(arch.CLIPTextModel, config))
+        t = gpu.tensor(tuple(ids.shape), "u32", "ids")
+        gpu.upload(t, ids.numpy().astype(np.uint32).tobytes())
+        out = await model(gpu, t)
+        got = np.frombuffer(await gpu.read(out), np.float32)
+        gpu.free(t, out)
+        weights.release(gpu)
+        return got
+
+    return go
+
+
+def unet_on_gpu(reference_model, config: dict, x, ctx, timestep: float):
+    """An async fn(gpu) running our UNet with the reference's weights on NCHW `x`; returns f32 NHWC values."""
+    from doppler.inference.diffusion.unet import UNet2DConditionModel
+    from doppler.manifest import architectures as arch
+
+    async def go(gpu):
+        weights = upload_state_dict(gpu, reference_model.state_dict(), "unet")
+        model = UNet2DConditionModel(weights, architecture(arch.UNet2DConditionModel, config))
+        sample = gpu.tensor(nhwc(x).shape, "f32", "sample")
+        gpu.upload(sample, nhwc(x).astype(np.float32).tobytes())
+        context = gpu.tensor(tuple(ctx.shape), "f32", "context")
+        gpu.upload(context, ctx.numpy().astype(np.float32).tobytes())
+        t = gpu.tensor((1,), "f32", "timestep")
+        gpu.upload(t, np.float32(timestep).tobytes())
+        out = await model(gpu, sample, t, context)
+        got = np.frombuffer(await gpu.read(out), np.float32)
+        gpu.free(sample, context, t, out)
+        weights.release(gpu)
+        return got
+
+    return go

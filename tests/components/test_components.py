@@ -4,22 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_CLIP, TINY_UNET, TINY_VAE, architecture, upload_state_dict
+from conftest import (TINY_CLIP, TINY_UNET, TINY_VAE, architecture, nhwc, text_encoder_on_gpu, unet_on_gpu,
+                      upload_state_dict)
 from doppler.manifest import architectures as arch
 from reference import assert_close
 
 pytestmark = pytest.mark.native
 
 
-def nhwc(t):
-    return t.permute(0, 2, 3, 1).contiguous().numpy()
-
-
 @pytest.mark.parametrize("dtype,path", [("f32", "f32"), ("f16", "f16w")])
 def test_text_encoder_matches_transformers(run, dtype, path):
     from transformers import CLIPTextConfig, CLIPTextModel as Reference
-
-    from doppler.inference.diffusion.text_encoder import CLIPTextModel
 
     torch.manual_seed(0)
     ref = Reference(CLIPTextConfig(**TINY_CLIP)).eval()
@@ -29,27 +24,12 @@ def test_text_encoder_matches_transformers(run, dtype, path):
     with torch.no_grad():
         want = ref(ids).last_hidden_state.double().numpy()
 
-    async def go(gpu):
-        # transformers >= 5 drops the `text_model.` level that checkpoints (and manifests) keep
-        state = {k if k.startswith("text_model.") else f"text_model.{k}": v for k, v in ref.state_dict().items()}
-        weights = upload_state_dict(gpu, state, "text_encoder", dtype)
-        model = CLIPTextModel(weights, architecture(arch.CLIPTextModel, TINY_CLIP))
-        t = gpu.tensor((2, 77), "u32", "ids")
-        gpu.upload(t, ids.numpy().astype(np.uint32).tobytes())
-        out = await model(gpu, t)
-        got = np.frombuffer(await gpu.read(out), np.float32)
-        gpu.free(t, out)
-        weights.release(gpu)
-        return got
-
-    assert_close(run(go), want, path, "text encoder")
+    assert_close(run(text_encoder_on_gpu(ref, TINY_CLIP, ids, dtype)), want, path, "text encoder")
 
 
 @pytest.mark.parametrize("size", [(8, 8), (6, 10)])
 def test_unet_matches_diffusers(run, size):
     from diffusers import UNet2DConditionModel as Reference
-
-    from doppler.inference.diffusion.unet import UNet2DConditionModel
 
     torch.manual_seed(1)
     ref = Reference(**{k: v for k, v in TINY_UNET.items()}).eval()
@@ -59,22 +39,7 @@ def test_unet_matches_diffusers(run, size):
     with torch.no_grad():
         want = nhwc(ref(x, torch.tensor([t, t]), encoder_hidden_states=ctx).sample.double())
 
-    async def go(gpu):
-        weights = upload_state_dict(gpu, ref.state_dict(), "unet")
-        model = UNet2DConditionModel(weights, architecture(arch.UNet2DConditionModel, TINY_UNET))
-        sample = gpu.tensor((2, *size, 4), "f32", "sample")
-        gpu.upload(sample, nhwc(x).astype(np.float32).tobytes())
-        context = gpu.tensor(ctx.shape, "f32", "context")
-        gpu.upload(context, ctx.numpy().astype(np.float32).tobytes())
-        timestep = gpu.tensor((1,), "f32", "timestep")
-        gpu.upload(timestep, np.float32(t).tobytes())
-        out = await model(gpu, sample, timestep, context)
-        got = np.frombuffer(await gpu.read(out), np.float32)
-        gpu.free(sample, context, timestep, out)
-        weights.release(gpu)
-        return got
-
-    assert_close(run(go), want, "f32", "unet")
+    assert_close(run(unet_on_gpu(ref, TINY_UNET, x, ctx, t)), want, "f32", "unet")
 
 
 def test_vae_decoder_matches_diffusers(run):

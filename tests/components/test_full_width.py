@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import architecture, upload_state_dict
-from doppler.manifest import architectures as arch
+from conftest import nhwc, text_encoder_on_gpu, unet_on_gpu
 from reference import assert_close
-from test_components import nhwc
 
 pytestmark = [pytest.mark.native, pytest.mark.slow]
 
@@ -37,32 +35,16 @@ def _scaled(model, gain: float = 1.0):
 def test_full_width_clip_layer(run):
     from transformers import CLIPTextConfig, CLIPTextModel as Reference
 
-    from doppler.inference.diffusion.text_encoder import CLIPTextModel
-
     ref = _scaled(Reference(CLIPTextConfig(**CLIP_L_ONE_LAYER)).eval())
     ids = torch.randint(0, 49408, (1, 77))
     with torch.no_grad():
         want = ref(ids).last_hidden_state.double().numpy()
 
-    async def go(gpu):
-        state = {k if k.startswith("text_model.") else f"text_model.{k}": v for k, v in ref.state_dict().items()}
-        weights = upload_state_dict(gpu, state, "text_encoder")
-        model = CLIPTextModel(weights, architecture(arch.CLIPTextModel, CLIP_L_ONE_LAYER))
-        t = gpu.tensor((1, 77), "u32", "ids")
-        gpu.upload(t, ids.numpy().astype(np.uint32).tobytes())
-        out = await model(gpu, t)
-        got = np.frombuffer(await gpu.read(out), np.float32)
-        gpu.free(t, out)
-        weights.release(gpu)
-        return got
-
-    assert_close(run(go), want, "f32", "CLIP-L width")
+    assert_close(run(text_encoder_on_gpu(ref, CLIP_L_ONE_LAYER, ids)), want, "f32", "CLIP-L width")
 
 
 def test_full_width_unet(run):
     from diffusers import UNet2DConditionModel as Reference
-
-    from doppler.inference.diffusion.unet import UNet2DConditionModel
 
     ref = _scaled(Reference(**SD15_UNET_SHALLOW).eval())
     x = torch.randn(1, 4, 8, 8)  # batch 1 keeps it affordable on lavapipe; batch 2 is the tiny tests' and e2e's
@@ -70,18 +52,4 @@ def test_full_width_unet(run):
     with torch.no_grad():
         want = nhwc(ref(x, torch.tensor([500.0]), encoder_hidden_states=ctx).sample.double())
 
-    async def go(gpu):
-        weights = upload_state_dict(gpu, ref.state_dict(), "unet")
-        model = UNet2DConditionModel(weights, architecture(arch.UNet2DConditionModel, SD15_UNET_SHALLOW))
-        sample, context, timestep = (gpu.tensor(s, "f32", n) for s, n in
-                                     (((1, 8, 8, 4), "sample"), (ctx.shape, "context"), ((1,), "timestep")))
-        gpu.upload(sample, nhwc(x).astype(np.float32).tobytes())
-        gpu.upload(context, ctx.numpy().astype(np.float32).tobytes())
-        gpu.upload(timestep, np.float32(500.0).tobytes())
-        out = await model(gpu, sample, timestep, context)
-        got = np.frombuffer(await gpu.read(out), np.float32)
-        gpu.free(sample, context, timestep, out)
-        weights.release(gpu)
-        return got
-
-    assert_close(run(go), want, "f32", "SD 1.5-width UNet")
+    assert_close(run(unet_on_gpu(ref, SD15_UNET_SHALLOW, x, ctx, 500.0)), want, "f32", "SD 1.5-width UNet")
