@@ -13,7 +13,7 @@
 // partial_moments counts only a window (rows row0..row0+rows, columns col0..col0+cols) of x: the core of a tile.
 //
 // Layouts: partials (B, rows, C, 2) = (mean, M2) over `cols` pixels each; moments (B, G, 3) = (count, mean, M2);
-//          stats (B, G, 2) = (mean, rstd). gamma, beta (C) are f32 words or, with PARAM_F16, packed f16 pairs.
+//          stats (B, G, 2) = (mean, rstd). gamma, beta (C) are f32 words or, with F16_WEIGHTS, packed f16 pairs.
 // Bindings: 0 x, 1 gamma, 2 beta, 3 stats, 4 partials, 5 moments, 6 out, 7 uniform GroupNorm (unused ones unbound).
 // Dispatch: partial_moments (rows, ceil(C / CT), B); apply (H, ceil(C / CT), B); group_stats, group_moments (G, B);
 //           finalize ceil(B * G / WG). A workgroup of CT x LANES threads covers CT channels of one pixel row, its
@@ -29,7 +29,8 @@ override CT: u32 = 64u;
 override LANES: u32 = 4u;
 override WG: u32 = 256u;  // group_stats, group_moments, finalize
 override SILU: bool = false;
-override PARAM_F16: bool = false;
+// gamma, beta as stored: word_of(c), value_in(word, c)
+#include "lib/packed_weights.wgsl"
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> gamma: array<u32>;
@@ -43,17 +44,6 @@ override PARAM_F16: bool = false;
 var<workgroup> lane_s1: array<f32, CT * LANES>;
 var<workgroup> lane_s2: array<f32, CT * LANES>;
 var<workgroup> tree: array<f32, WG>;
-
-// gamma and beta as stored: the word holding channel c, and c's value in it.
-fn word_of(c: u32) -> u32 {
-  if (PARAM_F16) { return c >> 1u; }
-  return c;
-}
-
-fn value_of(word: u32, c: u32) -> f32 {
-  if (PARAM_F16) { return unpack2x16float(word)[c & 1u]; }
-  return bitcast<f32>(word);
-}
 
 fn rstd(m2: f32, count: f32) -> f32 {
   return inverseSqrt(m2 / count + u.eps);
@@ -169,8 +159,8 @@ fn apply(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid:
   if (c >= u.channels) { return; }
   let at = (wg.z * u.groups + c / (u.channels / u.groups)) * 2u;
   let mean = stats[at];
-  let scale = stats[at + 1u] * value_of(gamma[word_of(c)], c);
-  let shift = value_of(beta[word_of(c)], c);
+  let scale = stats[at + 1u] * value_in(gamma[word_of(c)], c);
+  let shift = value_in(beta[word_of(c)], c);
   let row = (wg.z * u.height + wg.x) * u.width * u.channels + c;
   for (var i = lid / CT; i < u.width; i += LANES) {
     var y = (x[row + i * u.channels] - mean) * scale + shift;  // centred first: x may sit far from 0

@@ -1,14 +1,15 @@
 // LayerNorm over the last axis of x (rows, C):
 //   y[r,c] = (x[r,c] - mean_r) * rstd_r * gamma[c] + beta[c],  mean_r = sum_c x[r,c] / C,
 //   rstd_r = 1 / sqrt(sum_c (x[r,c] - mean_r)^2 / C + eps)   (the mean first, then the centred variance)
-// gamma, beta (C) are f32 words or, with PARAM_F16, packed f16 pairs.
+// gamma, beta (C) are f32 words or, with F16_WEIGHTS, packed f16 pairs.
 // Bindings: 0 x, 1 gamma, 2 beta, 3 out, 4 uniform LayerNorm.
 // Dispatch: one workgroup of WG threads per row, rows wrapped into y past 65535 (row = wg.y * 65535 + wg.x).
 
 struct LayerNorm { rows: u32, cols: u32, eps: f32 }
 
 override WG: u32 = 64u;
-override PARAM_F16: bool = false;
+// gamma, beta as stored: word_of(c), value_in(word, c)
+#include "lib/packed_weights.wgsl"
 const MAX_GROUPS_X: u32 = 65535u;
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -18,17 +19,6 @@ const MAX_GROUPS_X: u32 = 65535u;
 @group(0) @binding(4) var<uniform> u: LayerNorm;
 
 var<workgroup> tree: array<f32, WG>;
-
-// gamma and beta as stored: the word holding channel c, and c's value in it.
-fn word_of(c: u32) -> u32 {
-  if (PARAM_F16) { return c >> 1u; }
-  return c;
-}
-
-fn value_of(word: u32, c: u32) -> f32 {
-  if (PARAM_F16) { return unpack2x16float(word)[c & 1u]; }
-  return bitcast<f32>(word);
-}
 
 // Sum of one value per thread over the workgroup; every thread gets the total.
 fn workgroup_sum(value: f32, lid: u32) -> f32 {
@@ -58,6 +48,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   }
   let rstd = inverseSqrt(workgroup_sum(m2, lid) / f32(u.cols) + u.eps);
   for (var c = lid; c < u.cols; c += WG) {
-    out[row + c] = (x[row + c] - mean) * rstd * value_of(gamma[word_of(c)], c) + value_of(beta[word_of(c)], c);
+    out[row + c] = (x[row + c] - mean) * rstd * value_in(gamma[word_of(c)], c) + value_in(beta[word_of(c)], c);
   }
 }

@@ -138,7 +138,7 @@ async def apply(gpu, x, stats, gamma, beta, out, groups: int, silu: bool = False
     """out = (x - mean) * rstd * gamma + beta (then SiLU if `silu`) with (mean, rstd) from stats (B, G, 2)."""
     b, h, _, c = _check(x, groups, gamma=gamma, beta=beta, out=out, stats=stats)
     overrides = {"CT": CHANNELS_PER_WORKGROUP, "LANES": LANES, "SILU": int(silu),
-                 "PARAM_F16": int(gamma.dtype == "f16")}
+                 "F16_WEIGHTS": int(gamma.dtype == "f16")}
     kernel = await gpu.kernel("groupnorm", "apply", overrides)
     gpu.dispatch(kernel, [x, gamma, beta, stats, None, None, out], (h, -(-c // CHANNELS_PER_WORKGROUP), b),
                  _uniform(x.shape, groups, _window(x, None)))

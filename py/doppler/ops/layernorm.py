@@ -32,5 +32,5 @@ async def layer_norm(gpu, x, gamma, beta, out, eps: float) -> None:
         if tuple(t.shape) != (cols,) or t.dtype not in ("f32", "f16") or t.dtype != gamma.dtype:
             raise GpuError(f"layer norm: {t.label} {t.shape} {t.dtype} must be ({cols},), gamma and beta both f32 "
                            "or both f16")
-    kernel = await gpu.kernel("layernorm", "main", {"WG": WORKGROUP, "PARAM_F16": int(gamma.dtype == "f16")})
+    kernel = await gpu.kernel("layernorm", "main", {"WG": WORKGROUP, "F16_WEIGHTS": int(gamma.dtype == "f16")})
     gpu.dispatch(kernel, [x, gamma, beta, out], linear_groups(rows, 1), pack(LayerNorm(rows, cols, eps)))
