@@ -43,7 +43,7 @@ override SILU: bool = false;
 
 var<workgroup> lane_s1: array<f32, CT * LANES>;
 var<workgroup> lane_s2: array<f32, CT * LANES>;
-var<workgroup> tree: array<f32, WG>;
+#include "lib/workgroup_sum.wgsl"
 
 fn rstd(m2: f32, count: f32) -> f32 {
   return inverseSqrt(m2 / count + u.eps);
@@ -83,18 +83,6 @@ fn partial_moments(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_i
   }
 }
 
-// Sum of one value per thread over the workgroup; every thread gets the total.
-fn workgroup_sum(value: f32, lid: u32) -> f32 {
-  tree[lid] = value;
-  workgroupBarrier();
-  for (var half = WG / 2u; half > 0u; half >>= 1u) {
-    if (lid < half) { tree[lid] += tree[lid + half]; }
-    workgroupBarrier();
-  }
-  let total = tree[0];
-  workgroupBarrier();
-  return total;
-}
 
 // (count, mean, M2) of group wg.x of batch wg.y from its partials: the mean first, then the centered M2.
 fn combine_partials(wg: vec3u, lid: u32) -> vec3f {

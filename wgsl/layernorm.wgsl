@@ -18,20 +18,8 @@ const MAX_GROUPS_X: u32 = 65535u;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> u: LayerNorm;
 
-var<workgroup> tree: array<f32, WG>;
+#include "lib/workgroup_sum.wgsl"
 
-// Sum of one value per thread over the workgroup; every thread gets the total.
-fn workgroup_sum(value: f32, lid: u32) -> f32 {
-  tree[lid] = value;
-  workgroupBarrier();
-  for (var half = WG / 2u; half > 0u; half >>= 1u) {
-    if (lid < half) { tree[lid] += tree[lid + half]; }
-    workgroupBarrier();
-  }
-  let total = tree[0];
-  workgroupBarrier();
-  return total;
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
