@@ -10,7 +10,7 @@
 //   wg.z * 65535 + wg.y (wrapped past the 65535 limit), surplus workgroups return at once.
 // Tiling (lib/gemm_tile.wgsl): TILE_M x TILE_N outputs per workgroup, THREAD_M x THREAD_N (4 or 8) per
 //   invocation, x and W staged TILE_K at a time k-major in workgroup memory; ragged edges zero-filled on load,
-//   masked on store.
+//   masked on store. VEC_K (K % 4 == 0): x and W load as vec4s along K; else element by element.
 
 #include "lib/gemm_f32.wgsl"
 #include "lib/matmul.wgsl"

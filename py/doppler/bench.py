@@ -97,7 +97,7 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None) -> tuple:
     if op == "conv3x3":
         b, hw, cin, cout = case["b"], case["hw"], case["cin"], case["cout"]
         x = await _filled(gpu, (b, hw, hw, cin), "f32", "x")
-        w = await _filled(gpu, (cout, cin, 3, 3), weights, "w")
+        w = await _filled(gpu, (cout, 3, 3, cin), weights, "w")
         bias = await _filled(gpu, (cout,), weights, "bias")
         out = gpu.tensor((b, hw, hw, cout), "f32", "out")
         run = lambda: conv2d.conv2d(gpu, x, w, out, bias=bias, padding=1, **tiles)  # noqa: E731

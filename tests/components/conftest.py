@@ -77,6 +77,7 @@ def unet_on_gpu(reference_model, config: dict, x, ctx, timestep: float):
     async def go(gpu):
         weights = upload_state_dict(gpu, reference_model.state_dict(), "unet")
         model = UNet2DConditionModel(weights, architecture(arch.UNet2DConditionModel, config))
+        await weights.apply_layouts(gpu)
         sample = gpu.tensor(nhwc(x).shape, "f32", "sample")
         gpu.upload(sample, nhwc(x).astype(np.float32).tobytes())
         context = gpu.tensor(tuple(ctx.shape), "f32", "context")

@@ -58,6 +58,7 @@ def test_vae_decoder_matches_diffusers(run):
         state = {k: v for k, v in ref.state_dict().items() if not k.startswith(("encoder.", "quant_conv."))}
         weights = upload_state_dict(gpu, state, "vae")
         model = AutoencoderKLDecoder(weights, architecture(arch.AutoencoderKL, TINY_VAE))
+        await weights.apply_layouts(gpu)
         latents = gpu.tensor((1, 5, 6, 4), "f32", "latents")
         gpu.upload(latents, nhwc(z).astype(np.float32).tobytes())
         out = await model(gpu, latents)

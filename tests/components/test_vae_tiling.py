@@ -56,6 +56,7 @@ def decode(run, config, state, z, tiling=None):
     async def go(gpu):
         weights = upload_state_dict(gpu, state, "vae")
         model = AutoencoderKLDecoder(weights, architecture(arch.AutoencoderKL, config))
+        await weights.apply_layouts(gpu)
         t = gpu.tensor(z.shape, "f32", "latents")
         gpu.upload(t, z.tobytes())
         gpu.pool.trim()

@@ -1,4 +1,6 @@
-"""NHWC convolutions (wgsl/conv2d.wgsl, wgsl/conv2d_f16.wgsl, wgsl/conv2d_depthwise.wgsl) against float64 numpy."""
+"""NHWC convolutions (wgsl/conv2d.wgsl, wgsl/conv2d_f16.wgsl, wgsl/conv2d_depthwise.wgsl) and the weights' layout
+change (wgsl/conv2d_weight_layout.wgsl) against float64 numpy. Operands hold W in PyTorch's [Cout, Cin, KH, KW], as
+the references take it; conv2d gets it channels last."""
 
 import numpy as np
 import pytest
@@ -26,9 +28,14 @@ def operands(seed, x_shape, cout, kernel, out_hw, weight_dtype=np.float32, act_d
     }
 
 
+def channels_last(a):
+    """The operands with w as conv2d reads it: [Cout, KH, KW, Cin]."""
+    return {**a, "w": np.ascontiguousarray(a["w"].transpose(0, 2, 3, 1))}
+
+
 def conv(runner, a, call_args, path, call="conv2d", reference=ref.conv2d, **ref_kwargs):
     """Run `call` on x, w, out and `call_args`; compare with `reference` on x, w and `ref_kwargs`."""
-    got = run_op(runner, "conv2d", f"{call}(gpu, x, w, out{call_args})", a)
+    got = run_op(runner, "conv2d", f"{call}(gpu, x, w, out{call_args})", channels_last(a) if call == "conv2d" else a)
     assert_close(got, reference(a["x"], a["w"], **ref_kwargs), path)
 
 
@@ -82,7 +89,8 @@ def test_accumulates_in_place_when_residual_is_out(native_run):
     a = operands(8, (1, 6, 5, 7), 9, 3, (6, 5))
     del a["r"]
     a["out"] = rng(9).standard_normal(a["out"].shape).astype(np.float32)
-    got = run_op(native_run, "conv2d", "conv2d(gpu, x, w, out, bias=b, residual=out, padding=1)", a, poison=False)
+    got = run_op(native_run, "conv2d", "conv2d(gpu, x, w, out, bias=b, residual=out, padding=1)", channels_last(a),
+                 poison=False)
     assert_close(got, ref.conv2d(a["x"], a["w"], a["b"], a["out"], padding=1), "f32")
 
 
@@ -110,6 +118,17 @@ def test_f16_math(native_f16_run):
     conv(native_f16_run, a, ", stride=2, padding=1", "f16", stride=2, padding=1)
 
 
+@pytest.mark.parametrize("stored,shape", [("f32", (12, 5, 3, 3)), ("f16", (12, 5, 3, 3)), ("f16", (3, 7, 3, 1))])
+def test_channels_last_weight_moves_every_element(gpu_run, stored, shape):
+    # f16 packs two per word; (3, 7, 3, 1) has an odd count, so the last word holds one half.
+    r = rng(18)
+    w = r.standard_normal(shape).astype(STORED[stored])
+    cout, cin, kh, kw = shape
+    got = run_op(gpu_run, "conv2d", "channels_last_weight(gpu, w, out)",
+                 {"w": w, "out": np.zeros((cout, kh, kw, cin), w.dtype)})
+    np.testing.assert_array_equal(got, w.transpose(0, 2, 3, 1).astype(np.float64))
+
+
 def test_depthwise_with_bias(gpu_run):
     a = operands(15, (2, 7, 9, 6), 6, 3, (7, 9), depthwise=True)
     conv(gpu_run, a, ", bias=b, padding=1", "f32",
@@ -124,7 +143,9 @@ def test_depthwise_stride_2_f16_weights_residual(native_run):
 
 BAD_CALLS = {
     "conv2d(gpu, x, w, out)": "out (1, 6, 6, 4) must be (1, 4, 4, 4)",
-    "conv2d(gpu, x, w_t, out, padding=1)": "weight (4, 5, 3, 3) must be [Cout, 3, KH, KW]",
+    "conv2d(gpu, x, w_t, out, padding=1)": "weight (4, 3, 3, 5) must be [Cout, KH, KW, 3]",
+    "channels_last_weight(gpu, w, w)": "src w shares its buffer with out",
+    "channels_last_weight(gpu, w, w_t)": "dst (4, 3, 3, 5) f32 must be (4, 3, 3, 3) f32",
     "conv2d(gpu, x, w, x, padding=1)": "out (1, 6, 6, 3) must be (1, 6, 6, 4)",
     "conv2d(gpu, x, w, out, padding=1, upsample_to=(12,))": "upsample_to (12,) must be (height, width)",
     "conv2d(gpu, x, w, out, stride=0)": "stride 0 must be >= 1",
@@ -134,7 +155,7 @@ BAD_CALLS = {
     "depthwise_conv2d(gpu, x16, w16, out16, padding=1)": "depthwise convolution runs f32 math",
 }
 TENSORS = {"x": ((1, 6, 6, 3), "f32"), "x16": ((1, 6, 6, 3), "f16"), "w": ((4, 3, 3, 3), "f32"),
-           "w_t": ((4, 5, 3, 3), "f32"), "w3": ((3, 3, 3, 3), "f32"), "w16": ((3, 1, 3, 3), "f16"),
+           "w_t": ((4, 3, 3, 5), "f32"), "w3": ((3, 3, 3, 3), "f32"), "w16": ((3, 1, 3, 3), "f16"),
            "out": ((1, 6, 6, 4), "f32"), "out16": ((1, 6, 6, 3), "f16")}
 
 

@@ -126,7 +126,7 @@ def test_tiles_are_checked():
 
     with pytest.raises(GpuError, match="thread_m and thread_n must be one of"):
         GemmTiles(thread_m=2)
-    with pytest.raises(GpuError, match="tile_k of their quotient"):
+    with pytest.raises(GpuError, match="staging loads a tile.s 128 rows of tile_k in quads of 4"):
         GemmTiles(128, 128, 1, 8, 8)
 
 

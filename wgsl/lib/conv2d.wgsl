@@ -18,6 +18,9 @@ fn out_pixel(m: u32) -> OutPixel {
   return OutPixel(m / (u.out_h * u.out_w), (m / u.out_w) % u.out_h, m % u.out_w, m < pixels());
 }
 
+// The output pixel of each of this invocation's load slots.
+var<private> x_pixels: array<OutPixel, MAX_LOADS>;
+
 // Index of the first channel of the input pixel under tap (ky, kx) of output pixel p, or -1 in the zero padding:
 // up(x) at (oy * S - P + ky, ox * S - P + kx), which is x at floor(s * H / SH) when upsampling.
 fn input_pixel(p: OutPixel, tap: u32) -> i32 {
@@ -33,38 +36,30 @@ fn input_pixel(p: OutPixel, tap: u32) -> i32 {
   return i32(((p.b * u.in_h + iy) * u.in_w + ix) * u.cin);
 }
 
-// Channels outer, taps inner: a step's W values ((co * Cin + ci) * KH * KW + tap) and x pixels are neighbours of the
-// previous tap's, so after a chunk's first tap both come from cache, though W is [Cout, Cin, KH, KW].
+// X element kk of a row is channel kk % Cin of the input pixel under tap kk / Cin (K ordered as W's [KH, KW, Cin]).
+fn x_one_at(slot: u32, kk: u32) -> Math {
+  let pixel = input_pixel(x_pixels[slot], kk / u.cin);
+  if (pixel < 0 || kk >= u.kh * u.kw * u.cin) { return Math(0); }
+  return x_one(u32(pixel) + kk % u.cin);
+}
+
+fn x_quad(slot: u32, kk: u32) -> vec4<Math> {
+  if (VEC_K) {  // Cin % 4 == 0: a quad is 4 channels of one pixel
+    let pixel = input_pixel(x_pixels[slot], kk / u.cin);
+    if (pixel < 0 || kk >= u.kh * u.kw * u.cin) { return vec4<Math>(); }
+    return x_vec(u32(pixel) + kk % u.cin);
+  }
+  return vec4<Math>(x_one_at(slot, kk), x_one_at(slot, kk + 1u), x_one_at(slot, kk + 2u), x_one_at(slot, kk + 3u));
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let m0 = tile_row(wg) * TILE_M;
   if (m0 >= pixels()) { return; }
-  let n0 = wg.x * TILE_N;
-  let xs = x_stage(lid);
-  let ws = w_stage(lid);
-  let staged = out_pixel(m0 + xs.x);
-  let n = n0 + ws.x;
-  let taps = u.kh * u.kw;
-  var acc: array<vec4f, ACC>;
-  for (var c0 = 0u; c0 < u.cin; c0 += TILE_K) {
-    for (var tap = 0u; tap < taps; tap++) {
-      let pixel = input_pixel(staged, tap);
-      for (var j = 0u; j < X_PER_THREAD; j++) {
-        let c = c0 + xs.y + j;
-        var v = Math(0);
-        if (pixel >= 0 && c < u.cin) { v = x[u32(pixel) + c]; }
-        put_x(xs.y + j, xs.x, v);
-      }
-      for (var j = 0u; j < W_PER_THREAD; j++) {
-        let c = c0 + ws.y + j;
-        var v = Math(0);
-        if (n < u.cout && c < u.cin) { v = weight((n * u.cin + c) * taps + tap); }
-        put_w(ws.y + j, ws.x, v);
-      }
-      workgroupBarrier();
-      multiply_tiles(&acc, lid);
-      workgroupBarrier();
-    }
+  for (var j = 0u; j < X_LOADS; j++) {
+    x_pixels[j] = out_pixel(m0 + quad_at(lid, j).x);
   }
-  store(&acc, lid, m0, pixels() - m0, n0, u.cout);
+  var acc: array<vec4f, ACC>;
+  accumulate(&acc, lid, wg.x * TILE_N, u.cout, u.kh * u.kw * u.cin, 0u);
+  store(&acc, lid, m0, pixels() - m0, wg.x * TILE_N, u.cout);
 }

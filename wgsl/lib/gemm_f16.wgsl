@@ -1,5 +1,5 @@
 // GEMM core, f16 storage and math (needs `enable f16;` in the including kernel): as gemm_f32.wgsl with every
-// tensor f16 (array<f16>) and f16 tiles in workgroup memory (half the bytes).
+// tensor f16 (x and W bound as vec4<f16>, b, r and y as f16) and f16 tiles in workgroup memory (half the bytes).
 // Precision: products and the partial sums of one TILE_K step are f16 (vec4<f16> FMAs, the fast part); each
 //   step's partial sum is added into f32 accumulators, so rounding error grows with TILE_K, not with K (an f16 sum
 //   over K = 2880 would lose about log2(2880 / TILE_K) more bits). Bias, activation and residual run in f32; y is
@@ -10,14 +10,26 @@
 
 alias Math = f16;
 
-@group(0) @binding(0) var<storage, read> x: array<f16>;
-@group(0) @binding(1) var<storage, read> w: array<f16>;
+@group(0) @binding(0) var<storage, read> x: array<vec4<f16>>;
+@group(0) @binding(1) var<storage, read> w: array<vec4<f16>>;
 @group(0) @binding(2) var<storage, read> bias: array<f16>;
 @group(0) @binding(3) var<storage, read> residual: array<f16>;
 @group(0) @binding(4) var<storage, read_write> y: array<f16>;
 
-fn weight(i: u32) -> f16 {
-  return w[i];
+fn x_vec(i: u32) -> vec4<f16> {
+  return x[i / 4u];
+}
+
+fn x_one(i: u32) -> f16 {
+  return x[i / 4u][i % 4u];
+}
+
+fn w_vec(i: u32) -> vec4<f16> {
+  return w[i / 4u];
+}
+
+fn w_one(i: u32) -> f16 {
+  return w[i / 4u][i % 4u];
 }
 
 fn bias_at(n: u32) -> f32 {

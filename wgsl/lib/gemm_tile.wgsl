@@ -1,12 +1,16 @@
 // The tile code shared by the GEMM cores (gemm_f32.wgsl, gemm_f16.wgsl): geometry, staging, the fused epilogue
 // and the store. A core declares alias Math (its math dtype), the bindings x, residual and y, bias_at(col) -> f32,
-// and multiply_tiles. ACTIVATION: a code of activation.wgsl, applied before the residual; HAS_BIAS, RESIDUAL:
-// residual.wgsl.
+// x_vec(i) and w_vec(i) (elements i .. i+3, i a multiple of 4), x_one(i) and w_one(i) (element i), and
+// multiply_tiles. The including kernel declares x_quad(slot, k): X elements k .. k+3 of the tile row staged in load
+// slot `slot` (zero past the edges).
+// ACTIVATION: a code of activation.wgsl, applied before the residual; HAS_BIAS, RESIDUAL: residual.wgsl.
 // A workgroup computes a TILE_M x TILE_N block of outputs with (TILE_M / THREAD_M) x (TILE_N / THREAD_N) invocations,
 // each THREAD_M x THREAD_N outputs (4 or 8 each way) held in registers as vec4 rows. A thread's rows and columns
 // are 4-blocks strided by the workgroup's width (4 * WG_M, 4 * WG_N), so neighbouring threads read neighbouring
-// vec4s of the k-major tiles. Staging: each tile row is loaded by WG / TILE invocations, a run of consecutive k
-// each, so loads along K (contiguous in memory) are coalesced.
+// vec4s of the k-major tiles.
+// Staging: a tile row is TILE_K / 4 quads (4 consecutive k, contiguous in memory: one vec4 load where VEC_K);
+// invocation lid loads quads lid, lid + WG, ... (its load slots), so consecutive invocations read consecutive quads
+// of a row. The K loop prefetches: the next step's quads are loaded into registers while this step multiplies.
 
 #include "lib/activation.wgsl"
 #include "lib/residual.wgsl"
@@ -17,19 +21,20 @@ override TILE_K: u32 = 16u;
 override THREAD_M: u32 = 4u;
 override THREAD_N: u32 = 4u;
 override ACTIVATION: u32 = ACT_NONE;
+override VEC_K: bool = true;  // K (for convolutions: Cin) is a multiple of 4, so a quad is one aligned vec4
 
 override WG_M: u32 = TILE_M / THREAD_M;
 override WG_N: u32 = TILE_N / THREAD_N;
 override WG: u32 = WG_M * WG_N;
 override M_VEC: u32 = THREAD_M / 4u;
 override N_VEC: u32 = THREAD_N / 4u;
-override X_THREADS_PER_ROW: u32 = WG / TILE_M;
-override X_PER_THREAD: u32 = TILE_K / X_THREADS_PER_ROW;
-override W_THREADS_PER_ROW: u32 = WG / TILE_N;
-override W_PER_THREAD: u32 = TILE_K / W_THREADS_PER_ROW;
+override QUADS: u32 = TILE_K / 4u;  // quads per tile row
+override X_LOADS: u32 = TILE_M * QUADS / WG;  // load slots of x per invocation
+override W_LOADS: u32 = TILE_N * QUADS / WG;
 
 const MAX_VEC: u32 = 2u;  // THREAD_M / 4 and THREAD_N / 4 are at most 2
 const ACC: u32 = 4u * MAX_VEC * MAX_VEC;
+const MAX_LOADS: u32 = 4u;  // X_LOADS and W_LOADS are at most 4
 const MAX_GROUPS: u32 = 65535u;  // workgroups per dimension; rows of tiles wrap from y into z
 
 // naga (wgpu-native 29) panics on an override declared after a workgroup array sized by overrides: include files
@@ -37,19 +42,75 @@ const MAX_GROUPS: u32 = 65535u;  // workgroups per dimension; rows of tiles wrap
 var<workgroup> x_tile: array<vec4<Math>, TILE_K * TILE_M / 4u>;  // [k][row]
 var<workgroup> w_tile: array<vec4<Math>, TILE_K * TILE_N / 4u>;  // [k][col]
 
-// The x tile row this invocation stages and its first k (within the tile).
-fn x_stage(lid: u32) -> vec2u {
-  return vec2u(lid / X_THREADS_PER_ROW, (lid % X_THREADS_PER_ROW) * X_PER_THREAD);
-}
+// One K step's quads of this invocation, between their loads and their stores into the tiles.
+struct Staged { x: array<vec4<Math>, MAX_LOADS>, w: array<vec4<Math>, MAX_LOADS> }
 
-// The W tile row (output column) this invocation stages and its first k (within the tile).
-fn w_stage(lid: u32) -> vec2u {
-  return vec2u(lid / W_THREADS_PER_ROW, (lid % W_THREADS_PER_ROW) * W_PER_THREAD);
+// (tile row, k within the tile) of the quad in load slot `slot` of invocation lid.
+fn quad_at(lid: u32, slot: u32) -> vec2u {
+  let q = lid + slot * WG;
+  return vec2u(q / QUADS, (q % QUADS) * 4u);
 }
 
 // The row of tiles of this workgroup (x: column tiles; y, z: rows of tiles wrapped past 65535).
 fn tile_row(wg: vec3u) -> u32 {
   return wg.z * MAX_GROUPS + wg.y;
+}
+
+// W elements kk .. kk+3 of a row of length k (PyTorch's [N, K]), zero past k; w_row is the row's first element.
+fn w_quad_in_row(w_row: u32, kk: u32, k: u32) -> vec4<Math> {
+  if (VEC_K) {
+    if (kk >= k) { return vec4<Math>(); }
+    return w_vec(w_row + kk);
+  }
+  var v = vec4<Math>();
+  for (var c = 0u; c < 4u; c++) {
+    if (kk + c < k) { v[c] = w_one(w_row + kk + c); }
+  }
+  return v;
+}
+
+// Loads the quads of the K step at k0: x through the kernel's x_quad, W rows n0 .. of length k.
+fn load_step(lid: u32, k0: u32, n0: u32, n: u32, k: u32, w_rows: u32) -> Staged {
+  var s: Staged;
+  for (var j = 0u; j < X_LOADS; j++) {
+    s.x[j] = x_quad(j, k0 + quad_at(lid, j).y);
+  }
+  for (var j = 0u; j < W_LOADS; j++) {
+    let at = quad_at(lid, j);
+    if (n0 + at.x < n) { s.w[j] = w_quad_in_row(w_rows + (n0 + at.x) * k, k0 + at.y, k); }
+    else { s.w[j] = vec4<Math>(); }
+  }
+  return s;
+}
+
+// Stores staged quads k-major into the tiles.
+fn store_step(lid: u32, s: Staged) {
+  for (var j = 0u; j < X_LOADS; j++) {
+    let at = quad_at(lid, j);
+    for (var c = 0u; c < 4u; c++) {
+      let i = (at.y + c) * TILE_M + at.x;
+      x_tile[i / 4u][i % 4u] = s.x[j][c];
+    }
+  }
+  for (var j = 0u; j < W_LOADS; j++) {
+    let at = quad_at(lid, j);
+    for (var c = 0u; c < 4u; c++) {
+      let i = (at.y + c) * TILE_N + at.x;
+      w_tile[i / 4u][i % 4u] = s.w[j][c];
+    }
+  }
+}
+
+// The K loop: tiles of TILE_K staged through workgroup memory, the next step's loads in flight during each multiply.
+fn accumulate(acc: ptr<function, array<vec4f, ACC>>, lid: u32, n0: u32, n: u32, k: u32, w_rows: u32) {
+  var next = load_step(lid, 0u, n0, n, k, w_rows);
+  for (var k0 = 0u; k0 < k; k0 += TILE_K) {
+    store_step(lid, next);
+    workgroupBarrier();
+    if (k0 + TILE_K < k) { next = load_step(lid, k0 + TILE_K, n0, n, k, w_rows); }
+    multiply_tiles(acc, lid);
+    workgroupBarrier();
+  }
 }
 
 // Output row and column (within the tile) of accumulator (g, r, h, c) of invocation lid.
@@ -59,16 +120,6 @@ fn out_row(lid: u32, g: u32, r: u32) -> u32 {
 
 fn out_col(lid: u32, h: u32, c: u32) -> u32 {
   return (h * WG_N + lid % WG_N) * 4u + c;
-}
-
-fn put_x(k: u32, row: u32, v: Math) {
-  let at = k * TILE_M + row;
-  x_tile[at / 4u][at % 4u] = v;
-}
-
-fn put_w(k: u32, col: u32, v: Math) {
-  let at = k * TILE_N + col;
-  w_tile[at / 4u][at % 4u] = v;
 }
 
 // Write the tile: y[(row0 + i) * cols + col0 + j] = act(acc + b) + r for tile rows i < rows, columns col0 + j < cols.

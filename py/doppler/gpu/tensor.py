@@ -1,7 +1,9 @@
 """A tensor is a labelled range of one pooled GPU buffer with a shape and a storage dtype.
 
 f16 values are stored packed two to a u32 word (read with `unpack2x16float`), so kernels need no shader-f16 to
-read them; every binding is rounded up to whole 4-byte words. A tensor larger than maxStorageBufferBindingSize
+read them. Sizes are whole 4-byte words, and a tensor bound whole is bound in whole 16-byte vec4s where its allocation
+has the room (always, from the pool: allocations are 256-byte multiples and bound tensors start 256-aligned), so
+kernels may read it as array<vec4<...>>. A tensor larger than maxStorageBufferBindingSize
 lives in one buffer but is bound in parts along its leading axis (`row_parts`; `shared_row_parts` for tensors
 that a kernel walks together, `rows_window` for the input rows one output part needs).
 """
@@ -15,6 +17,7 @@ from ..errors import GpuError
 from .pool import Allocation
 
 OFFSET_ALIGNMENT = 256  # the largest minStorageBufferOffsetAlignment WebGPU allows
+VEC4_BYTES = 16  # whole bindings round up to this: kernels read activations and weights as vec4s
 DTYPE_BYTES = {"f32": 4, "f16": 2, "u32": 4, "i32": 4, "u8": 1, "i8": 1}
 
 
@@ -50,8 +53,9 @@ class Tensor:
         return Tensor(tuple(shape), self.dtype, self.alloc, self.offset)
 
     def binding(self) -> tuple:
-        """(buffer, offset, size): the whole tensor as one binding."""
-        return (self.alloc.buffer, self.offset, self.nbytes)
+        """(buffer, offset, size): the whole tensor as one binding, in whole vec4s where the allocation has room."""
+        size = -(-self.nbytes // VEC4_BYTES) * VEC4_BYTES
+        return (self.alloc.buffer, self.offset, size if self.offset + size <= self.alloc.size else self.nbytes)
 
     def row_parts(self, max_binding: int, alignment: int = OFFSET_ALIGNMENT) -> list[tuple[tuple, int, int]]:
         """Bindings of at most `max_binding` bytes, each whole rows of the leading axis, offsets aligned:

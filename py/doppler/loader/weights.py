@@ -1,6 +1,8 @@
 """Per-component weights on the GPU: one buffer per (component, shard) holding the byte range of that component's
 tensors, filled by one shard upload; each tensor is a view at its manifest offset (256-aligned by the converter),
 so loading walks no tensor in Python and copies nothing twice. Components load and release one at a time.
+Convolution weights are stored as the checkpoint has them ([Cout, Cin, KH, KW]); the layers that read them ask for
+channels last (`conv_weight`) as the model is built, and `apply_layouts` rewrites them in place on the GPU once.
 """
 
 from __future__ import annotations
@@ -8,7 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from ..errors import GpuError
 from ..gpu.tensor import Tensor
+from ..ops import conv2d
 
 # Manifest storage dtypes -> GPU tensor dtypes.
 GPU_DTYPES = {"f32": "f32", "f16": "f16", "int8": "i8"}
@@ -19,6 +23,7 @@ class ComponentWeights:
     name: str
     tensors: dict[str, Tensor]
     allocations: list = field(default_factory=list)
+    pending_layouts: list = field(default_factory=list)  # (stored tensor, its channels-last view) to rewrite
 
     def __getitem__(self, key: str) -> Tensor:
         tensor = self.tensors.get(key)
@@ -29,6 +34,28 @@ class ComponentWeights:
 
     def get(self, key: str) -> Tensor | None:
         return self.tensors.get(key)
+
+    def conv_weight(self, key: str) -> Tensor:
+        """The convolution weight `key` seen channels last, [Cout, KH, KW, Cin], as conv2d reads it; its bytes are
+        rewritten by `apply_layouts` (1x1 kernels are the same bytes either way)."""
+        stored = self[key]
+        if len(stored.shape) != 4:
+            raise GpuError(f"{self.name}: {key} {stored.shape} is not a convolution weight [Cout, Cin, KH, KW]")
+        cout, cin, kh, kw = stored.shape
+        view = Tensor((cout, kh, kw, cin), stored.dtype, stored.alloc, stored.offset)
+        if kh * kw > 1:
+            self.pending_layouts.append((stored, view))
+        return view
+
+    async def apply_layouts(self, gpu) -> None:
+        """Rewrite the weights asked for by `conv_weight` in place, through one scratch copy each."""
+        for stored, view in self.pending_layouts:
+            scratch = gpu.tensor(stored.shape, stored.dtype, f"{self.name}.layout")
+            gpu.copy(stored, scratch)
+            await conv2d.channels_last_weight(gpu, scratch, view)
+            gpu.free(scratch)
+        self.pending_layouts.clear()
+        await gpu.sync()
 
     @property
     def nbytes(self) -> int:

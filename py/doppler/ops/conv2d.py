@@ -1,13 +1,14 @@
 """2-D convolutions over NHWC feature maps (`wgsl/conv2d.wgsl`, `wgsl/conv2d_f16.wgsl`, `wgsl/conv2d_depthwise.wgsl`).
 
 conv2d: y = conv(up(x), W, stride S, padding P) + b + r, as an implicit GEMM (M = B*OH*OW pixels, N = Cout,
-K = Cin*KH*KW) with x (B, H, W, Cin), W [Cout, Cin, KH, KW] (PyTorch's layout), y and r (B, OH, OW, Cout),
+K = KH*KW*Cin) with x (B, H, W, Cin), W [Cout, KH, KW, Cin] (channels last, as x: `channels_last_weight` makes it
+from PyTorch's [Cout, Cin, KH, KW] once, when a component loads), y and r (B, OH, OW, Cout),
 OH = (SH + 2P - KH) // S + 1. up(x) is an optional nearest upsample of x to (SH, SW), fused into the reads: source
 index floor(dst * H / SH) in integers. That is torch's interpolate(mode="nearest") for 2x and for the odd-latent
 case SH = 2H - 1 (diffusers' output_size); torch scales by a float32 H / SH, which for other ratios can land one
 lower where dst * H / SH is a whole number. Dtype paths as in `matmul`: f32 activations with W f32 or f16 (packed),
 or everything f16 (f16 math, shader-f16).
-depthwise_conv2d: y[..., c] = conv(x[..., c], W[c, 0]) + b + r with W [C, 1, KH, KW]; f32 math.
+depthwise_conv2d: y[..., c] = conv(x[..., c], W[c, 0]) + b + r with W [C, 1, KH, KW] (PyTorch's layout); f32 math.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import ClassVar
 from ..errors import GpuError
 from ..gpu.uniforms import pack, u32
 from .grid import linear_groups, require_output_apart, require_whole_bindings, tile_groups
-from .matmul import DEFAULT_TILES, GemmTiles, check_dtypes, epilogue, gemm_kernel
+from .matmul import DEFAULT_TILES, QUAD, GemmTiles, check_dtypes, epilogue, gemm_kernel
 
 DEPTHWISE_WORKGROUP = 256
+LAYOUT_WORKGROUP = 256
 
 
 @dataclass(frozen=True)
@@ -56,22 +58,34 @@ class DepthwiseConv2d:
     pad: int = u32()
 
 
+@dataclass(frozen=True)
+class WeightLayout:
+    WGSL_NAME: ClassVar[str] = "WeightLayout"
+    elements: int = u32()
+    cin: int = u32()
+    taps: int = u32()
+
+
 def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     """PyTorch's output size of a convolution along one axis."""
     return (size + 2 * padding - kernel) // stride + 1
 
 
 def _check_geometry(label, x, weight, out, bias, residual, stride, padding, src_hw, depthwise) -> tuple[int, ...]:
-    """(B, H, W, C, KH, KW, OH, OW) after checking shapes; depthwise weights are [C, 1, KH, KW]."""
+    """(B, H, W, C, KH, KW, OH, OW) after checking shapes; weights are [Cout, KH, KW, Cin], depthwise [C, 1, KH, KW]."""
+    layout = "[C, 1, KH, KW]" if depthwise else "[Cout, KH, KW, Cin]"
     if len(x.shape) != 4 or len(weight.shape) != 4 or len(out.shape) != 4:
         raise GpuError(f"{label}: x {x.shape}, weight {weight.shape}, out {out.shape} must be 4-D: NHWC, "
-                       f"[Cout, Cin, KH, KW], NHWC")
+                       f"{layout}, NHWC")
     if stride < 1 or padding < 0:
         raise GpuError(f"{label}: stride {stride} must be >= 1 and padding {padding} >= 0")
     b, h, w, c = x.shape
-    cout, cin, kh, kw = weight.shape
+    if depthwise:
+        cout, cin, kh, kw = weight.shape
+    else:
+        cout, kh, kw, cin = weight.shape
     if cin != (1 if depthwise else c) or (depthwise and cout != c):
-        expected = f"[{c}, 1, KH, KW]" if depthwise else f"[Cout, {c}, KH, KW]"
+        expected = f"[{c}, 1, KH, KW]" if depthwise else f"[Cout, KH, KW, {c}]"
         raise GpuError(f"{label}: weight {weight.shape} must be {expected} for x {x.shape}")
     oh, ow = (output_size(s, k, stride, padding) for s, k in zip(src_hw, (kh, kw)))
     if oh < 1 or ow < 1 or out.shape != (b, oh, ow, cout):
@@ -88,7 +102,7 @@ def _check_geometry(label, x, weight, out, bias, residual, stride, padding, src_
 async def conv2d(gpu, x, weight, out, bias=None, residual=None, stride: int = 1, padding: int = 0,
                  upsample_to: tuple[int, int] | None = None, tiles: GemmTiles = DEFAULT_TILES) -> None:
     """out = conv2d(up(x), weight, stride, padding) + bias + residual over NHWC x (B, H, W, Cin), weight
-    [Cout, Cin, KH, KW], bias (Cout), out (B, OH, OW, Cout). upsample_to=(SH, SW) fuses a nearest upsample of x to
+    [Cout, KH, KW, Cin] (`channels_last_weight`), bias (Cout), out (B, OH, OW, Cout). upsample_to=(SH, SW) fuses a nearest upsample of x to
     that size (Upsample2D: (2H, 2W), or the skip's size for odd latents); residual: a tensor shaped as out, or `out`
     itself to accumulate in place."""
     label = f"conv2d {weight.label}"
@@ -100,11 +114,31 @@ async def conv2d(gpu, x, weight, out, bias=None, residual=None, stride: int = 1,
     math = check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": weight, "bias": bias})
     require_whole_bindings(gpu, label, x=x, weight=weight, bias=bias, residual=residual, out=out)
     overrides, bias_residual = epilogue(x, bias, residual, out)
+    overrides["VEC_K"] = cin % QUAD == 0
     kernel = await gemm_kernel(gpu, "conv2d", math, weight.dtype, tiles, overrides)
     cout = weight.shape[0]
     groups = tile_groups(-(-cout // tiles.tile_n), -(-(b * oh * ow) // tiles.tile_m), label)
     uniform = Conv2d(b, h, w, cin, *src_hw, oh, ow, cout, kh, kw, stride, padding)
     gpu.dispatch(kernel, [x, weight, *bias_residual, out], groups, pack(uniform))
+
+
+async def channels_last_weight(gpu, src, dst) -> None:
+    """dst [Cout, KH, KW, Cin] = src [Cout, Cin, KH, KW] transposed, bit for bit (f32, or f16 packed); dst is another
+    buffer's tensor. Weights go through this once, as a component loads (see loader.ComponentWeights)."""
+    label = f"channels_last_weight {src.label}"
+    if len(src.shape) != 4:
+        raise GpuError(f"{label}: weight {src.shape} must be 4-D [Cout, Cin, KH, KW]")
+    cout, cin, kh, kw = src.shape
+    if dst.shape != (cout, kh, kw, cin) or dst.dtype != src.dtype or src.dtype not in ("f32", "f16"):
+        raise GpuError(f"{label}: dst {dst.shape} {dst.dtype} must be {(cout, kh, kw, cin)} {src.dtype} "
+                       f"(f32 or f16) for weight {src.shape} {src.dtype}")
+    require_output_apart(label, dst, src=src)
+    require_whole_bindings(gpu, label, src=src, dst=dst)
+    kernel = await gpu.kernel("conv2d_weight_layout", "main",
+                              {"WG": LAYOUT_WORKGROUP, "F16_WEIGHTS": src.dtype == "f16"})
+    words = dst.nbytes // 4
+    gpu.dispatch(kernel, [src, dst], linear_groups(words, LAYOUT_WORKGROUP),
+                 pack(WeightLayout(src.numel, cin, kh * kw)))
 
 
 async def depthwise_conv2d(gpu, x, weight, out, bias=None, residual=None, stride: int = 1, padding: int = 0) -> None:

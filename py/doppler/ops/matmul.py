@@ -21,6 +21,8 @@ ACTIVATIONS = {"none": 0, "gelu": 1, "silu": 2, "quick_gelu": 3}
 # RESIDUAL override: none, a tensor of its own, or y's prior contents (residual is out: accumulate in place).
 RESIDUAL_NONE, RESIDUAL_TENSOR, RESIDUAL_IN_PLACE = 0, 1, 2
 THREAD_TILES = (4, 8)  # per-thread outputs each way: whole vec4s, at most two (the kernels' MAX_VEC)
+QUAD = 4  # staging loads 4 consecutive k at a time (one vec4 where K is a multiple of 4)
+MAX_LOADS = 4  # quads of x (and of W) per invocation per K step, at most (the kernels' MAX_LOADS)
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,12 @@ class GemmTiles:
         if self.tile_m % self.thread_m or self.tile_n % self.thread_n:
             raise GpuError(f"{self}: tile_m and tile_n must be multiples of thread_m and thread_n")
         for tile in (self.tile_m, self.tile_n):
-            if self.invocations % tile or self.tile_k % (self.invocations // tile):
+            quads = tile * self.tile_k // QUAD
+            if self.tile_k % QUAD or quads % self.invocations or not 1 <= quads // self.invocations <= MAX_LOADS:
                 raise GpuError(
-                    f"{self}: staging splits each of a tile's {tile} rows over invocations / {tile} threads, so "
-                    f"invocations ({self.invocations}) must be a multiple of {tile} and tile_k of their quotient"
+                    f"{self}: staging loads a tile's {tile} rows of tile_k in quads of {QUAD}, 1 to {MAX_LOADS} "
+                    f"per invocation, so tile_k must be a multiple of {QUAD} and {tile} * tile_k / {QUAD} a "
+                    f"multiple of the {self.invocations} invocations, at most {MAX_LOADS} times them"
                 )
 
     @property
@@ -122,6 +126,7 @@ async def _gemm(gpu, label, x, w, out, bias, residual, activation, batch, m, n, 
         raise GpuError(f"{label}: unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
     overrides, bias_residual = epilogue(x, bias, residual, out)
     overrides["ACTIVATION"] = ACTIVATIONS[activation]
+    overrides["VEC_K"] = k % QUAD == 0
     kernel = await gemm_kernel(gpu, "matmul", math, w.dtype, tiles, overrides)
     bindings = [x, w, *bias_residual, out]
     groups = tile_groups(-(-n // tiles.tile_n), batch * -(-m // tiles.tile_m), label)

@@ -7,6 +7,7 @@ caller. Activations are f32; weights f32 or packed f16 as the manifest stored th
 
 from __future__ import annotations
 
+from ...errors import GpuError
 from ...ops import activation, attention, conv2d, groupnorm, layernorm, matmul
 
 
@@ -32,17 +33,21 @@ class Conv2d:
 
     def __init__(self, weights, path: str, stride: int = 1):
         self.path = path
-        self.weight = weights[f"{path}.weight"]
+        self.weights = weights
+        self.weight = weights.conv_weight(f"{path}.weight")  # [Cout, KH, KW, Cin] once weights.apply_layouts ran
         self.bias = weights.get(f"{path}.bias")
         self.stride = stride
-        self.padding = self.weight.shape[2] // 2
+        self.padding = self.weight.shape[1] // 2
 
     async def __call__(self, gpu, x, residual=None, upsample_to=None):
+        if self.weights.pending_layouts:
+            raise GpuError(f"{self.path}: weights of {self.weights.name} are not channels last yet; await "
+                           f"weights.apply_layouts(gpu) after building the model")
         b, h, w, _ = x.shape
         if upsample_to is not None:
             h, w = upsample_to
-        oh = (h + 2 * self.padding - self.weight.shape[2]) // self.stride + 1
-        ow = (w + 2 * self.padding - self.weight.shape[3]) // self.stride + 1
+        oh = (h + 2 * self.padding - self.weight.shape[1]) // self.stride + 1
+        ow = (w + 2 * self.padding - self.weight.shape[2]) // self.stride + 1
         out = out_like(gpu, (b, oh, ow, self.weight.shape[0]), self.path)
         await conv2d.conv2d(gpu, x, self.weight, out, bias=self.bias, residual=residual, stride=self.stride,
                             padding=self.padding, upsample_to=upsample_to)

@@ -133,7 +133,9 @@ class DiffusionPipeline:
         if name not in self.resident:
             weights = await load_component(self.gpu, self.store, self.manifest, name)
             arch = self.manifest.components.present()[name].architecture
-            self.resident[name] = (weights, COMPONENTS[name](weights, arch))
+            model = COMPONENTS[name](weights, arch)
+            await weights.apply_layouts(self.gpu)
+            self.resident[name] = (weights, model)
         return self.resident[name][1]
 
     def release(self, name: str) -> None:
