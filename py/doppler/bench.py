@@ -16,6 +16,9 @@ import time
 from .ops import attention, conv2d, elementwise, groupnorm, matmul, sampling
 
 UNET_STEP_DISPATCHES = 500
+# Kernel timings: the best of several windows of reps, since a GPU idle between cases clocks down and ramps up
+# again over the first windows (seen on the H100: 2-4x slower first windows).
+WINDOWS = 5
 
 
 async def dispatch_overhead(gpu, dispatches: int = UNET_STEP_DISPATCHES, reps: int = 20) -> dict:
@@ -126,7 +129,8 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None) -> tuple:
 
 
 async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | None = None) -> list[dict]:
-    """GPU time (timestamp queries) of each heavy kernel at SD 1.5 512x512 shapes, as TFLOP/s and GB/s; GEMM
+    """GPU time (timestamp queries, the best of WINDOWS windows of `reps` runs) of each heavy kernel at SD 1.5
+    512x512 shapes, as TFLOP/s and GB/s; GEMM
     kernels (conv, linear) once per tile configuration in `gemm_tiles` ([tile_m, tile_n, tile_k, thread_m,
     thread_n] each; default: the ops' default)."""
     rows = []
@@ -135,23 +139,28 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
              for t in (configs if case["op"] in ("conv3x3", "linear") else [None])]
     for case, tiles in cases:
         run, flops, nbytes, tensors = await _run_case(gpu, case, weights, tiles)
-        await run()  # compile and warm up
+        await run()  # compile
         await gpu.sync()
-        before = sum(gpu.stats.gpu_ms.values())
-        gpu.profile = True
-        try:
-            for _ in range(reps):
-                await run()
-            await gpu.sync()
-        finally:
-            gpu.profile = False
-        ms = (sum(gpu.stats.gpu_ms.values()) - before) / reps
+        ms = min([await _mean_gpu_ms(gpu, run, reps) for _ in range(WINDOWS)])
         gpu.free(*tensors)
         tile = tiles.get("tiles")
         rows.append({**case, "tiles": [tile.tile_m, tile.tile_n, tile.tile_k, tile.thread_m, tile.thread_n] if tile
                      else "default", "weights": weights, "ms": round(ms, 4), "tflops": round(flops / ms / 1e9, 2),
                      "gbps": round(nbytes / ms / 1e6, 1)})
     return rows
+
+
+async def _mean_gpu_ms(gpu, run, reps: int) -> float:
+    """Mean GPU ms (timestamp queries) of `reps` back-to-back runs."""
+    before = sum(gpu.stats.gpu_ms.values())
+    gpu.profile = True
+    try:
+        for _ in range(reps):
+            await run()
+        await gpu.sync()
+    finally:
+        gpu.profile = False
+    return (sum(gpu.stats.gpu_ms.values()) - before) / reps
 
 
 def _by_kernel_file(gpu_ms: dict) -> dict:
