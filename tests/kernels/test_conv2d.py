@@ -102,6 +102,13 @@ def test_other_tiles(native_run, tiles):
          "f16w", bias=a["b"], residual=a["r"], padding=1)
 
 
+@pytest.mark.parametrize("stored", ["f32", "f16"])
+def test_split_k_at_the_bottom_of_the_unet(gpu_run, stored):
+    # 2 x 4x4 pixels, Cin 96: one tile, K = 864 in 6 splits; bias and residual added after the splits' sum.
+    a = operands(19, (2, 4, 4, 96), 72, 3, (4, 4), STORED[stored])
+    conv(gpu_run, a, ", bias=b, residual=r, padding=1", PATH[stored], bias=a["b"], residual=a["r"], padding=1)
+
+
 def test_row_tiles_wrap_past_65535_workgroups(native_run):
     # 1025 x 1024 pixels in tiles of 16: 65600 row tiles, wrapped into z.
     a = operands(11, (1, 1025, 1024, 1), 2, 1, (1025, 1024))

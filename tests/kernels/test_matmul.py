@@ -56,6 +56,32 @@ def test_linear_at_reduced_sd_shapes(native_run, stored):
     assert_close(got, ref.linear(a["x"], a["w"], a["b"], activation="gelu"), PATH[stored])
 
 
+def test_split_k_choice():
+    from doppler.ops.matmul import DEFAULT_TILES, SPLIT_K_WORKGROUPS, k_split
+
+    assert k_split(DEFAULT_TILES, SPLIT_K_WORKGROUPS, 11520, "f32") == 11520  # enough tiles: whole K
+    assert k_split(DEFAULT_TILES, 40, 11520, "f16") == 11520  # f16 math keeps the fused epilogue
+    split = k_split(DEFAULT_TILES, 40, 11520, "f32")  # SD 1.5's 8x8 level: 40 tiles
+    assert split % DEFAULT_TILES.tile_k == 0 and -(-11520 // split) == 13
+    assert k_split(DEFAULT_TILES, 1, 100, "f32") == 100  # under 2 x MIN_SPLIT_STEPS steps: no split
+
+
+@pytest.mark.parametrize("stored", ["f32", "f16"])
+def test_split_k_with_bias_activation_and_residual(gpu_run, stored):
+    # 2 x 30 rows, N = 70: 2 tiles, so K = 1001 (ragged: K % 4 != 0 loads element-wise) runs in 8 splits of 128.
+    a = operands(21, (2, 30), 70, 1001, STORED[stored])
+    got = run_op(gpu_run, "matmul", "linear(gpu, x, w, out, bias=b, residual=r, activation='gelu')", a)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"], "gelu"), PATH[stored])
+
+
+def test_split_k_accumulates_in_place(native_run):
+    a = operands(22, (3, 9), 20, 640)
+    del a["b"], a["r"]
+    a["out"] = rng(23).standard_normal((3, 9, 20)).astype(np.float32)
+    got = run_op(native_run, "matmul", "linear(gpu, x, w, out, residual=out)", a, poison=False)
+    assert_close(got, ref.linear(a["x"], a["w"], residual=a["out"]), "f32")
+
+
 @pytest.mark.parametrize("tiles", ["GemmTiles(128, 64, 16, 8, 4)", "GemmTiles(128, 128, 32, 8, 8)",
                                    "GemmTiles(32, 64, 8, 4, 8)", "GemmTiles(64, 64, 32, 4, 4)"])
 def test_linear_with_other_tiles(native_run, tiles):

@@ -28,9 +28,9 @@ def _normalize(text: str) -> str:
 
 @pytest.mark.parametrize("module,cls", list(_uniform_classes()), ids=lambda v: getattr(v, "__name__", v))
 def test_uniform_matches_wgsl_struct(module, cls):
-    sources = " ".join(p.read_text() for p in WGSL.rglob(f"{module}*.wgsl"))  # kernels and their lib/ includes
-    found = re.search(rf"struct {cls.WGSL_NAME} \{{[^}}]*\}}", sources)
-    assert found, f"struct {cls.WGSL_NAME} not found in wgsl/**/{module}*.wgsl"
+    sources = " ".join(p.read_text() for p in WGSL.rglob("*.wgsl"))  # kernels and their lib/ includes
+    found = re.findall(rf"struct {cls.WGSL_NAME} \{{[^}}]*\}}", sources)
+    assert len(found) == 1, f"struct {cls.WGSL_NAME} (of doppler.ops.{module}) not once in wgsl/**/*.wgsl: {found}"
     assert _normalize(found[0]) == _normalize(wgsl(cls))
     assert len(pack(cls())) % 16 == 0
 

@@ -2,7 +2,7 @@
 
 struct Conv2d {
   batch: u32, in_h: u32, in_w: u32, cin: u32, src_h: u32, src_w: u32, out_h: u32, out_w: u32, cout: u32,
-  kh: u32, kw: u32, stride: u32, pad: u32
+  kh: u32, kw: u32, stride: u32, pad: u32, k_split: u32
 }
 
 @group(0) @binding(5) var<uniform> u: Conv2d;
@@ -37,19 +37,20 @@ fn input_pixel(p: OutPixel, tap: u32) -> i32 {
 }
 
 // X element kk of a row is channel kk % Cin of the input pixel under tap kk / Cin (K ordered as W's [KH, KW, Cin]).
-fn x_one_at(slot: u32, kk: u32) -> Math {
+fn x_one_at(slot: u32, kk: u32, k_end: u32) -> Math {
   let pixel = input_pixel(x_pixels[slot], kk / u.cin);
-  if (pixel < 0 || kk >= u.kh * u.kw * u.cin) { return Math(0); }
+  if (pixel < 0 || kk >= k_end) { return Math(0); }
   return x_one(u32(pixel) + kk % u.cin);
 }
 
-fn x_quad(slot: u32, kk: u32) -> vec4<Math> {
+fn x_quad(slot: u32, kk: u32, k_end: u32) -> vec4<Math> {
   if (VEC_K) {  // Cin % 4 == 0: a quad is 4 channels of one pixel
     let pixel = input_pixel(x_pixels[slot], kk / u.cin);
-    if (pixel < 0 || kk >= u.kh * u.kw * u.cin) { return vec4<Math>(); }
+    if (pixel < 0 || kk >= k_end) { return vec4<Math>(); }
     return x_vec(u32(pixel) + kk % u.cin);
   }
-  return vec4<Math>(x_one_at(slot, kk), x_one_at(slot, kk + 1u), x_one_at(slot, kk + 2u), x_one_at(slot, kk + 3u));
+  return vec4<Math>(x_one_at(slot, kk, k_end), x_one_at(slot, kk + 1u, k_end), x_one_at(slot, kk + 2u, k_end),
+                    x_one_at(slot, kk + 3u, k_end));
 }
 
 @compute @workgroup_size(WG)
@@ -60,6 +61,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     x_pixels[j] = out_pixel(m0 + quad_at(lid, j).x);
   }
   var acc: array<vec4f, ACC>;
-  accumulate(&acc, lid, wg.x * TILE_N, u.cout, u.kh * u.kw * u.cin, 0u);
-  store(&acc, lid, m0, pixels() - m0, wg.x * TILE_N, u.cout);
+  let k = u.kh * u.kw * u.cin;
+  accumulate(&acc, lid, k_range(wg, k, u.k_split), wg.x * TILE_N, u.cout, k, 0u);
+  store(&acc, lid, m0, pixels() - m0, wg.x * TILE_N, u.cout, wg.z, pixels());
 }

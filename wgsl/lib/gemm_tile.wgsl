@@ -11,6 +11,8 @@
 // Staging: a tile row is TILE_K / 4 quads (4 consecutive k, contiguous in memory: one vec4 load where VEC_K);
 // invocation lid loads quads lid, lid + WG, ... (its load slots), so consecutive invocations read consecutive quads
 // of a row. The K loop prefetches: the next step's quads are loaded into registers while this step multiplies.
+// Split K (SPLIT_K): workgroup z takes the K range [z * k_split, (z + 1) * k_split) and stores its raw partial sums
+// in slice z of y (splits x rows x cols); gemm_reduce.wgsl then adds the slices and applies the epilogue.
 
 #include "lib/activation.wgsl"
 #include "lib/residual.wgsl"
@@ -22,6 +24,7 @@ override THREAD_M: u32 = 4u;
 override THREAD_N: u32 = 4u;
 override ACTIVATION: u32 = ACT_NONE;
 override VEC_K: bool = true;  // K (for convolutions: Cin) is a multiple of 4, so a quad is one aligned vec4
+override SPLIT_K: bool = false;
 
 override WG_M: u32 = TILE_M / THREAD_M;
 override WG_N: u32 = TILE_N / THREAD_N;
@@ -51,33 +54,41 @@ fn quad_at(lid: u32, slot: u32) -> vec2u {
   return vec2u(q / QUADS, (q % QUADS) * 4u);
 }
 
-// The row of tiles of this workgroup (x: column tiles; y, z: rows of tiles wrapped past 65535).
+// The row of tiles of this workgroup (x: column tiles; y, z: rows of tiles wrapped past 65535, or y alone when z
+// is the K split).
 fn tile_row(wg: vec3u) -> u32 {
+  if (SPLIT_K) { return wg.y; }
   return wg.z * MAX_GROUPS + wg.y;
 }
 
-// W elements kk .. kk+3 of a row of length k (PyTorch's [N, K]), zero past k; w_row is the row's first element.
-fn w_quad_in_row(w_row: u32, kk: u32, k: u32) -> vec4<Math> {
+// The K range [x, y) of this workgroup: all of k, or its split's.
+fn k_range(wg: vec3u, k: u32, k_split: u32) -> vec2u {
+  if (SPLIT_K) { return vec2u(wg.z * k_split, min(k, (wg.z + 1u) * k_split)); }
+  return vec2u(0u, k);
+}
+
+// W elements kk .. kk+3 of a row (PyTorch's [N, K]; w_row is the row's first element), zero from k_end on.
+fn w_quad_in_row(w_row: u32, kk: u32, k_end: u32) -> vec4<Math> {
   if (VEC_K) {
-    if (kk >= k) { return vec4<Math>(); }
+    if (kk >= k_end) { return vec4<Math>(); }
     return w_vec(w_row + kk);
   }
   var v = vec4<Math>();
   for (var c = 0u; c < 4u; c++) {
-    if (kk + c < k) { v[c] = w_one(w_row + kk + c); }
+    if (kk + c < k_end) { v[c] = w_one(w_row + kk + c); }
   }
   return v;
 }
 
-// Loads the quads of the K step at k0: x through the kernel's x_quad, W rows n0 .. of length k.
-fn load_step(lid: u32, k0: u32, n0: u32, n: u32, k: u32, w_rows: u32) -> Staged {
+// Loads the quads of the K step at k0 (zero from k_end on): x through the kernel's x_quad, W rows n0 .. of length k.
+fn load_step(lid: u32, k0: u32, k_end: u32, n0: u32, n: u32, k: u32, w_rows: u32) -> Staged {
   var s: Staged;
   for (var j = 0u; j < X_LOADS; j++) {
-    s.x[j] = x_quad(j, k0 + quad_at(lid, j).y);
+    s.x[j] = x_quad(j, k0 + quad_at(lid, j).y, k_end);
   }
   for (var j = 0u; j < W_LOADS; j++) {
     let at = quad_at(lid, j);
-    if (n0 + at.x < n) { s.w[j] = w_quad_in_row(w_rows + (n0 + at.x) * k, k0 + at.y, k); }
+    if (n0 + at.x < n) { s.w[j] = w_quad_in_row(w_rows + (n0 + at.x) * k, k0 + at.y, k_end); }
     else { s.w[j] = vec4<Math>(); }
   }
   return s;
@@ -101,13 +112,14 @@ fn store_step(lid: u32, s: Staged) {
   }
 }
 
-// The K loop: tiles of TILE_K staged through workgroup memory, the next step's loads in flight during each multiply.
-fn accumulate(acc: ptr<function, array<vec4f, ACC>>, lid: u32, n0: u32, n: u32, k: u32, w_rows: u32) {
-  var next = load_step(lid, 0u, n0, n, k, w_rows);
-  for (var k0 = 0u; k0 < k; k0 += TILE_K) {
+// The K loop over `ks` = [begin, end) of rows of length k: tiles of TILE_K staged through workgroup memory, the next
+// step's loads in flight during each multiply.
+fn accumulate(acc: ptr<function, array<vec4f, ACC>>, lid: u32, ks: vec2u, n0: u32, n: u32, k: u32, w_rows: u32) {
+  var next = load_step(lid, ks.x, ks.y, n0, n, k, w_rows);
+  for (var k0 = ks.x; k0 < ks.y; k0 += TILE_K) {
     store_step(lid, next);
     workgroupBarrier();
-    if (k0 + TILE_K < k) { next = load_step(lid, k0 + TILE_K, n0, n, k, w_rows); }
+    if (k0 + TILE_K < ks.y) { next = load_step(lid, k0 + TILE_K, ks.y, n0, n, k, w_rows); }
     multiply_tiles(acc, lid);
     workgroupBarrier();
   }
@@ -122,8 +134,10 @@ fn out_col(lid: u32, h: u32, c: u32) -> u32 {
   return (h * WG_N + lid % WG_N) * 4u + c;
 }
 
-// Write the tile: y[(row0 + i) * cols + col0 + j] = act(acc + b) + r for tile rows i < rows, columns col0 + j < cols.
-fn store(acc: ptr<function, array<vec4f, ACC>>, lid: u32, row0: u32, rows: u32, col0: u32, cols: u32) {
+// Write the tile: y[(row0 + i) * cols + col0 + j] = act(acc + b) + r for tile rows i < rows, columns col0 + j < cols;
+// with SPLIT_K, acc alone into slice `split` of y (slices of total_rows x cols).
+fn store(acc: ptr<function, array<vec4f, ACC>>, lid: u32, row0: u32, rows: u32, col0: u32, cols: u32, split: u32,
+         total_rows: u32) {
   for (var g = 0u; g < M_VEC; g++) {
     for (var r = 0u; r < 4u; r++) {
       let i = out_row(lid, g, r);
@@ -134,6 +148,10 @@ fn store(acc: ptr<function, array<vec4f, ACC>>, lid: u32, row0: u32, rows: u32, 
           if (n >= cols) { continue; }
           let o = (row0 + i) * cols + n;
           var v = (*acc)[(g * 4u + r) * MAX_VEC + h][c];
+          if (SPLIT_K) {
+            y[split * total_rows * cols + o] = Math(v);
+            continue;
+          }
           if (HAS_BIAS) { v += bias_at(n); }
           v = activation(ACTIVATION, v);
           if (RESIDUAL == RESIDUAL_TENSOR) { v += f32(residual[o]); }

@@ -1,6 +1,6 @@
 // The matmul kernel over a GEMM core (gemm_f32.wgsl or gemm_f16.wgsl): see wgsl/matmul.wgsl.
 
-struct Matmul { m: u32, n: u32, k: u32, batch: u32, w_batch_stride: u32 }
+struct Matmul { m: u32, n: u32, k: u32, batch: u32, w_batch_stride: u32, k_split: u32 }
 
 @group(0) @binding(5) var<uniform> u: Matmul;
 
@@ -9,15 +9,15 @@ const NO_ROW: u32 = 0xffffffffu;
 // First element of the x row of each of this invocation's load slots, or NO_ROW past the last row.
 var<private> x_rows: array<u32, MAX_LOADS>;
 
-fn x_quad(slot: u32, kk: u32) -> vec4<Math> {
+fn x_quad(slot: u32, kk: u32, k_end: u32) -> vec4<Math> {
   let row = x_rows[slot];
   if (VEC_K) {
-    if (row == NO_ROW || kk >= u.k) { return vec4<Math>(); }
+    if (row == NO_ROW || kk >= k_end) { return vec4<Math>(); }
     return x_vec(row + kk);
   }
   var v = vec4<Math>();
   for (var c = 0u; c < 4u; c++) {
-    if (row != NO_ROW && kk + c < u.k) { v[c] = x_one(row + kk + c); }
+    if (row != NO_ROW && kk + c < k_end) { v[c] = x_one(row + kk + c); }
   }
   return v;
 }
@@ -33,6 +33,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     x_rows[j] = select(NO_ROW, (batch * u.m + m) * u.k, m < u.m);
   }
   var acc: array<vec4f, ACC>;
-  accumulate(&acc, lid, wg.x * TILE_N, u.n, u.k, batch * u.w_batch_stride);
-  store(&acc, lid, batch * u.m + m0, u.m - m0, wg.x * TILE_N, u.n);
+  accumulate(&acc, lid, k_range(wg, u.k, u.k_split), wg.x * TILE_N, u.n, u.k, batch * u.w_batch_stride);
+  store(&acc, lid, batch * u.m + m0, u.m - m0, wg.x * TILE_N, u.n, wg.z, u.batch * u.m);
 }

@@ -18,8 +18,8 @@ from typing import ClassVar
 
 from ..errors import GpuError
 from ..gpu.uniforms import pack, u32
-from .grid import linear_groups, require_output_apart, require_whole_bindings, tile_groups
-from .matmul import DEFAULT_TILES, QUAD, GemmTiles, check_dtypes, epilogue, gemm_kernel
+from .grid import linear_groups, require_output_apart, require_whole_bindings
+from .matmul import DEFAULT_TILES, QUAD, GemmTiles, check_dtypes, epilogue, run_gemm
 
 DEPTHWISE_WORKGROUP = 256
 LAYOUT_WORKGROUP = 256
@@ -41,6 +41,7 @@ class Conv2d:
     kw: int = u32()
     stride: int = u32(1)
     pad: int = u32()
+    k_split: int = u32()  # K elements per split (SPLIT_K)
 
 
 @dataclass(frozen=True)
@@ -102,24 +103,21 @@ def _check_geometry(label, x, weight, out, bias, residual, stride, padding, src_
 async def conv2d(gpu, x, weight, out, bias=None, residual=None, stride: int = 1, padding: int = 0,
                  upsample_to: tuple[int, int] | None = None, tiles: GemmTiles = DEFAULT_TILES) -> None:
     """out = conv2d(up(x), weight, stride, padding) + bias + residual over NHWC x (B, H, W, Cin), weight
-    [Cout, KH, KW, Cin] (`channels_last_weight`), bias (Cout), out (B, OH, OW, Cout). upsample_to=(SH, SW) fuses a nearest upsample of x to
-    that size (Upsample2D: (2H, 2W), or the skip's size for odd latents); residual: a tensor shaped as out, or `out`
-    itself to accumulate in place."""
+    [Cout, KH, KW, Cin] (`channels_last_weight`), bias (Cout), out (B, OH, OW, Cout). upsample_to=(SH, SW) fuses a
+    nearest upsample of x to that size (Upsample2D: (2H, 2W), or the skip's size for odd latents); residual: a
+    tensor shaped as out, or `out` itself to accumulate in place."""
     label = f"conv2d {weight.label}"
     src_hw = tuple(upsample_to) if upsample_to is not None else tuple(x.shape[1:3])
     if len(src_hw) != 2 or min(src_hw) < 1:
         raise GpuError(f"{label}: upsample_to {upsample_to} must be (height, width), both >= 1")
     b, h, w, cin, kh, kw, oh, ow = _check_geometry(label, x, weight, out, bias, residual, stride, padding, src_hw,
                                                    depthwise=False)
-    math = check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": weight, "bias": bias})
+    check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": weight, "bias": bias})
     require_whole_bindings(gpu, label, x=x, weight=weight, bias=bias, residual=residual, out=out)
-    overrides, bias_residual = epilogue(x, bias, residual, out)
-    overrides["VEC_K"] = cin % QUAD == 0
-    kernel = await gemm_kernel(gpu, "conv2d", math, weight.dtype, tiles, overrides)
-    cout = weight.shape[0]
-    groups = tile_groups(-(-cout // tiles.tile_n), -(-(b * oh * ow) // tiles.tile_m), label)
-    uniform = Conv2d(b, h, w, cin, *src_hw, oh, ow, cout, kh, kw, stride, padding)
-    gpu.dispatch(kernel, [x, weight, *bias_residual, out], groups, pack(uniform))
+    cout, pixels = weight.shape[0], b * oh * ow
+    await run_gemm(gpu, "conv2d", label, x, weight, out, bias, residual, {"ACTIVATION": 0, "VEC_K": cin % QUAD == 0},
+                   tiles, (-(-cout // tiles.tile_n), -(-pixels // tiles.tile_m)), pixels, kh * kw * cin,
+                   lambda split: pack(Conv2d(b, h, w, cin, *src_hw, oh, ow, cout, kh, kw, stride, padding, split)))
 
 
 async def channels_last_weight(gpu, src, dst) -> None:

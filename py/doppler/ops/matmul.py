@@ -14,7 +14,7 @@ from typing import ClassVar
 from ..errors import GpuError
 from ..gpu.tensor import DTYPE_BYTES
 from ..gpu.uniforms import pack, u32
-from .grid import require_output_apart, require_whole_bindings, tile_groups
+from .grid import linear_groups, require_output_apart, require_whole_bindings, tile_groups
 
 # Fused activations, by the code the kernels' ACTIVATION override takes.
 ACTIVATIONS = {"none": 0, "gelu": 1, "silu": 2, "quick_gelu": 3}
@@ -23,6 +23,11 @@ RESIDUAL_NONE, RESIDUAL_TENSOR, RESIDUAL_IN_PLACE = 0, 1, 2
 THREAD_TILES = (4, 8)  # per-thread outputs each way: whole vec4s, at most two (the kernels' MAX_VEC)
 QUAD = 4  # staging loads 4 consecutive k at a time (one vec4 where K is a multiple of 4)
 MAX_LOADS = 4  # quads of x (and of W) per invocation per K step, at most (the kernels' MAX_LOADS)
+# Split K while a GEMM has fewer output tiles than this: SD 1.5's 8x8 and 16x16 levels make 40-160 tiles of 64x64,
+# which leave most of a big GPU (132 SMs on an H100) idle through K = 11520.
+SPLIT_K_WORKGROUPS = 512
+MIN_SPLIT_STEPS = 8  # TILE_K steps per split, at least: fewer and the partial sums cost more than they save
+REDUCE_WORKGROUP = 256
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,15 @@ class Matmul:
     k: int = u32()
     batch: int = u32(1)
     w_batch_stride: int = u32()  # elements between batches of W; 0 shares one W
+    k_split: int = u32()  # K elements per split (SPLIT_K)
+
+
+@dataclass(frozen=True)
+class GemmReduce:
+    WGSL_NAME: ClassVar[str] = "GemmReduce"
+    elements: int = u32()
+    cols: int = u32()
+    splits: int = u32()
 
 
 @dataclass(frozen=True)
@@ -118,19 +132,52 @@ async def gemm_kernel(gpu, name: str, math: str, weight_dtype: str, tiles: GemmT
     return await gpu.kernel(name, "main", {**overrides, "F16_WEIGHTS": weight_dtype == "f16"})
 
 
+def k_split(tiles: GemmTiles, tile_count: int, k: int, math: str) -> int:
+    """K elements per split: k itself (no split) unless the output has fewer than SPLIT_K_WORKGROUPS tiles, then
+    enough splits to reach about that many workgroups, each at least MIN_SPLIT_STEPS steps. f32 math only."""
+    steps = -(-k // tiles.tile_k)
+    splits = min(-(-SPLIT_K_WORKGROUPS // tile_count), steps // MIN_SPLIT_STEPS)
+    if math != "f32" or splits < 2:
+        return k
+    return -(-steps // splits) * tiles.tile_k
+
+
+async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, fused: dict, tiles: GemmTiles,
+                   tile_grid: tuple[int, int], rows: int, k: int, uniform) -> None:
+    """Dispatch GEMM kernel `name` (matmul, conv2d) over tile_grid = (column tiles, row tiles) of out (rows x cols):
+    whole, with the epilogue fused, or split along K (see k_split) into partial sums that gemm_reduce.wgsl adds up
+    and finishes. fused: the ACTIVATION and VEC_K overrides; uniform(k_split): the kernel's uniform bytes."""
+    math = x.dtype
+    cols = out.numel // rows
+    split = k_split(tiles, tile_grid[0] * tile_grid[1], k, math)
+    if split >= k:
+        overrides, bias_residual = epilogue(x, bias, residual, out)
+        kernel = await gemm_kernel(gpu, name, math, weight.dtype, tiles, {**overrides, **fused})
+        gpu.dispatch(kernel, [x, weight, *bias_residual, out], tile_groups(*tile_grid, label), uniform(k))
+        return
+    splits = -(-k // split)
+    partials = gpu.tensor((splits, rows, cols), "f32", f"{label}.partials")
+    require_whole_bindings(gpu, label, partials=partials)
+    kernel = await gemm_kernel(gpu, name, math, weight.dtype, tiles, {**fused, "ACTIVATION": 0, "SPLIT_K": True})
+    gpu.dispatch(kernel, [x, weight, x, x, partials], (*tile_grid, splits), uniform(split))
+    overrides, bias_residual = epilogue(partials, bias, residual, out)
+    reduce = await gpu.kernel("gemm_reduce", "main", {**overrides, "ACTIVATION": fused["ACTIVATION"],
+                                                      "WG": REDUCE_WORKGROUP, "F16_WEIGHTS": weight.dtype == "f16"})
+    gpu.dispatch(reduce, [partials, *bias_residual, out], linear_groups(rows * cols, REDUCE_WORKGROUP),
+                 pack(GemmReduce(rows * cols, cols, splits)))
+    gpu.free(partials)
+
+
 async def _gemm(gpu, label, x, w, out, bias, residual, activation, batch, m, n, k, w_batch_stride, tiles):
-    math = check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": w, "bias": bias})
+    check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": w, "bias": bias})
     require_whole_bindings(gpu, label, x=x, weight=w, bias=bias, residual=residual, out=out)
     require_output_apart(label, out, x=x, weight=w, bias=bias, residual=residual if residual is not out else None)
     if activation not in ACTIVATIONS:
         raise GpuError(f"{label}: unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
-    overrides, bias_residual = epilogue(x, bias, residual, out)
-    overrides["ACTIVATION"] = ACTIVATIONS[activation]
-    overrides["VEC_K"] = k % QUAD == 0
-    kernel = await gemm_kernel(gpu, "matmul", math, w.dtype, tiles, overrides)
-    bindings = [x, w, *bias_residual, out]
-    groups = tile_groups(-(-n // tiles.tile_n), batch * -(-m // tiles.tile_m), label)
-    gpu.dispatch(kernel, bindings, groups, pack(Matmul(m, n, k, batch, w_batch_stride)))
+    fused = {"ACTIVATION": ACTIVATIONS[activation], "VEC_K": k % QUAD == 0}
+    await run_gemm(gpu, "matmul", label, x, w, out, bias, residual, fused, tiles,
+                   (-(-n // tiles.tile_n), batch * -(-m // tiles.tile_m)), batch * m, k,
+                   lambda split: pack(Matmul(m, n, k, batch, w_batch_stride, split)))
 
 
 async def linear(gpu, x, weight, out, bias=None, residual=None, activation: str = "none",
