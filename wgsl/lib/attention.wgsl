@@ -32,6 +32,7 @@ override DQ: u32 = HEAD_DIM / 4u;  // vec4s per head row
 override NV: u32 = (DQ + LANES - 1u) / LANES;  // output column quads per lane
 override KT: u32 = KEY_TILE / LANES;  // keys per lane in S
 override WG: u32 = LANES * ROW_GROUPS;
+override P_ROW: u32 = ROW_GROUPS + 1u;  // p_tile row: one vec4 of padding spreads a group's 4 lanes' stores over banks
 
 const LANES: u32 = 4u;  // invocations per group of 4 queries
 const QUADS_MAX: u32 = 5u;  // NV <= 5: heads up to 80
@@ -48,7 +49,7 @@ const MASKED: f32 = -1.0e30;  // score of a key a query must not see; exp2 of it
 var<workgroup> q_tile: array<vec4f, HEAD_DIM * ROW_GROUPS>;  // [dim][query / 4], scaled
 var<workgroup> k_tile: array<vec4f, HEAD_DIM * KEY_TILE / 4u>;  // [dim][key / 4]
 var<workgroup> v_tile: array<vec4f, KEY_TILE * LANES * NV>;  // [key][column / 4], rows padded to LANES NV quads
-var<workgroup> p_tile: array<vec4f, KEY_TILE * ROW_GROUPS>;  // [key][query / 4]
+var<workgroup> p_tile: array<vec4f, KEY_TILE * P_ROW>;  // [key][query / 4]
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -65,9 +66,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let vq = LANES * NV;  // vec4s per v_tile row
 
   let scale = u.scale * LOG2E;
+  // Consecutive invocations take consecutive queries: their scalar stores into the transposed tile hit distinct banks.
   for (var e = lid; e < bq * DQ; e += WG) {
-    let row = e / DQ;
-    let quad = e % DQ;
+    let row = e % bq;
+    let quad = e / bq;
     var x = vec4f(0.0);
     if (q0 + row < u.queries) { x = q[q_base + (q0 + row) * stride + quad] * scale; }
     for (var i = 0u; i < 4u; i++) { q_tile[(4u * quad + i) * ROW_GROUPS + row / 4u][row % 4u] = x[i]; }
@@ -84,19 +86,19 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let key_end = select(u.keys, min(u.keys, q0 + bq), u.causal != 0u);
 
   for (var k0 = 0u; k0 < key_end; k0 += KEY_TILE) {
-    // 1. Stage the tile's keys and values (zeros past the last key).
+    // 1. Stage the tile's keys and values (zeros past the last key). K: consecutive invocations take consecutive
+    //    keys, so the transposed scalar stores hit distinct banks; V: consecutive quads of a key, as in memory.
     for (var e = lid; e < KEY_TILE * DQ; e += WG) {
-      let key = e / DQ;
-      let quad = e % DQ;
+      let key = e % KEY_TILE;
+      let quad = e / KEY_TILE;
       var kx = vec4f(0.0);
-      var vx = vec4f(0.0);
-      if (k0 + key < u.keys) {
-        let at = kv_base + (k0 + key) * stride + quad;
-        kx = k[at];
-        vx = v[at];
-      }
+      if (k0 + key < u.keys) { kx = k[kv_base + (k0 + key) * stride + quad]; }
       for (var i = 0u; i < 4u; i++) { k_tile[(4u * quad + i) * kq + key / 4u][key % 4u] = kx[i]; }
-      v_tile[key * vq + quad] = vx;
+      let v_key = e / DQ;
+      let v_quad = e % DQ;
+      var vx = vec4f(0.0);
+      if (k0 + v_key < u.keys) { vx = v[kv_base + (k0 + v_key) * stride + v_quad]; }
+      v_tile[v_key * vq + v_quad] = vx;
     }
     workgroupBarrier();
 
@@ -126,13 +128,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     for (var j = 0u; j < KT; j++) {
       let p = exp2(s[j] - m_new);
       l += p;
-      p_tile[(4u * (lane + LANES * (j / 4u)) + j % 4u) * ROW_GROUPS + group] = p;
+      p_tile[(4u * (lane + LANES * (j / 4u)) + j % 4u) * P_ROW + group] = p;
     }
     workgroupBarrier();
 
     // 3. O += P V.
     for (var key = 0u; key < KEY_TILE; key++) {
-      let p = p_tile[key * ROW_GROUPS + group];
+      let p = p_tile[key * P_ROW + group];
       for (var c = 0u; c < NV; c++) {
         let vx = v_tile[key * vq + lane + LANES * c];
         for (var r = 0u; r < 4u; r++) { acc[QUADS_MAX * r + c] = fma(vec4f(p[r]), vx, acc[QUADS_MAX * r + c]); }

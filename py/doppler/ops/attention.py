@@ -105,7 +105,7 @@ def _fast(head_dim: int, knobs: dict) -> Tiling:
         raise GpuError(f"attention knobs {knobs}: need ROW_GROUPS >= 1, KEY_TILE a multiple of {KEY_TILE_STEP} up to "
                        f"{MAX_KEY_TILE}, SUBGROUPS 0 or 1")
     quads_per_lane = -(-head_dim // (4 * LANES))
-    vec4s = head_dim * rows + head_dim * keys // 4 + keys * LANES * quads_per_lane + keys * rows
+    vec4s = head_dim * rows + head_dim * keys // 4 + keys * LANES * quads_per_lane + keys * (rows + 1)
     if not subgroups:
         vec4s += LANES * rows  # lanes_tile
     kernel = "attention_subgroups" if subgroups else "attention"
