@@ -162,9 +162,11 @@ async def generate(model: str, **settings) -> dict:
     return await (await _pipeline(model)).generate(settings, preview=_state.get("preview_canvas"))
 
 
-async def bench_kernels(weights: str = "f16", reps: int = 10, gemm_tiles: list | None = None, **_) -> dict:
+async def bench_kernels(weights: str = "f16", reps: int = 10, gemm_tiles: list | None = None,
+                        attention_overrides: list | None = None, **_) -> dict:
     gpu = await _gpu()
-    return {"device": gpu.caps.summary(), "rows": await bench.kernels(gpu, weights, reps, gemm_tiles)}
+    rows = await bench.kernels(gpu, weights, reps, gemm_tiles, attention_overrides)
+    return {"device": gpu.caps.summary(), "rows": rows}
 
 
 async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps: int = 4) -> dict:

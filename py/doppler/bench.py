@@ -13,6 +13,7 @@ import statistics
 import struct
 import time
 
+from .errors import GpuError
 from .ops import attention, conv2d, elementwise, groupnorm, matmul, sampling
 
 UNET_STEP_DISPATCHES = 500
@@ -94,7 +95,7 @@ def kernel_cases(batch: int = 2) -> list[dict]:
     return cases
 
 
-async def _run_case(gpu, case: dict, weights: str, tiles=None) -> tuple:
+async def _run_case(gpu, case: dict, weights: str, tiles=None, overrides=None) -> tuple:
     """(an async callable running the op once, its FLOPs, bytes moved at least once, its tensors)."""
     op = case["op"]
     if op == "conv3x3":
@@ -117,7 +118,7 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None) -> tuple:
         q = await _filled(gpu, (b, tq, heads * d), "f32", "q")
         kv = [await _filled(gpu, (b, tk, heads * d), "f32", name) for name in ("k", "v")]
         out = gpu.tensor(q.shape, "f32", "out")
-        run = lambda: attention.attention(gpu, q, kv[0], kv[1], out, heads=heads)  # noqa: E731
+        run = lambda: attention.attention(gpu, q, kv[0], kv[1], out, heads=heads, overrides=overrides)  # noqa: E731
         return run, 4.0 * b * heads * tq * tk * d, 4.0 * (2 * q.numel + 2 * kv[0].numel), [q, *kv, out]
     b, hw, c = case["b"], case["hw"], case["c"]
     x = await _filled(gpu, (b, hw, hw, c), "f32", "x")
@@ -128,24 +129,41 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None) -> tuple:
     return run, 10.0 * x.numel, 8.0 * x.numel, [x, gamma, beta, out, stats]
 
 
-async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | None = None) -> list[dict]:
+async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | None = None,
+                  attention_overrides: list[dict] | None = None) -> list[dict]:
     """GPU time (timestamp queries, the best of WINDOWS windows of `reps` runs) of each heavy kernel at SD 1.5
-    512x512 shapes, as TFLOP/s and GB/s; GEMM
-    kernels (conv, linear) once per tile configuration in `gemm_tiles` ([tile_m, tile_n, tile_k, thread_m,
-    thread_n] each; default: the ops' default)."""
+    512x512 shapes, as TFLOP/s and GB/s; GEMM kernels (conv, linear) once per tile configuration in `gemm_tiles`
+    ([tile_m, tile_n, tile_k, thread_m, thread_n] each; default: the ops' default), attention once with its defaults and once per knob set in
+    `attention_overrides` (e.g. {"KEY_TILE": 32}; see doppler/ops/attention.py). A set the kernel refuses (unknown
+    knob, too much workgroup memory for the head) gives a row with its error instead of a time."""
     rows = []
     configs = [None] + [matmul.GemmTiles(*t) for t in gemm_tiles or []]
-    cases = [(case, {"tiles": t} if t else {}) for case in kernel_cases()
-             for t in (configs if case["op"] in ("conv3x3", "linear") else [None])]
-    for case, tiles in cases:
-        run, flops, nbytes, tensors = await _run_case(gpu, case, weights, tiles)
-        await run()  # compile
+    knob_sets = [None] + list(attention_overrides or [])
+    cases = []
+    for case in kernel_cases():
+        if case["op"] in ("conv3x3", "linear"):
+            cases += [(case, {"tiles": t} if t else {}) for t in configs]
+        elif case["op"] == "attention":
+            cases += [(case, {"overrides": o} if o else {}) for o in knob_sets]
+        else:
+            cases.append((case, {}))
+    for case, knobs in cases:
+        run, flops, nbytes, tensors = await _run_case(gpu, case, weights, **knobs)
+        tile = knobs.get("tiles")
+        row = {**case, "tiles": [tile.tile_m, tile.tile_n, tile.tile_k, tile.thread_m, tile.thread_n] if tile
+               else "default", "weights": weights}
+        if case["op"] == "attention":
+            row = {**case, "overrides": knobs.get("overrides") or "default", "weights": weights}
+        try:
+            await run()  # compile
+        except GpuError as error:
+            gpu.free(*tensors)
+            rows.append({**row, "error": str(error)})
+            continue
         await gpu.sync()
         ms = min([await _mean_gpu_ms(gpu, run, reps) for _ in range(WINDOWS)])
         gpu.free(*tensors)
-        tile = tiles.get("tiles")
-        rows.append({**case, "tiles": [tile.tile_m, tile.tile_n, tile.tile_k, tile.thread_m, tile.thread_n] if tile
-                     else "default", "weights": weights, "ms": round(ms, 4), "tflops": round(flops / ms / 1e9, 2),
+        rows.append({**row, "ms": round(ms, 4), "tflops": round(flops / ms / 1e9, 2),
                      "gbps": round(nbytes / ms / 1e6, 1)})
     return rows
 

@@ -1,6 +1,8 @@
 """Attention against the float64 reference at SD 1.5's cases scaled down: UNet self-attention (head dims 40, 80,
 160), cross-attention over 77 text tokens, CLIP's causal 77 x 77 with d = 64, the VAE's one wide head (up to 512),
-token counts that are not multiples of the 64-query and 32-key tiles."""
+token counts that are not multiples of the query and key tiles. Heads up to 80 run attention_subgroups.wgsl where
+the device has subgroups (both test devices do) and attention.wgsl when SUBGROUPS = 0 forces it; wider or odd heads
+run attention_wide.wgsl."""
 
 import numpy as np
 import pytest
@@ -13,34 +15,48 @@ from doppler.ops import attention
 qs, kvs, heads = {q_shape}, {kv_shape}, {heads}
 tq, tk, tv, out = (gpu.tensor(s, "f32", n) for s, n in ((qs, "q"), (kvs, "k"), (kvs, "v"), (qs, "out")))
 gpu.upload(tq, q); gpu.upload(tk, k); gpu.upload(tv, v); gpu.upload(out, poison)
-await attention.attention(gpu, tq, tk, tv, out, heads, scale={scale}, causal={causal})
+await attention.attention(gpu, tq, tk, tv, out, heads, scale={scale}, causal={causal}, overrides={overrides})
 result = await gpu.read(out)
 gpu.free(tq, tk, tv, out)
 result
 """
 
-# (batch, queries, keys, heads, head dim, scale, causal)
+FALLBACK = {"SUBGROUPS": 0}  # attention.wgsl: rows merged through workgroup memory
+
+# (batch, queries, keys, heads, head dim, scale, causal, kernel knobs replacing the defaults)
 CASES = {
-    "self-d40": (2, 64 + 13, 64 + 13, 2, 40, None, False),
-    "cross-77": (2, 29, 77, 2, 40, None, False),
-    "self-d80-sharp": (1, 100, 100, 2, 80, 0.5, False),  # peaked softmax: the running max moves between tiles
-    "self-d160": (1, 70, 70, 1, 160, None, False),  # two column chunks
-    "causal-clip": (1, 77, 77, 12, 64, None, True),
-    "vae-d512": (1, 37, 37, 1, 512, None, False),  # four column chunks of 128
-    "odd-d": (1, 5, 3, 3, 33, None, False),
+    "self-d40": (2, 64 + 13, 64 + 13, 2, 40, None, False, None),
+    "self-d40-fallback": (2, 64 + 13, 64 + 13, 2, 40, None, False, FALLBACK),
+    # peaked softmax over many key tiles: the running max moves between tiles
+    "self-d40-sharp": (1, 150, 200, 2, 40, 0.6, False, None),
+    "self-d40-sharp-fallback": (1, 150, 200, 2, 40, 0.6, False, FALLBACK),
+    "cross-77": (2, 29, 77, 2, 40, None, False, None),
+    "cross-77-fallback": (2, 29, 77, 2, 40, None, False, FALLBACK),
+    "cross-77-tile64": (1, 29, 77, 2, 40, None, False, {"KEY_TILE": 64, "ROW_GROUPS": 4}),
+    "self-d80-sharp": (1, 100, 100, 2, 80, 0.5, False, None),
+    "self-d80-tile32": (1, 100, 100, 2, 80, 0.5, False, {"KEY_TILE": 32, "ROW_GROUPS": 2, "SUBGROUPS": 0}),
+    "causal-clip": (1, 77, 77, 12, 64, None, True, None),
+    "causal-clip-fallback": (1, 77, 77, 12, 64, None, True, {"SUBGROUPS": 0, "ROW_GROUPS": 1}),
+    "tiny-d4": (1, 9, 20, 3, 4, None, False, None),  # one column quad: three of the four lanes store nothing
+    "self-d160": (1, 70, 70, 1, 160, None, False, None),  # attention_wide: two column chunks
+    "self-d160-mv4": (1, 70, 70, 1, 160, None, False, {"MV": 4}),  # three column chunks
+    "vae-d512": (1, 37, 37, 1, 512, None, False, None),  # four column chunks of 128
+    "odd-d": (1, 5, 3, 3, 33, None, False, None),
 }
-BROWSER = {"cross-77"}
+BROWSER = {"cross-77", "self-d40-sharp-fallback"}
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_attention_matches_reference(gpu_run, request, case):
-    batch, queries, keys, heads, d, scale, causal = CASES[case]
+    batch, queries, keys, heads, d, scale, causal, overrides = CASES[case]
     if "browser" in request.node.callspec.id and case not in BROWSER:
         pytest.skip("SwiftShader is slow: the browser runs one case")
     r = rng(9)
     q_shape, kv_shape = (batch, queries, heads * d), (batch, keys, heads * d)
     q, k, v = (r.standard_normal(s).astype(np.float32) for s in (q_shape, kv_shape, kv_shape))
-    got = gpu_run(SOURCE.format(q_shape=q_shape, kv_shape=kv_shape, heads=heads, scale=scale, causal=causal),
+    source = SOURCE.format(q_shape=q_shape, kv_shape=kv_shape, heads=heads, scale=scale, causal=causal,
+                           overrides=overrides)
+    got = gpu_run(source,
                   q=q.tobytes(), k=k.tobytes(), v=v.tobytes(), poison=np.full(q_shape, POISON, np.float32).tobytes())
     assert_close(np.frombuffer(got, np.float32), ref.attention(q, k, v, heads, scale, causal), "f32")
 
@@ -69,6 +85,11 @@ def test_bad_inputs_are_named(native_gpu, event_loop_runner):
         ((q, k, k, out, 1), {"causal": True}, "causal attention needs as many queries as keys; got 7 and 9"),
         ((q, k, k, out, 3), {}, "64 channels of clip.q do not split into 3 heads"),
         ((q, k, k, q, 1), {}, "out clip.q shares a buffer with q, k or v"),
+        ((q, q, q, out, 1), {"overrides": {"TILE": 8}}, r"unknown knobs \['TILE'\]; this kernel's are \['KEY_TILE', "
+         r"'ROW_GROUPS', 'SUBGROUPS'\]"),
+        ((q, q, q, out, 1), {"overrides": {"KEY_TILE": 24}}, "KEY_TILE a multiple of 16 up to 64"),
+        ((q, q, q, out, 1), {"overrides": {"ROW_GROUPS": 64, "KEY_TILE": 64}},
+         r"attention_subgroups.wgsl over heads of 64 with .* needs \d+ bytes of workgroup memory; this GPU offers"),
     ]
     try:
         for args, kwargs, message in cases:
@@ -76,3 +97,17 @@ def test_bad_inputs_are_named(native_gpu, event_loop_runner):
                 event_loop_runner(attention.attention(native_gpu, *args, **kwargs))
     finally:
         native_gpu.free(q, k, out)
+
+
+def test_tiling_picks_the_variant(native_gpu):
+    from doppler.ops import attention
+    from doppler.ops.variants import kernel_rule
+
+    assert kernel_rule(native_gpu, "subgroups") is ("subgroups" in native_gpu.caps.features)
+    for d in (40, 64, 80):
+        for subgroups, kernel in ((True, "attention_subgroups"), (False, "attention")):
+            plan = attention.tiling(d, subgroups)
+            assert plan.kernel == kernel and plan.workgroup_bytes <= attention.TARGET_WORKGROUP_BYTES
+    assert attention.tiling(40, True, {"SUBGROUPS": 0}).kernel == "attention"
+    for d in (33, 160, 512):
+        assert attention.tiling(d, True).kernel == "attention_wide"

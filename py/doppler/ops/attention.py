@@ -1,7 +1,13 @@
-"""Scaled dot-product attention with an online softmax (`wgsl/attention.wgsl`); the score matrix never exists.
+"""Scaled dot-product attention with an online softmax; the score matrix never exists.
 
 Per batch b and head h (channels h*d .. h*d+d of each token, as diffusers' head_to_batch_dim splits them):
 out[b, i, h*d:(h+1)*d] = softmax_k(scale * q_i . k_k) v_k, scale = 1/sqrt(d) unless given; causal: k <= i only.
+
+Kernels, chosen by `tiling` (the one place their knobs are set):
+- heads of d <= 80, a multiple of 4 (every UNet and CLIP head): `attention_subgroups.wgsl` where the rules give
+  `subgroups`, else `attention.wgsl` (the same core, `lib/attention.wgsl`, merging rows through workgroup memory).
+  Knobs: ROW_GROUPS (4 queries each per workgroup), KEY_TILE, and SUBGROUPS (0 or 1: which of the two files).
+- other heads (the VAE's 512, odd dims): `attention_wide.wgsl`, column chunks. Knobs: TQ, MV, DC, VC.
 """
 
 from __future__ import annotations
@@ -12,7 +18,23 @@ from typing import ClassVar
 
 from ..errors import GpuError
 from ..gpu.uniforms import f32, pack, u32
+from .variants import kernel_rule
 
+VEC4 = 16  # bytes of a vec4<f32>
+F32 = 4
+
+# attention.wgsl / attention_subgroups.wgsl (lib/attention.wgsl)
+LANES = 4  # invocations per group of 4 queries (LANES in the WGSL)
+QUERIES_PER_GROUP = 4  # one vec4 of queries per group
+MAX_DIM = 4 * LANES * 5  # 4 LANES QUADS_MAX: wider heads run attention_wide.wgsl
+KEY_TILE_STEP = 4 * LANES  # each lane holds whole vec4s of keys
+MAX_KEY_TILE = LANES * 16  # LANES KEYS_MAX
+# Defaults: the first (ROW_GROUPS, KEY_TILE) whose workgroup memory fits TARGET_WORKGROUP_BYTES. 64 queries per
+# workgroup amortize each staged key tile over the most queries; smaller tiles keep several workgroups per SM.
+DEFAULT_SHAPES = ((16, 32), (16, 16), (8, 32), (8, 16), (4, 16))
+TARGET_WORKGROUP_BYTES = 24 * 1024  # about 9 workgroups in an H100 SM's 228 KiB: enough warps to hide latency
+
+# attention_wide.wgsl
 QUERY_THREADS = 8  # TQ: the workgroup is 8 x 16 threads, each holding 8 queries
 QUERIES_PER_THREAD = 8
 COLUMN_THREADS = 16  # TK: output columns per workgroup are 16 * MV
@@ -20,6 +42,8 @@ MAX_COLUMNS_PER_THREAD = 8  # MV_MAX: wider heads run in several column chunks
 DIM_CHUNK = 16  # DC: head dims staged at a time; 8 where that divides the head and 16 does not
 KEYS_PER_TILE = 64  # BK
 STAGED_VALUES = 1024  # f32 words of V staged at a time, at most: VC keys of 16 * MV columns
+
+SUBGROUPS = "SUBGROUPS"  # a knob that picks the file, not a WGSL constant
 
 
 @dataclass(frozen=True)
@@ -33,21 +57,60 @@ class Attention:
     causal: int = u32()
 
 
-def workgroup_bytes(overrides: dict) -> int:
-    """Workgroup memory of the kernel with these overrides (its q_tile, kv_tile and p_tile)."""
-    tq, mv, dc, vc = (overrides[n] for n in ("TQ", "MV", "DC", "VC"))
-    vec4s = max(dc, COLUMN_THREADS) * 2 * tq + KEYS_PER_TILE * (2 * tq + 1)
-    return 16 * vec4s + 4 * max(dc * KEYS_PER_TILE, vc * COLUMN_THREADS * mv)
+@dataclass(frozen=True)
+class Tiling:
+    kernel: str  # the WGSL file
+    overrides: dict  # its override constants
+    queries_per_workgroup: int
+    column_chunks: int  # workgroups along the head's output columns (dispatch y)
+    workgroup_bytes: int
 
 
-def tiling(head_dim: int) -> tuple[int, dict]:
-    """(column chunks, kernel overrides) for heads of head_dim."""
+def tiling(head_dim: int, subgroups: bool, overrides: dict | None = None,
+           workgroup_limit: int = TARGET_WORKGROUP_BYTES) -> Tiling:
+    """The kernel for heads of head_dim and its knobs: defaults (fitting `workgroup_limit` bytes of workgroup
+    memory), replaced by `overrides` (names of the chosen kernel's knobs; others are a GpuError)."""
+    if head_dim % 4 == 0 and head_dim <= MAX_DIM:
+        for rows, keys in DEFAULT_SHAPES:
+            defaults = {"ROW_GROUPS": rows, "KEY_TILE": keys, SUBGROUPS: int(subgroups)}
+            if _fast(head_dim, defaults).workgroup_bytes <= workgroup_limit:
+                break
+        return _fast(head_dim, _replaced(defaults, overrides, head_dim))
     chunks, mv = column_split(head_dim)
     dc = DIM_CHUNK // 2 if head_dim % DIM_CHUNK and head_dim % (DIM_CHUNK // 2) == 0 else DIM_CHUNK
     vc = KEYS_PER_TILE
     while vc * COLUMN_THREADS * mv > STAGED_VALUES:
         vc //= 2
-    return chunks, {"TQ": QUERY_THREADS, "MV": mv, "DC": dc, "VC": vc}
+    knobs = _replaced({"TQ": QUERY_THREADS, "MV": mv, "DC": dc, "VC": vc}, overrides, head_dim)
+    tq, mv, dc, vc = (knobs[n] for n in ("TQ", "MV", "DC", "VC"))
+    if not (1 <= mv <= MAX_COLUMNS_PER_THREAD and tq >= 1 and dc >= 1 and vc >= 1 and KEYS_PER_TILE % vc == 0):
+        raise GpuError(f"attention_wide.wgsl knobs {knobs}: need 1 <= MV <= {MAX_COLUMNS_PER_THREAD}, VC dividing "
+                       f"{KEYS_PER_TILE}, TQ and DC >= 1")
+    vec4s = max(dc, COLUMN_THREADS) * 2 * tq + KEYS_PER_TILE * (2 * tq + 1)
+    nbytes = VEC4 * vec4s + F32 * max(dc * KEYS_PER_TILE, vc * COLUMN_THREADS * mv)
+    return Tiling("attention_wide", knobs, tq * QUERIES_PER_THREAD, -(-head_dim // (COLUMN_THREADS * mv)), nbytes)
+
+
+def _replaced(defaults: dict, overrides: dict | None, head_dim: int) -> dict:
+    unknown = sorted(set(overrides or {}) - set(defaults))
+    if unknown:
+        raise GpuError(f"attention over heads of {head_dim}: unknown knobs {unknown}; this kernel's are "
+                       f"{sorted(defaults)}")
+    return {**defaults, **(overrides or {})}
+
+
+def _fast(head_dim: int, knobs: dict) -> Tiling:
+    rows, keys, subgroups = knobs["ROW_GROUPS"], knobs["KEY_TILE"], knobs[SUBGROUPS]
+    if rows < 1 or keys < KEY_TILE_STEP or keys > MAX_KEY_TILE or keys % KEY_TILE_STEP or subgroups not in (0, 1):
+        raise GpuError(f"attention knobs {knobs}: need ROW_GROUPS >= 1, KEY_TILE a multiple of {KEY_TILE_STEP} up to "
+                       f"{MAX_KEY_TILE}, SUBGROUPS 0 or 1")
+    quads_per_lane = -(-head_dim // (4 * LANES))
+    vec4s = head_dim * rows + head_dim * keys // 4 + keys * LANES * quads_per_lane + keys * (rows + 1)
+    if not subgroups:
+        vec4s += LANES * rows  # lanes_tile
+    kernel = "attention_subgroups" if subgroups else "attention"
+    overrides = {"HEAD_DIM": head_dim, "ROW_GROUPS": rows, "KEY_TILE": keys}
+    return Tiling(kernel, overrides, QUERIES_PER_GROUP * rows, 1, VEC4 * vec4s)
 
 
 def column_split(head_dim: int) -> tuple[int, int]:
@@ -57,8 +120,10 @@ def column_split(head_dim: int) -> tuple[int, int]:
     return chunks, -(-per_chunk // COLUMN_THREADS)
 
 
-async def attention(gpu, q, k, v, out, heads: int, scale: float | None = None, causal: bool = False) -> None:
-    """out (B, Tq, heads*d) = attention of q (B, Tq, heads*d) over k, v (B, Tk, heads*d), all f32."""
+async def attention(gpu, q, k, v, out, heads: int, scale: float | None = None, causal: bool = False,
+                    overrides: dict | None = None) -> None:
+    """out (B, Tq, heads*d) = attention of q (B, Tq, heads*d) over k, v (B, Tk, heads*d), all f32. `overrides`
+    replaces knobs of the kernel `tiling` picks (for benchmarks and tests)."""
     if len(q.shape) != 3:
         raise GpuError(f"attention: {q.label} has shape {q.shape}; give tokens (B, T, heads * head_dim)")
     b, tq, channels = q.shape
@@ -73,12 +138,13 @@ async def attention(gpu, q, k, v, out, heads: int, scale: float | None = None, c
     if causal and tq != tk:
         raise GpuError(f"attention: causal attention needs as many queries as keys; got {tq} and {tk}")
     head_dim = channels // heads
-    chunks, overrides = tiling(head_dim)
-    need, offered = workgroup_bytes(overrides), gpu.caps.limits.get("maxComputeWorkgroupStorageSize", 16384)
-    if need > offered:
-        raise GpuError(f"attention over heads of {head_dim} needs {need} bytes of workgroup memory; this GPU offers "
-                       f"{offered}: lower QUERY_THREADS in doppler/ops/attention.py for this GPU")
-    kernel = await gpu.kernel("attention", "main", overrides)
+    offered = gpu.caps.limits.get("maxComputeWorkgroupStorageSize", 16384)
+    plan = tiling(head_dim, bool(kernel_rule(gpu, "subgroups")), overrides, min(offered, TARGET_WORKGROUP_BYTES))
+    if plan.workgroup_bytes > offered:
+        raise GpuError(f"{plan.kernel}.wgsl over heads of {head_dim} with {plan.overrides} needs "
+                       f"{plan.workgroup_bytes} bytes of workgroup memory; this GPU offers {offered}: pass smaller "
+                       f"knobs, or lower the defaults in doppler/ops/attention.py for this GPU")
+    kernel = await gpu.kernel(plan.kernel, "main", plan.overrides)
     uniform = Attention(tq, tk, heads, head_dim, 1.0 / sqrt(head_dim) if scale is None else scale, int(causal))
-    queries_per_workgroup = QUERY_THREADS * QUERIES_PER_THREAD
-    gpu.dispatch(kernel, [q, k, v, out], (-(-tq // queries_per_workgroup), chunks, b * heads), pack(uniform))
+    groups = (-(-tq // plan.queries_per_workgroup), plan.column_chunks, b * heads)
+    gpu.dispatch(kernel, [q, k, v, out], groups, pack(uniform))
