@@ -18,7 +18,7 @@
 // Bindings: 0 q, 1 k, 2 v, 3 out, 4 uniform Attention.
 // Dispatch: (ceil(Tq / BQ), ceil(d / (16 MV)), B * heads).
 
-struct Attention { queries: u32, keys: u32, heads: u32, head_dim: u32, scale: f32, causal: u32 }
+#include "lib/attention_uniform.wgsl"
 
 override TQ: u32 = 8u;  // threads along queries: BQ = 8 TQ queries per workgroup
 override MV: u32 = 4u;  // output columns per thread: DV = 16 MV per workgroup, MV <= MV_MAX

@@ -22,7 +22,7 @@
 // Bindings: 0 q, 1 k, 2 v, 3 out, 4 uniform Attention.
 // Dispatch: (ceil(Tq / BQ), 1, B * heads), workgroups of LANES * ROW_GROUPS invocations.
 
-struct Attention { queries: u32, keys: u32, heads: u32, head_dim: u32, scale: f32, causal: u32 }
+#include "lib/attention_uniform.wgsl"
 
 override HEAD_DIM: u32 = 40u;  // d: a multiple of 4, at most 4 LANES QUADS_MAX
 override ROW_GROUPS: u32 = 16u;  // groups of 4 queries per workgroup
