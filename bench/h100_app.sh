@@ -36,9 +36,10 @@ p = r.get("pipeline", r)
 print("device:", p["device"]["adapter"], p["device"]["features"])
 if "dispatch" in r:
     print("dispatch us direct/replay:", r["dispatch"]["directUsPerDispatch"], r["dispatch"]["replayUsPerDispatch"])
-for name, s in p["runs"].items():
+for name, s in p.get("runs", {}).items():
     print(f"{name}: text {s['textEncoderMs']} ms, unet {s['unetMsPerStep']} ms/step x {s['steps']}, vae {s['vaeMs']} ms, total {s['totalMs']} ms, peak {s['peakBytes']/2**30:.2f} GiB")
-print("unet step profile:", json.dumps(p["unetStepProfile"]))
-for row in r.get("kernels", {}).get("rows", []):
+if "unetStepProfile" in p:
+    print("unet step profile:", json.dumps(p["unetStepProfile"]))
+for row in r.get("kernels", r).get("rows", []):
     print(row)
 PY

@@ -193,12 +193,15 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
             "unetStepProfile": await bench.profile_step(pipeline.gpu, step)}
 
 
-async def bench_suite(model: str, steps: int = 20, size: int = 512) -> dict:
-    """Everything bench/ measures on a GPU machine, in one page session: dispatch overhead, kernels, pipeline."""
+async def bench_suite(model: str, steps: int = 20, size: int = 512, gemm_tiles: list | None = None,
+                      attention_overrides: list | None = None) -> dict:
+    """Everything bench/ measures on a GPU machine, in one page session: dispatch overhead, kernels (with the
+    sweeps bench_kernels takes), pipeline."""
     dispatch = await bench_dispatch()
     _state["emit"]("stage", {"dispatch": dispatch})
     pipeline = await bench_pipeline(model, steps, size)
-    return {"dispatch": dispatch, "pipeline": pipeline, "kernels": await bench_kernels()}
+    kernels = await bench_kernels(gemm_tiles=gemm_tiles, attention_overrides=attention_overrides)
+    return {"dispatch": dispatch, "pipeline": pipeline, "kernels": kernels}
 
 
 async def cancel() -> dict:

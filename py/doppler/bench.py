@@ -20,6 +20,7 @@ UNET_STEP_DISPATCHES = 500
 # Kernel timings: the best of several windows of reps, since a GPU idle between cases clocks down and ramps up
 # again over the first windows (seen on the H100: 2-4x slower first windows).
 WINDOWS = 5
+PROFILE_TOP_KERNELS = 25  # the profile lists this many kernels (file, entry and overrides) by GPU time
 
 
 async def dispatch_overhead(gpu, dispatches: int = UNET_STEP_DISPATCHES, reps: int = 20) -> dict:
@@ -200,5 +201,6 @@ async def profile_step(gpu, step) -> dict:
     finally:
         gpu.profile = False
     delta = {k: v - before.get(k, 0.0) for k, v in gpu.stats.gpu_ms.items() if v - before.get(k, 0.0) > 0}
+    top = sorted(delta.items(), key=lambda kv: -kv[1])[:PROFILE_TOP_KERNELS]
     return {"gpuMs": round(sum(delta.values()), 3), "dispatches": len(step.plan.kernels),
-            "byKernel": _by_kernel_file(delta)}
+            "byKernel": _by_kernel_file(delta), "topKernels": {label: round(ms, 3) for label, ms in top}}
