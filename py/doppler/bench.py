@@ -105,14 +105,16 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None, overrides=None) -
         w = await _filled(gpu, (cout, 3, 3, cin), weights, "w")
         bias = await _filled(gpu, (cout,), weights, "bias")
         out = gpu.tensor((b, hw, hw, cout), "f32", "out")
-        run = lambda: conv2d.conv2d(gpu, x, w, out, bias=bias, padding=1, **tiles)  # noqa: E731
+        tiles = tiles or matmul.DEFAULT_TILES
+        run = lambda: conv2d.conv2d(gpu, x, w, out, bias=bias, padding=1, tiles=tiles)  # noqa: E731
         return run, 2.0 * b * hw * hw * cout * cin * 9, 4.0 * (x.numel + out.numel), [x, w, bias, out]
     if op == "linear":
         m, k, n = case["m"], case["k"], case["n"]
         x = await _filled(gpu, (m, k), "f32", "x")
         w = await _filled(gpu, (n, k), weights, "w")
         out = gpu.tensor((m, n), "f32", "out")
-        run = lambda: matmul.linear(gpu, x, w, out, **tiles)  # noqa: E731
+        tiles = tiles or matmul.DEFAULT_TILES
+        run = lambda: matmul.linear(gpu, x, w, out, tiles=tiles)  # noqa: E731
         return run, 2.0 * m * n * k, 4.0 * (x.numel + out.numel), [x, w, out]
     if op == "attention":
         b, tq, tk, heads, d = case["b"], case["tq"], case["tk"], case["heads"], case["d"]

@@ -1,0 +1,21 @@
+"""The in-page kernel benchmark runs every kind of case and sweep, here at toy shapes on the native backend (the real
+shapes are for a GPU machine: bench/h100_app.sh)."""
+
+from doppler import bench
+
+TOY_CASES = [{"op": "conv3x3", "b": 1, "hw": 8, "cin": 16, "cout": 16}, {"op": "linear", "m": 64, "k": 32, "n": 32},
+             {"op": "attention", "b": 1, "tq": 64, "tk": 64, "heads": 2, "d": 40},
+             {"op": "groupnorm", "b": 1, "hw": 8, "c": 64}]
+
+
+def test_kernel_bench_sweeps(native_gpu, event_loop_runner, monkeypatch):
+    monkeypatch.setattr(bench, "kernel_cases", lambda batch=2: TOY_CASES)
+    rows = event_loop_runner(bench.kernels(native_gpu, reps=1, gemm_tiles=[[32, 64, 16, 4, 4]],
+                                           attention_overrides=[{"KEY_TILE": 32}, {"NO_SUCH_KNOB": 1}]))
+    assert [(r["op"], r.get("tiles"), r.get("overrides")) for r in rows] == [
+        ("conv3x3", "default", None), ("conv3x3", [32, 64, 16, 4, 4], None),
+        ("linear", "default", None), ("linear", [32, 64, 16, 4, 4], None),
+        ("attention", None, "default"), ("attention", None, {"KEY_TILE": 32}),
+        ("attention", None, {"NO_SUCH_KNOB": 1}), ("groupnorm", "default", None)]
+    assert all(r["ms"] > 0 for r in rows if "error" not in r)
+    assert "NO_SUCH_KNOB" in rows[6]["error"]
