@@ -40,6 +40,7 @@ for name, s in p.get("runs", {}).items():
     print(f"{name}: text {s['textEncoderMs']} ms, unet {s['unetMsPerStep']} ms/step x {s['steps']}, vae {s['vaeMs']} ms, total {s['totalMs']} ms, peak {s['peakBytes']/2**30:.2f} GiB")
 if "unetStepProfile" in p:
     print("unet step profile:", json.dumps(p["unetStepProfile"]))
+    print("vae decode profile:", json.dumps(p["vaeDecodeProfile"]))
 for row in r.get("kernels", r).get("rows", []):
     print(row)
 PY

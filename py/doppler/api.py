@@ -188,9 +188,13 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
         result = await pipeline.generate(req)
         runs[name] = result["stats"]
         _state["emit"]("stage", {name: {k: v for k, v in result["stats"].items() if k != "stepMs"}})
-    step = pipeline.steps[(2, (1, size // 8, size // 8, 4))]
-    return {"device": pipeline.gpu.caps.summary(), "load": {**loaded, "ms": round(load_ms, 1)}, "runs": runs,
-            "unetStepProfile": await bench.profile_step(pipeline.gpu, step)}
+    gpu = pipeline.gpu
+    step = pipeline.recorded["unet"][(2, (1, size // 8, size // 8, 4))]
+    vae = await pipeline.component("vae")
+    decode = await bench.profile_eager(gpu, lambda: vae(gpu, step.x))
+    gpu.free(decode.pop("result"))
+    return {"device": gpu.caps.summary(), "load": {**loaded, "ms": round(load_ms, 1)}, "runs": runs,
+            "unetStepProfile": await bench.profile_step(gpu, step), "vaeDecodeProfile": decode}
 
 
 async def bench_suite(model: str, steps: int = 20, size: int = 512, gemm_tiles: list | None = None,

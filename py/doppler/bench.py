@@ -105,7 +105,6 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None, overrides=None) -
         w = await _filled(gpu, (cout, 3, 3, cin), weights, "w")
         bias = await _filled(gpu, (cout,), weights, "bias")
         out = gpu.tensor((b, hw, hw, cout), "f32", "out")
-        tiles = tiles or matmul.DEFAULT_TILES
         run = lambda: conv2d.conv2d(gpu, x, w, out, bias=bias, padding=1, tiles=tiles)  # noqa: E731
         return run, 2.0 * b * hw * hw * cout * cin * 9, 4.0 * (x.numel + out.numel), [x, w, bias, out]
     if op == "linear":
@@ -113,7 +112,6 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None, overrides=None) -
         x = await _filled(gpu, (m, k), "f32", "x")
         w = await _filled(gpu, (n, k), weights, "w")
         out = gpu.tensor((m, n), "f32", "out")
-        tiles = tiles or matmul.DEFAULT_TILES
         run = lambda: matmul.linear(gpu, x, w, out, tiles=tiles)  # noqa: E731
         return run, 2.0 * m * n * k, 4.0 * (x.numel + out.numel), [x, w, out]
     if op == "attention":
@@ -190,6 +188,25 @@ def _by_kernel_file(gpu_ms: dict) -> dict:
         name = label.split(".wgsl", 1)[0]
         totals[name] = round(totals.get(name, 0.0) + ms, 3)
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+async def profile_eager(gpu, call) -> dict:
+    """One eager `await call()` with a timestamp per dispatch: host ms to queue it, wall ms until the GPU is done,
+    GPU ms by kernel file (the gap is host work the GPU waited for)."""
+    await gpu.sync()
+    before = dict(gpu.stats.gpu_ms)
+    gpu.profile = True
+    try:
+        t0 = time.perf_counter()
+        result = await call()
+        queued = time.perf_counter()
+        await gpu.sync()
+        done = time.perf_counter()
+    finally:
+        gpu.profile = False
+    delta = {k: v - before.get(k, 0.0) for k, v in gpu.stats.gpu_ms.items() if v - before.get(k, 0.0) > 0}
+    return {"hostMs": round((queued - t0) * 1000, 2), "wallMs": round((done - t0) * 1000, 2),
+            "gpuMs": round(sum(delta.values()), 3), "byKernel": _by_kernel_file(delta), "result": result}
 
 
 async def profile_step(gpu, step) -> dict:

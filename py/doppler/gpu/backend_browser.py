@@ -171,6 +171,10 @@ class BrowserBackend:
     async def fence(self):
         await self.device.queue.onSubmittedWorkDone()
 
+    def work_done(self):
+        """A promise for the work submitted so far, to await later."""
+        return self.device.queue.onSubmittedWorkDone()
+
     def lost(self):
         return self._watch.lost or None  # JS null arrives as Pyodide's (falsy) jsnull, not None
 

@@ -135,6 +135,10 @@ class NativeBackend:
         # wgpu-py 0.32's on_submitted_work_done raises TypeError; a 4-byte read waits for the queue the same way.
         self.device.queue.read_buffer(self._fence_buffer, 0, 4)
 
+    def work_done(self):
+        """An awaitable for the work submitted so far; natively it waits, when awaited, for all work by then."""
+        return self.fence()
+
     def lost(self):
         return None  # wgpu-py raises on a lost device at the next call
 

@@ -171,6 +171,18 @@ class Gpu:
         self.stats.presents += 1
         self.stats.submits += 1
 
+    def work_done(self):
+        """An awaitable for the work submitted so far (flushed now), to await later, so the host goes on queueing
+        while the GPU works (a denoise loop waits for step i - 1 after queueing step i). Counted as a fence when
+        awaited; timestamps (profile) are read by `sync` only."""
+        self.flush()
+        done = self.backend.work_done()
+
+        async def wait():
+            await done
+            self.stats.fences += 1
+        return wait()
+
     async def sync(self) -> None:
         """Wait for submitted work (progress, timing); counted as a fence. When profiling, the GPU time of every
         dispatch since the last sync is read (counted as timestamp resolves, apart from readbacks)."""

@@ -19,7 +19,7 @@ from typing import ClassVar
 from ..errors import GpuError
 from ..gpu.uniforms import pack, u32
 from .grid import linear_groups, require_output_apart, require_whole_bindings
-from .matmul import DEFAULT_TILES, QUAD, GemmTiles, check_dtypes, epilogue, run_gemm
+from .matmul import QUAD, GemmTiles, check_dtypes, default_tiles, epilogue, run_gemm
 
 DEPTHWISE_WORKGROUP = 256
 LAYOUT_WORKGROUP = 256
@@ -101,7 +101,7 @@ def _check_geometry(label, x, weight, out, bias, residual, stride, padding, src_
 
 
 async def conv2d(gpu, x, weight, out, bias=None, residual=None, stride: int = 1, padding: int = 0,
-                 upsample_to: tuple[int, int] | None = None, tiles: GemmTiles = DEFAULT_TILES) -> None:
+                 upsample_to: tuple[int, int] | None = None, tiles: GemmTiles | None = None) -> None:
     """out = conv2d(up(x), weight, stride, padding) + bias + residual over NHWC x (B, H, W, Cin), weight
     [Cout, KH, KW, Cin] (`channels_last_weight`), bias (Cout), out (B, OH, OW, Cout). upsample_to=(SH, SW) fuses a
     nearest upsample of x to that size (Upsample2D: (2H, 2W), or the skip's size for odd latents); residual: a
@@ -115,6 +115,7 @@ async def conv2d(gpu, x, weight, out, bias=None, residual=None, stride: int = 1,
     check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": weight, "bias": bias})
     require_whole_bindings(gpu, label, x=x, weight=weight, bias=bias, residual=residual, out=out)
     cout, pixels = weight.shape[0], b * oh * ow
+    tiles = tiles or default_tiles(cout)
     await run_gemm(gpu, "conv2d", label, x, weight, out, bias, residual, {"ACTIVATION": 0, "VEC_K": cin % QUAD == 0},
                    tiles, (-(-cout // tiles.tile_n), -(-pixels // tiles.tile_m)), pixels, kh * kw * cin,
                    lambda split: pack(Conv2d(b, h, w, cin, *src_hw, oh, ow, cout, kh, kw, stride, padding, split)))

@@ -109,6 +109,26 @@ class DenoiseStep:
 
 
 @dataclass
+class TextEncoding:
+    """The text encoder recorded for one batch of prompts: token ids in, embeddings out, one replay per image."""
+
+    plan: object
+    ids: object
+    context: object
+
+    @classmethod
+    async def record(cls, gpu, text_encoder, batch: int, length: int) -> "TextEncoding":
+        ids = gpu.tensor((batch, length), "u32", "token_ids")
+        with gpu.record(f"text_encoder.b{batch}") as plan:
+            context = await text_encoder(gpu, ids)
+        return cls(plan, ids, context)
+
+    def destroy(self, gpu) -> None:
+        self.plan.destroy()
+        gpu.free(self.ids, self.context)
+
+
+@dataclass
 class DiffusionPipeline:
     """One model on one GPU. Components load on first use and stay resident between images while they fit."""
 
@@ -118,7 +138,7 @@ class DiffusionPipeline:
     tokenizer: ClipTokenizer
     emit: object = None
     resident: dict = field(default_factory=dict)  # name -> (weights, model)
-    steps: dict = field(default_factory=dict)  # (batch, shape) -> DenoiseStep
+    recorded: dict = field(default_factory=dict)  # component -> {key: its recorded call (DenoiseStep, TextEncoding)}
     cancel_requested: bool = False
     images_made: int = 0
 
@@ -139,16 +159,24 @@ class DiffusionPipeline:
         return self.resident[name][1]
 
     def release(self, name: str) -> None:
+        """Free a component's weights and the recorded calls that bind them."""
+        for call in self.recorded.pop(name, {}).values():
+            call.destroy(self.gpu)
         if name in self.resident:
             self.resident.pop(name)[0].release(self.gpu)
 
     def release_all(self) -> None:
-        for step in self.steps.values():
-            step.destroy(self.gpu)
-        self.steps.clear()
         for name in list(self.resident):
             self.release(name)
         self.gpu.pool.trim()
+
+    async def recorded_call(self, name: str, key, record):
+        """The call of component `name` recorded for `key` (by `await record(model)` the first time)."""
+        model = await self.component(name)
+        calls = self.recorded.setdefault(name, {})
+        if key not in calls:
+            calls[key] = await record(model)
+        return calls[key]
 
     def cancel(self) -> None:
         self.cancel_requested = True
@@ -158,12 +186,15 @@ class DiffusionPipeline:
             self.emit(name, data)
 
     async def encode_prompts(self, prompts: list[str]):
-        gpu = self.gpu
-        text_encoder = await self.component("text_encoder")
-        ids = gpu.tensor((len(prompts), self.tokenizer.max_length), "u32", "token_ids")
-        gpu.upload(ids, struct.pack(f"<{ids.numel}I", *[i for p in prompts for i in self.tokenizer.encode(p)]))
-        context = await text_encoder(gpu, ids)
-        gpu.free(ids)
+        """Embeddings (B, T, hidden) of the prompts, in a tensor of the caller's."""
+        gpu, length = self.gpu, self.tokenizer.max_length
+        encoding = await self.recorded_call("text_encoder", len(prompts), lambda model: TextEncoding.record(
+            gpu, model, len(prompts), length))
+        ids = [i for p in prompts for i in self.tokenizer.encode(p)]
+        gpu.upload(encoding.ids, struct.pack(f"<{len(ids)}I", *ids))
+        encoding.plan.replay()
+        context = gpu.tensor(encoding.context.shape, "f32", "text_embeddings")
+        gpu.copy(encoding.context, context)
         return context
 
     async def generate(self, request: dict, preview=None) -> dict:
@@ -192,26 +223,32 @@ class DiffusionPipeline:
         scheduler.set_timesteps(sched.num_steps)
         vae_scale = 2 ** (len(self.manifest.components.vae.architecture.block_out_channels) - 1)
         shape = (1, config.latent.height // vae_scale, config.latent.width // vae_scale, unet_arch.in_channels)
-        unet = await self.component("unet")
-        key = (context.shape[0], shape)
-        if key not in self.steps:
-            self.steps[key] = await DenoiseStep.record(gpu, unet, context.shape[0], shape, context.shape[1:])
-        step = self.steps[key]
+        step = await self.recorded_call("unet", (context.shape[0], shape), lambda unet: DenoiseStep.record(
+            gpu, unet, context.shape[0], shape, context.shape[1:]))
         gpu.copy(context, step.context)
         gpu.free(context)
         await sampling.noise(gpu, step.x, seed=seed, stream=0, scale=scheduler.init_noise_sigma)
         gpu.upload(step.x0, bytes(step.x0.nbytes))  # x0_prev of step 0 is read with coefficient 0: no NaN there
         gpu.upload(step.guidance, struct.pack("<f", sched.guidance_scale - 1.0))
         step_ms = []
+        previous = None  # step i - 1's completion: awaited once step i is queued, so the GPU never waits for the host
+        ts = time.perf_counter()
         for i in range(len(scheduler.timesteps)):
-            ts = time.perf_counter()
             step.run(gpu, scheduler, i, sched.guidance_scale, seed)
             if preview is not None:
                 await step.preview(gpu, preview)
-            await gpu.sync()
+            queued, previous = previous, gpu.work_done()
+            if queued is not None:
+                await queued
+            if i == len(scheduler.timesteps) - 1:
+                await previous
+                previous = None
             step_ms.append((time.perf_counter() - ts) * 1000)
+            ts = time.perf_counter()
             self._emit("step", {"step": i + 1, "total": len(scheduler.timesteps), "ms": round(step_ms[-1], 1)})
             if self.cancel_requested:
+                if previous is not None:
+                    await previous
                 self.release_all()
                 raise Cancelled("cancelled: the image was not finished, and the GPU memory it held is freed")
         t_unet = time.perf_counter()
