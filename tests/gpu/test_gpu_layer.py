@@ -191,6 +191,29 @@ gpu.free(x, out, after)
     assert got == [True, True, list(bytes.fromhex("00004040"))]
 
 
+def test_a_trim_while_recording_keeps_what_the_plan_freed(native_run):
+    # Over budget mid-recording, the pool trims its free buffers: the plan's freed intermediate must survive.
+    got = native_run("""
+import struct
+from doppler.ops import elementwise
+x, out = gpu.tensor((512,), "f32", "x"), gpu.tensor((512,), "f32", "out")
+gpu.upload(x, struct.pack("<512f", *([1.0] * 512)))
+with gpu.record("trimmed") as plan:
+    tmp = gpu.tensor((512,), "f32", "tmp")
+    await elementwise.scale(gpu, x, tmp, 2.0, 1.0)
+    gpu.free(tmp)
+    gpu.pool.trim()
+    await elementwise.scale(gpu, tmp, out, 3.0, 0.0)
+kept = tmp.alloc in plan.owned and not gpu.pool.pinned
+plan.replay()
+data = struct.unpack("<4f", (await gpu.read(out))[:16])
+plan.destroy()
+gpu.free(x, out)
+[kept, list(data)]
+""")
+    assert got == [True, [9.0] * 4]
+
+
 PRESENT_SOURCE = """
 import js
 canvas = js.OffscreenCanvas.new(1, 1)

@@ -137,6 +137,7 @@ class Gpu:
         self.pool.release(alloc)
         if self._recording is not None:
             self._recording.freed.append(alloc)
+            self.pool.pinned.add(alloc)  # free for the rest of the recording to reuse, but never destroyed
 
     @contextmanager
     def scope(self):
@@ -269,6 +270,7 @@ class Gpu:
             yield plan
         finally:
             self._recording = None
+            self.pool.pinned.difference_update(plan.freed)
         # Intermediates freed inside the recording are still the plan's at every replay: keep them out of the pool.
         plan.owned = self.pool.claim(plan.freed)
         plan.freed = []

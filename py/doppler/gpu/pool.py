@@ -45,6 +45,7 @@ class BufferPool:
     peak_bytes: int = 0
     _free: dict = field(default_factory=lambda: defaultdict(list))
     _live: set = field(default_factory=set)
+    pinned: set = field(default_factory=set)  # free buffers trim must keep: a plan being recorded still uses them
 
     def acquire(self, nbytes: int, label: str, exact: bool = False) -> Allocation:
         """A buffer of at least nbytes: from its size bucket, or (exact, for weights) rounded to 256 bytes only."""
@@ -81,16 +82,20 @@ class BufferPool:
         return claimed
 
     def trim(self) -> None:
-        """Destroy every cached free buffer (e.g. when a component is released). Work already queued may still
+        """Destroy every cached free buffer but the pinned ones (e.g. when a component is released). Work already queued may still
         read them: `before_destroy` (the Gpu's flush) submits it first, and WebGPU keeps a destroyed buffer alive
         for work already submitted."""
         if self.before_destroy is not None and any(self._free.values()):
             self.before_destroy()
+        kept = defaultdict(list)
         for size, allocs in self._free.items():
             for alloc in allocs:
+                if alloc in self.pinned:
+                    kept[size].append(alloc)
+                    continue
                 self.backend.destroy_buffer(alloc.buffer)
                 self.current_bytes -= size
-        self._free.clear()
+        self._free = kept
 
     @property
     def live_bytes(self) -> int:
