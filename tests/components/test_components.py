@@ -42,11 +42,15 @@ def test_unet_matches_diffusers(run, size):
     assert_close(run(unet_on_gpu(ref, TINY_UNET, x, ctx, t)), want, "f32", "unet")
 
 
-def test_vae_decoder_matches_diffusers(run):
+@pytest.mark.parametrize("score_bytes", [None, 0], ids=["attention-by-gemms", "attention-flash-kernel"])
+def test_vae_decoder_matches_diffusers(run, monkeypatch, score_bytes):
     from diffusers import AutoencoderKL as Reference
 
+    from doppler.inference.diffusion import vae
     from doppler.inference.diffusion.vae import AutoencoderKLDecoder
 
+    if score_bytes is not None:  # no score matrix fits: the mid-block's attention takes the flash kernel
+        monkeypatch.setattr(vae, "MAX_SCORE_BYTES", score_bytes)
     torch.manual_seed(2)
     cfg = {k: v for k, v in TINY_VAE.items() if k not in ("scaling_factor", "sample_size", "up_block_types", "act_fn")}
     ref = Reference(**cfg, down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=TINY_VAE["up_block_types"]).eval()

@@ -111,3 +111,27 @@ def test_tiling_picks_the_variant(native_gpu):
     assert attention.tiling(40, True, {"SUBGROUPS": 0}).kernel == "attention"
     for d in (33, 160, 512):
         assert attention.tiling(d, True).kernel == "attention_wide"
+
+
+SINGLE_HEAD_SOURCE = """
+from doppler.ops import attention
+qs, kvs = {q_shape}, {kv_shape}
+tq, tk, tv, out = (gpu.tensor(s, "f32", n) for s, n in ((qs, "q"), (kvs, "k"), (kvs, "v"), (qs, "out")))
+gpu.upload(tq, q); gpu.upload(tk, k); gpu.upload(tv, v); gpu.upload(out, poison)
+await attention.single_head_by_matmuls(gpu, tq, tk, tv, out)
+result = await gpu.read(out)
+gpu.free(tq, tk, tv, out)
+result
+"""
+
+
+@pytest.mark.parametrize("batch,queries,keys,d", [(1, 37, 37, 512), (2, 70, 45, 24)])
+def test_single_head_by_matmuls(gpu_run, request, batch, queries, keys, d):
+    if "browser" in request.node.callspec.id and d == 512:
+        pytest.skip("SwiftShader is slow: the browser runs the small case")
+    r = rng(11)
+    q_shape, kv_shape = (batch, queries, d), (batch, keys, d)
+    q, k, v = (r.standard_normal(s).astype(np.float32) for s in (q_shape, kv_shape, kv_shape))
+    got = gpu_run(SINGLE_HEAD_SOURCE.format(q_shape=q_shape, kv_shape=kv_shape), q=q.tobytes(), k=k.tobytes(),
+                  v=v.tobytes(), poison=np.full(q_shape, POISON, np.float32).tobytes())
+    assert_close(np.frombuffer(got, np.float32), ref.attention(q, k, v, 1), "f32")

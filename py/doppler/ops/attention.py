@@ -18,6 +18,7 @@ from typing import ClassVar
 
 from ..errors import GpuError
 from ..gpu.uniforms import f32, pack, u32
+from . import matmul, softmax, transpose
 from .variants import kernel_rule
 
 VEC4 = 16  # bytes of a vec4<f32>
@@ -148,3 +149,23 @@ async def attention(gpu, q, k, v, out, heads: int, scale: float | None = None, c
     uniform = Attention(tq, tk, heads, head_dim, 1.0 / sqrt(head_dim) if scale is None else scale, int(causal))
     groups = (-(-tq // plan.queries_per_workgroup), plan.column_chunks, b * heads)
     gpu.dispatch(kernel, [q, k, v, out], groups, pack(uniform))
+
+
+async def single_head_by_matmuls(gpu, q, k, v, out, scale: float | None = None) -> None:
+    """out = softmax(scale q k^T) v for one head of width d over q (B, Tq, d), k and v (B, Tk, d), f32, through the
+    (B, Tq, Tk) score matrix: two GEMMs, a row softmax and a transpose of v. For wide heads (the VAE's d = 512), where
+    the GEMMs run several times faster than the flash kernel; the caller checks the scores fit its memory."""
+    b, tq, d = q.shape
+    tk = k.shape[1]
+    if tuple(k.shape) != (b, tk, d) or tuple(v.shape) != (b, tk, d) or tuple(out.shape) != (b, tq, d):
+        raise GpuError(f"attention of {q.label}: q {q.shape}, k {k.shape}, v {v.shape}, out {out.shape} must be "
+                       f"(B, Tq, d), (B, Tk, d), (B, Tk, d), (B, Tq, d)")
+    scores = gpu.tensor((b, tq, tk), "f32", f"{q.label}.scores")
+    await matmul.batched_matmul(gpu, q, k, scores)
+    probs = gpu.tensor((b, tq, tk), "f32", f"{q.label}.probs")
+    await softmax.softmax(gpu, scores, probs, 1.0 / sqrt(d) if scale is None else scale)
+    v_t = gpu.tensor((b, d, tk), "f32", f"{v.label}.transposed")
+    await transpose.transpose(gpu, v, v_t)
+    gpu.free(scores)
+    await matmul.batched_matmul(gpu, probs, v_t, out)
+    gpu.free(probs, v_t)
