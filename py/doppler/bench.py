@@ -21,6 +21,7 @@ UNET_STEP_DISPATCHES = 500
 # again over the first windows (seen on the H100: 2-4x slower first windows).
 WINDOWS = 5
 PROFILE_TOP_KERNELS = 25  # the profile lists this many kernels (file, entry and overrides) by GPU time
+PROFILE_TOP_LAYERS = 40  # and this many outputs (layers: pool labels) with the kernel file that wrote them
 
 
 async def dispatch_overhead(gpu, dispatches: int = UNET_STEP_DISPATCHES, reps: int = 20) -> dict:
@@ -221,5 +222,11 @@ async def profile_step(gpu, step) -> dict:
         gpu.profile = False
     delta = {k: v - before.get(k, 0.0) for k, v in gpu.stats.gpu_ms.items() if v - before.get(k, 0.0) > 0}
     top = sorted(delta.items(), key=lambda kv: -kv[1])[:PROFILE_TOP_KERNELS]
+    by_layer: dict = {}
+    for output, kernel, ms in zip(step.plan.outputs, step.plan.kernels, gpu.stats.last_timings):
+        key = f"{output or '?'} <- {kernel.split('.wgsl', 1)[0]}"
+        by_layer[key] = by_layer.get(key, 0.0) + ms
+    layers = sorted(by_layer.items(), key=lambda kv: -kv[1])[:PROFILE_TOP_LAYERS]
     return {"gpuMs": round(sum(delta.values()), 3), "dispatches": len(step.plan.kernels),
-            "byKernel": _by_kernel_file(delta), "topKernels": {label: round(ms, 3) for label, ms in top}}
+            "byKernel": _by_kernel_file(delta), "topKernels": {label: round(ms, 3) for label, ms in top},
+            "topLayers": {layer: round(ms, 3) for layer, ms in layers}}

@@ -19,3 +19,24 @@ def test_kernel_bench_sweeps(native_gpu, event_loop_runner, monkeypatch):
         ("attention", None, {"NO_SUCH_KNOB": 1}), ("groupnorm", "default", None)]
     assert all(r["ms"] > 0 for r in rows if "error" not in r)
     assert "NO_SUCH_KNOB" in rows[6]["error"]
+
+
+def test_step_profile_names_layers(native_gpu, event_loop_runner):
+    from types import SimpleNamespace
+
+    from doppler.ops import matmul
+
+    async def go(gpu):
+        x, w, y = (gpu.tensor((64, 64), "f32", f"bench.{name}") for name in "xwy")
+        for t in (x, w):
+            gpu.upload(t, bytes(4 * 64 * 64))
+        with gpu.record("bench.plan") as plan:
+            await matmul.linear(gpu, x, w, y)
+            await matmul.linear(gpu, y, w, x)
+        profile = await bench.profile_step(gpu, SimpleNamespace(plan=plan))
+        plan.destroy()
+        gpu.free(x, w, y)
+        return profile
+
+    profile = event_loop_runner(go(native_gpu))
+    assert profile["dispatches"] == 2 and set(profile["topLayers"]) == {"bench.y <- matmul", "bench.x <- matmul"}

@@ -63,6 +63,7 @@ class Plan:
         self.label = label
         self.ops: list[tuple] = []
         self.kernels: list[str] = []  # label per dispatch, for stats
+        self.outputs: list[str] = []  # label of each dispatch's last tensor binding (its output), for profiles
         self.uniforms = _UniformArena(gpu.backend, f"{label}.uniforms")
         self.freed: list = []  # buffers freed while recording: the plan still reads and writes them
         self.owned: list = []
@@ -190,11 +191,14 @@ class Gpu:
         self.flush()
         await self.backend.fence()
         self.stats.fences += 1
+        self.stats.last_timings = []
         for query_set, buffer, labels in self._timings:
             raw = await self.backend.read_buffer(buffer, 0, 16 * len(labels))
             stamps = struct.unpack(f"<{2 * len(labels)}Q", raw)
             for i, label in enumerate(labels):
-                self.stats.gpu_ms[label] += max(0, stamps[2 * i + 1] - stamps[2 * i]) / 1e6
+                ms = max(0, stamps[2 * i + 1] - stamps[2 * i]) / 1e6
+                self.stats.gpu_ms[label] += ms
+                self.stats.last_timings.append(ms)
             self.stats.timestamp_resolves += 1
             self.backend.destroy_buffer(buffer)
             query_set.destroy()
@@ -240,6 +244,8 @@ class Gpu:
         if self._recording is not None:
             self._recording.ops.append(op)
             self._recording.kernels.append(kernel.label)
+            outputs = [b for b in bindings if isinstance(b, Tensor)]
+            self._recording.outputs.append(outputs[-1].label if outputs else "")
         else:
             self._pending.append(op)
             self._pending_kernels.append(kernel.label)

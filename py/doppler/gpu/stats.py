@@ -19,6 +19,7 @@ class GpuStats:
     fences: int = 0
     timestamp_resolves: int = 0
     gpu_ms: Counter = field(default_factory=Counter)  # kernel label -> milliseconds, where timestamp-query exists
+    last_timings: list = field(default_factory=list)  # milliseconds per dispatch timed by the last sync, in order
 
     def summary(self, pool) -> dict:
         return {
