@@ -20,6 +20,7 @@ UNET_STEP_DISPATCHES = 500
 # Kernel timings: the best of several windows of reps, since a GPU idle between cases clocks down and ramps up
 # again over the first windows (seen on the H100: 2-4x slower first windows).
 WINDOWS = 5
+MIN_WINDOW_MS = 30.0  # and each window at least this long, so short kernels keep the clocks up too
 PROFILE_TOP_KERNELS = 25  # the profile lists this many kernels (file, entry and overrides) by GPU time
 PROFILE_TOP_LAYERS = 40  # and this many outputs (layers: pool labels) with the kernel file that wrote them
 
@@ -133,7 +134,7 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None, overrides=None) -
 
 async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | None = None,
                   attention_overrides: list[dict] | None = None) -> list[dict]:
-    """GPU time (timestamp queries, the best of WINDOWS windows of `reps` runs) of each heavy kernel at SD 1.5
+    """GPU time (timestamp queries, the best of WINDOWS windows of at least `reps` runs) of each heavy kernel at SD 1.5
     512x512 shapes, as TFLOP/s and GB/s; GEMM kernels (conv, linear) once per tile configuration in `gemm_tiles`
     ([tile_m, tile_n, tile_k, thread_m, thread_n(, stages)] each; default: chosen by the ops per shape), attention once with its defaults and once per knob set in
     `attention_overrides` (e.g. {"KEY_TILE": 32}; see doppler/ops/attention.py). A set the kernel refuses (unknown
@@ -163,7 +164,9 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
             rows.append({**row, "error": str(error)})
             continue
         await gpu.sync()
-        ms = min([await _mean_gpu_ms(gpu, run, reps) for _ in range(WINDOWS)])
+        first = await _mean_gpu_ms(gpu, run, 1)
+        window = max(reps, int(MIN_WINDOW_MS / max(first, 1e-3)))
+        ms = min([await _mean_gpu_ms(gpu, run, window) for _ in range(WINDOWS)])
         gpu.free(*tensors)
         rows.append({**row, "ms": round(ms, 4), "tflops": round(flops / ms / 1e9, 2),
                      "gbps": round(nbytes / ms / 1e6, 1)})
