@@ -21,6 +21,7 @@ UNET_STEP_DISPATCHES = 500
 # again over the first windows (seen on the H100: 2-4x slower first windows).
 WINDOWS = 5
 MIN_WINDOW_MS = 30.0  # and each window at least this long, so short kernels keep the clocks up too
+MAX_WINDOW_RUNS = 400  # runs per window at most: one sync times at most 2048 dispatches (split-K runs make 2)
 PROFILE_TOP_KERNELS = 25  # the profile lists this many kernels (file, entry and overrides) by GPU time
 PROFILE_TOP_LAYERS = 40  # and this many outputs (layers: pool labels) with the kernel file that wrote them
 
@@ -165,7 +166,7 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
             continue
         await gpu.sync()
         first = await _mean_gpu_ms(gpu, run, 1)
-        window = max(reps, int(MIN_WINDOW_MS / max(first, 1e-3)))
+        window = min(MAX_WINDOW_RUNS, max(reps, int(MIN_WINDOW_MS / max(first, 1e-3))))
         ms = min([await _mean_gpu_ms(gpu, run, window) for _ in range(WINDOWS)])
         gpu.free(*tensors)
         rows.append({**row, "ms": round(ms, 4), "tflops": round(flops / ms / 1e9, 2),
