@@ -137,7 +137,7 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
                   attention_overrides: list[dict] | None = None) -> list[dict]:
     """GPU time (timestamp queries, the best of WINDOWS windows of at least `reps` runs) of each heavy kernel at SD 1.5
     512x512 shapes, as TFLOP/s and GB/s; GEMM kernels (conv, linear) once per tile configuration in `gemm_tiles`
-    ([tile_m, tile_n, tile_k, thread_m, thread_n(, stages)] each; default: chosen by the ops per shape), attention once with its defaults and once per knob set in
+    ([tile_m, tile_n, tile_k, thread_m, thread_n] each; default: the ops' default), attention once with its defaults and once per knob set in
     `attention_overrides` (e.g. {"KEY_TILE": 32}; see doppler/ops/attention.py). A set the kernel refuses (unknown
     knob, too much workgroup memory for the head) gives a row with its error instead of a time."""
     rows = []
@@ -154,8 +154,8 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
     for case, knobs in cases:
         run, flops, nbytes, tensors = await _run_case(gpu, case, weights, **knobs)
         tile = knobs.get("tiles")
-        row = {**case, "tiles": [tile.tile_m, tile.tile_n, tile.tile_k, tile.thread_m, tile.thread_n, tile.stages]
-               if tile else "default", "weights": weights}
+        row = {**case, "tiles": [tile.tile_m, tile.tile_n, tile.tile_k, tile.thread_m, tile.thread_n] if tile
+               else "default", "weights": weights}
         if case["op"] == "attention":
             row = {**case, "overrides": knobs.get("overrides") or "default", "weights": weights}
         try:

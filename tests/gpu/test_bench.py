@@ -13,8 +13,8 @@ def test_kernel_bench_sweeps(native_gpu, event_loop_runner, monkeypatch):
     rows = event_loop_runner(bench.kernels(native_gpu, reps=1, gemm_tiles=[[32, 64, 16, 4, 4]],
                                            attention_overrides=[{"KEY_TILE": 32}, {"NO_SUCH_KNOB": 1}]))
     assert [(r["op"], r.get("tiles"), r.get("overrides")) for r in rows] == [
-        ("conv3x3", "default", None), ("conv3x3", [32, 64, 16, 4, 4, 2], None),
-        ("linear", "default", None), ("linear", [32, 64, 16, 4, 4, 2], None),
+        ("conv3x3", "default", None), ("conv3x3", [32, 64, 16, 4, 4], None),
+        ("linear", "default", None), ("linear", [32, 64, 16, 4, 4], None),
         ("attention", None, "default"), ("attention", None, {"KEY_TILE": 32}),
         ("attention", None, {"NO_SUCH_KNOB": 1}), ("groupnorm", "default", None)]
     assert all(r["ms"] > 0 for r in rows if "error" not in r)

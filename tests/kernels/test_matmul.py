@@ -82,8 +82,7 @@ def test_split_k_accumulates_in_place(native_run):
     assert_close(got, ref.linear(a["x"], a["w"], residual=a["out"]), "f32")
 
 
-@pytest.mark.parametrize("tiles", ["GemmTiles(128, 64, 16, 8, 4)", "GemmTiles(128, 128, 32, 8, 8, stages=1)",
-                                   "GemmTiles(64, 64, 16, 4, 4, stages=1)",
+@pytest.mark.parametrize("tiles", ["GemmTiles(128, 64, 16, 8, 4)", "GemmTiles(128, 128, 32, 8, 8)",
                                    "GemmTiles(32, 64, 8, 4, 8)", "GemmTiles(64, 64, 32, 4, 4)"])
 def test_linear_with_other_tiles(native_run, tiles):
     a = operands(6, (1, 150), 140, 72, np.float16)

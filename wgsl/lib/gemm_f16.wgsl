@@ -36,15 +36,15 @@ fn bias_at(n: u32) -> f32 {
   return f32(bias[n]);
 }
 
-fn multiply_tiles(acc: ptr<function, array<vec4f, ACC>>, lid: u32, stage: u32) {
+fn multiply_tiles(acc: ptr<function, array<vec4f, ACC>>, lid: u32) {
   let tm = lid / WG_N;
   let tn = lid % WG_N;
   var partial: array<vec4<f16>, ACC>;
   for (var kk = 0u; kk < TILE_K; kk++) {
     var a: array<vec4<f16>, MAX_VEC>;
     var b: array<vec4<f16>, MAX_VEC>;
-    for (var g = 0u; g < M_VEC; g++) { a[g] = x_tile[(stage * TILE_K + kk) * (TILE_M / 4u) + g * WG_M + tm]; }
-    for (var h = 0u; h < N_VEC; h++) { b[h] = w_tile[(stage * TILE_K + kk) * (TILE_N / 4u) + h * WG_N + tn]; }
+    for (var g = 0u; g < M_VEC; g++) { a[g] = x_tile[kk * (TILE_M / 4u) + g * WG_M + tm]; }
+    for (var h = 0u; h < N_VEC; h++) { b[h] = w_tile[kk * (TILE_N / 4u) + h * WG_N + tn]; }
     for (var g = 0u; g < M_VEC; g++) {
       for (var r = 0u; r < 4u; r++) {
         for (var h = 0u; h < N_VEC; h++) {

@@ -11,8 +11,6 @@
 // Staging: a tile row is TILE_K / 4 quads (4 consecutive k, contiguous in memory: one vec4 load where VEC_K);
 // invocation lid loads quads lid, lid + WG, ... (its load slots), so consecutive invocations read consecutive quads
 // of a row. The K loop prefetches: the next step's quads are loaded into registers while this step multiplies.
-// STAGES = 2 double-buffers the tiles (the next step's are stored while this step's are read: one barrier a step);
-// STAGES = 1 stores into the one buffer after a barrier (two a step, half the workgroup memory).
 // Split K (SPLIT_K): workgroup z takes the K range [z * k_split, (z + 1) * k_split) and stores its raw partial sums
 // in slice z of y (splits x rows x cols); gemm_reduce.wgsl then adds the slices and applies the epilogue.
 
@@ -26,7 +24,6 @@ override THREAD_M: u32 = 4u;
 override THREAD_N: u32 = 4u;
 override ACTIVATION: u32 = ACT_NONE;
 override VEC_K: bool = true;  // K (for convolutions: Cin) is a multiple of 4, so a quad is one aligned vec4
-override STAGES: u32 = 2u;
 override SPLIT_K: bool = false;
 
 override WG_M: u32 = TILE_M / THREAD_M;
@@ -45,8 +42,8 @@ const MAX_GROUPS: u32 = 65535u;  // workgroups per dimension; rows of tiles wrap
 
 // naga (wgpu-native 29) panics on an override declared after a workgroup array sized by overrides: include files
 // that declare overrides before this one.
-var<workgroup> x_tile: array<vec4<Math>, STAGES * TILE_K * TILE_M / 4u>;  // [stage][k][row]
-var<workgroup> w_tile: array<vec4<Math>, STAGES * TILE_K * TILE_N / 4u>;  // [stage][k][col]
+var<workgroup> x_tile: array<vec4<Math>, TILE_K * TILE_M / 4u>;  // [k][row]
+var<workgroup> w_tile: array<vec4<Math>, TILE_K * TILE_N / 4u>;  // [k][col]
 
 // One K step's quads of this invocation, between their loads and their stores into the tiles.
 struct Staged { x: array<vec4<Math>, MAX_LOADS>, w: array<vec4<Math>, MAX_LOADS> }
@@ -97,19 +94,19 @@ fn load_step(lid: u32, k0: u32, k_end: u32, n0: u32, n: u32, k: u32, w_rows: u32
   return s;
 }
 
-// Stores staged quads k-major into the tiles of `stage`.
-fn store_step(lid: u32, s: Staged, stage: u32) {
+// Stores staged quads k-major into the tiles.
+fn store_step(lid: u32, s: Staged) {
   for (var j = 0u; j < X_LOADS; j++) {
     let at = quad_at(lid, j);
     for (var c = 0u; c < 4u; c++) {
-      let i = (stage * TILE_K + at.y + c) * TILE_M + at.x;
+      let i = (at.y + c) * TILE_M + at.x;
       x_tile[i / 4u][i % 4u] = s.x[j][c];
     }
   }
   for (var j = 0u; j < W_LOADS; j++) {
     let at = quad_at(lid, j);
     for (var c = 0u; c < 4u; c++) {
-      let i = (stage * TILE_K + at.y + c) * TILE_N + at.x;
+      let i = (at.y + c) * TILE_N + at.x;
       w_tile[i / 4u][i % 4u] = s.w[j][c];
     }
   }
@@ -119,20 +116,11 @@ fn store_step(lid: u32, s: Staged, stage: u32) {
 // step's loads in flight during each multiply.
 fn accumulate(acc: ptr<function, array<vec4f, ACC>>, lid: u32, ks: vec2u, n0: u32, n: u32, k: u32, w_rows: u32) {
   var next = load_step(lid, ks.x, ks.y, n0, n, k, w_rows);
-  store_step(lid, next, 0u);
-  workgroupBarrier();
-  var stage = 0u;
   for (var k0 = ks.x; k0 < ks.y; k0 += TILE_K) {
-    let more = k0 + TILE_K < ks.y;
-    if (more) { next = load_step(lid, k0 + TILE_K, ks.y, n0, n, k, w_rows); }
-    multiply_tiles(acc, lid, stage);
-    if (STAGES == 1u) {
-      workgroupBarrier();
-      if (more) { store_step(lid, next, 0u); }
-    } else {
-      if (more) { store_step(lid, next, 1u - stage); }
-      stage = 1u - stage;
-    }
+    store_step(lid, next);
+    workgroupBarrier();
+    if (k0 + TILE_K < ks.y) { next = load_step(lid, k0 + TILE_K, ks.y, n0, n, k, w_rows); }
+    multiply_tiles(acc, lid);
     workgroupBarrier();
   }
 }

@@ -21,7 +21,6 @@ ACTIVATIONS = {"none": 0, "gelu": 1, "silu": 2, "quick_gelu": 3}
 # RESIDUAL override: none, a tensor of its own, or y's prior contents (residual is out: accumulate in place).
 RESIDUAL_NONE, RESIDUAL_TENSOR, RESIDUAL_IN_PLACE = 0, 1, 2
 THREAD_TILES = (4, 8)  # per-thread outputs each way: whole vec4s, at most two (the kernels' MAX_VEC)
-STAGES = (1, 2)  # tile buffers in workgroup memory
 QUAD = 4  # staging loads 4 consecutive k at a time (one vec4 where K is a multiple of 4)
 MAX_LOADS = 4  # quads of x (and of W) per invocation per K step, at most (the kernels' MAX_LOADS)
 # Split K while a GEMM has fewer output tiles than this: SD 1.5's 8x8 and 16x16 levels make 40-160 tiles of 64x64,
@@ -60,11 +59,8 @@ class GemmTiles:
     tile_k: int = 16
     thread_m: int = 4
     thread_n: int = 4
-    stages: int = 2  # tile buffers: 2 overlaps storing the next K step with reading this one
 
     def __post_init__(self):
-        if self.stages not in STAGES:
-            raise GpuError(f"{self}: stages must be one of {STAGES}")
         if self.thread_m not in THREAD_TILES or self.thread_n not in THREAD_TILES:
             raise GpuError(f"{self}: thread_m and thread_n must be one of {THREAD_TILES}")
         if self.tile_m % self.thread_m or self.tile_n % self.thread_n:
@@ -83,7 +79,7 @@ class GemmTiles:
         return (self.tile_m // self.thread_m) * (self.tile_n // self.thread_n)
 
     def workgroup_bytes(self, element_bytes: int) -> int:
-        return self.stages * self.tile_k * (self.tile_m + self.tile_n) * element_bytes
+        return self.tile_k * (self.tile_m + self.tile_n) * element_bytes
 
     def overrides(self, gpu, label: str, element_bytes: int) -> dict:
         """The kernels' override constants, after checking the device can run this tile."""
@@ -95,13 +91,13 @@ class GemmTiles:
                 f"bytes of workgroup memory; this GPU allows {max_invocations} and {max_bytes}: pick smaller tiles"
             )
         return {"TILE_M": self.tile_m, "TILE_N": self.tile_n, "TILE_K": self.tile_k,
-                "THREAD_M": self.thread_m, "THREAD_N": self.thread_n, "STAGES": self.stages}
+                "THREAD_M": self.thread_m, "THREAD_N": self.thread_n}
 
 
 DEFAULT_TILES = GemmTiles()
 # Outputs N % 128 == 0 wide take 64 x 128 tiles (4 x 8 per thread): on an H100 they ran 5-20% faster than 64 x 64
 # at every such SD 1.5 shape (bench/RESULTS.md), and slower where N = 320 leaves a third of a 128 tile idle.
-WIDE_TILES = GemmTiles(64, 128, 16, 4, 8, DEFAULT_TILES.stages)
+WIDE_TILES = GemmTiles(64, 128, 16, 4, 8)
 
 
 def default_tiles(n: int) -> GemmTiles:
