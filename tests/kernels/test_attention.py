@@ -2,7 +2,8 @@
 160), cross-attention over 77 text tokens, CLIP's causal 77 x 77 with d = 64, the VAE's one wide head (up to 512),
 token counts that are not multiples of the query and key tiles. Heads up to 80 run attention_subgroups.wgsl where
 the device has subgroups (both test devices do) and attention.wgsl when SUBGROUPS = 0 forces it, each with every
-LANES (1, 2, 4) and QUERIES_PER_LANE (4, 8) and the largest KEY_TILE; wider or odd heads run attention_wide.wgsl."""
+LANES (1, 2, 4), QUERIES_PER_LANE (4, 8) and STAGES (1, 2), and the largest KEY_TILE; wider or odd heads run
+attention_wide.wgsl."""
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ result
 FALLBACK = {"SUBGROUPS": 0}  # attention.wgsl: rows merged through workgroup memory
 EIGHT = {"QUERIES_PER_LANE": 8, "LANES": 4}  # two vec4s of queries a group
 EIGHT_FALLBACK = {**EIGHT, **FALLBACK}  # two merges in a row through the same workgroup memory
+TWO_STAGES = {"STAGES": 2, "ROW_GROUPS": 8}  # double-buffered K and V
 
 # (batch, queries, keys, heads, head dim, scale, causal, kernel knobs replacing the defaults)
 CASES = {
@@ -36,6 +38,8 @@ CASES = {
     "self-d40-sharp": (1, 150, 200, 2, 40, 0.6, False, None),
     "self-d40-sharp-fallback": (1, 150, 200, 2, 40, 0.6, False, FALLBACK),
     "self-d40-sharp-tile32": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 32, "ROW_GROUPS": 4}),
+    "self-d40-sharp-stages2": (1, 150, 200, 2, 40, 0.6, False, {"STAGES": 2, "ROW_GROUPS": 16}),
+    "self-d40-sharp-stages2-fallback": (1, 150, 200, 2, 40, 0.6, False, {**TWO_STAGES, **EIGHT_FALLBACK}),
     "cross-77": (2, 29, 77, 2, 40, None, False, None),
     "cross-77-fallback": (2, 29, 77, 2, 40, None, False, FALLBACK),
     "cross-77-tile64": (1, 29, 77, 2, 40, None, False, {"KEY_TILE": 64, "LANES": 4, "ROW_GROUPS": 4}),
@@ -45,6 +49,7 @@ CASES = {
     "causal-clip": (1, 77, 77, 12, 64, None, True, None),
     "causal-clip-fallback": (1, 77, 77, 12, 64, None, True, {"SUBGROUPS": 0, "ROW_GROUPS": 1}),
     "causal-clip-eight": (1, 77, 77, 12, 64, None, True, {**EIGHT, "ROW_GROUPS": 2}),
+    "causal-clip-stages2": (1, 77, 77, 12, 64, None, True, TWO_STAGES),
     "tiny-d4": (1, 9, 20, 3, 4, None, False, None),  # LANES 1
     "tiny-d4-lanes4": (1, 9, 20, 3, 4, None, False, {"LANES": 4}),  # one column quad: three lanes store nothing
     "self-d20-lanes1-fallback": (1, 40, 33, 2, 20, None, False, {"LANES": 1, "SUBGROUPS": 0, "ROW_GROUPS": 4}),
@@ -96,7 +101,8 @@ def test_bad_inputs_are_named(native_gpu, event_loop_runner):
         ((q, k, k, out, 3), {}, "64 channels of clip.q do not split into 3 heads"),
         ((q, k, k, q, 1), {}, "out clip.q shares a buffer with q, k or v"),
         ((q, q, q, out, 1), {"overrides": {"TILE": 8}}, r"unknown knobs \['TILE'\]; this kernel's are \['KEY_TILE', "
-         r"'LANES', 'QUERIES_PER_LANE', 'ROW_GROUPS', 'SUBGROUPS'\]"),
+         r"'LANES', 'QUERIES_PER_LANE', 'ROW_GROUPS', 'STAGES', 'SUBGROUPS'\]"),
+        ((q, q, q, out, 1), {"overrides": {"STAGES": 2, "ROW_GROUPS": 1}}, r"2: KEY_TILE d / 4 <= 8 LANES ROW_GROUPS"),
         ((q, q, q, out, 1), {"overrides": {"KEY_TILE": 24}}, "KEY_TILE a multiple of 4 LANES up to 16 LANES"),
         ((q, q, q, out, 1), {"overrides": {"LANES": 2}}, r"need LANES one of \(1, 2, 4\), at least 4 \(a lane holds "
          r"at most 20 columns\)"),

@@ -34,6 +34,7 @@ override LANES: u32 = 2u;  // invocations per group: 1, 2 or 4 (subgroups are at
 override QUERIES_PER_LANE: u32 = 4u;  // queries per group (each lane holds all of them): 4 or 8
 override ROW_GROUPS: u32 = 32u;  // groups per workgroup
 override KEY_TILE: u32 = 16u;  // keys per tile: a multiple of 4 LANES, at most LANES KEYS_MAX
+override STAGES: u32 = 1u;  // K and V buffers: 1, or 2 (the next tile loads during O += P V; SLOTS <= SLOTS_MAX)
 
 override DQ: u32 = HEAD_DIM / 4u;  // vec4s per head row
 override NV: u32 = (DQ + LANES - 1u) / LANES;  // output column quads per lane
@@ -42,10 +43,16 @@ override QV: u32 = QUERIES_PER_LANE / 4u;  // vec4s of queries per group
 override QR: u32 = QV * ROW_GROUPS;  // vec4s of queries per workgroup
 override WG: u32 = LANES * ROW_GROUPS;
 override P_ROW: u32 = QR + 1u;  // p_tile row: one vec4 of padding spreads a group's lanes' stores over banks
+override KQ: u32 = KEY_TILE / 4u;  // vec4s per k_tile row
+override VQ: u32 = LANES * NV;  // vec4s per v_tile row
+override K_SIZE: u32 = HEAD_DIM * KQ;  // vec4s of a K buffer
+override V_SIZE: u32 = KEY_TILE * VQ;  // vec4s of a V buffer
+override SLOTS: u32 = (KEY_TILE * DQ + WG - 1u) / WG;  // K (and V) vec4s an invocation stages per tile
 
 const QUADS_MAX: u32 = 5u;  // NV <= 5
 const KEYS_MAX: u32 = 16u;  // KT <= 16
 const QV_MAX: u32 = 2u;  // QUERIES_PER_LANE <= 8
+const SLOTS_MAX: u32 = 8u;
 const LOG2E: f32 = 1.4426950408889634;
 const MASKED: f32 = -1.0e30;  // score of a key a query must not see; exp2 of it (less any max) is 0
 
@@ -55,10 +62,44 @@ const MASKED: f32 = -1.0e30;  // score of a key a query must not see; exp2 of it
 @group(0) @binding(3) var<storage, read_write> out: array<vec4f>;
 @group(0) @binding(4) var<uniform> u: Attention;
 
+struct Staged { k: array<vec4f, SLOTS_MAX>, v: array<vec4f, SLOTS_MAX> }  // the next tile's, per invocation
+
 var<workgroup> q_tile: array<vec4f, HEAD_DIM * QR>;  // [dim][query / 4], scaled
-var<workgroup> k_tile: array<vec4f, HEAD_DIM * KEY_TILE / 4u>;  // [dim][key / 4]
-var<workgroup> v_tile: array<vec4f, KEY_TILE * LANES * NV>;  // [key][column / 4], rows padded to LANES NV quads
+var<workgroup> k_tile: array<vec4f, STAGES * K_SIZE>;  // [buffer][dim][key / 4]
+var<workgroup> v_tile: array<vec4f, STAGES * V_SIZE>;  // [buffer][key][column / 4], rows padded to LANES NV quads
 var<workgroup> p_tile: array<vec4f, KEY_TILE * P_ROW>;  // [key][query / 4]
+
+// K and V vec4 e of the key tile from k0 (zeros past the last key). K: e is key e % KEY_TILE, quad e / KEY_TILE, so
+// consecutive invocations take consecutive keys and their transposed scalar stores hit distinct banks; V: key e / DQ,
+// quad e % DQ, as in memory.
+fn load_k(e: u32, k0: u32, kv_base: u32, stride: u32) -> vec4f {
+  let key = k0 + e % KEY_TILE;
+  if (key >= u.keys) { return vec4f(0.0); }
+  return k[kv_base + key * stride + e / KEY_TILE];
+}
+
+fn load_v(e: u32, k0: u32, kv_base: u32, stride: u32) -> vec4f {
+  let key = k0 + e / DQ;
+  if (key >= u.keys) { return vec4f(0.0); }
+  return v[kv_base + key * stride + e % DQ];
+}
+
+fn store_k(x: vec4f, e: u32, buf: u32) {
+  let key = e % KEY_TILE;
+  for (var i = 0u; i < 4u; i++) { k_tile[buf * K_SIZE + (4u * (e / KEY_TILE) + i) * KQ + key / 4u][key % 4u] = x[i]; }
+}
+
+fn store_v(x: vec4f, e: u32, buf: u32) {
+  v_tile[buf * V_SIZE + (e / DQ) * VQ + e % DQ] = x;
+}
+
+// The key tile from k0 into buffer buf, by all invocations.
+fn stage(k0: u32, buf: u32, lid: u32, kv_base: u32, stride: u32) {
+  for (var e = lid; e < KEY_TILE * DQ; e += WG) {
+    store_k(load_k(e, k0, kv_base, stride), e, buf);
+    store_v(load_v(e, k0, kv_base, stride), e, buf);
+  }
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -70,8 +111,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let q0 = wg.x * bq;
   let q_base = (wg.z / u.heads) * u.queries * stride + head;
   let kv_base = (wg.z / u.heads) * u.keys * stride + head;
-  let kq = KEY_TILE / 4u;  // vec4s per k_tile row
-  let vq = LANES * NV;  // vec4s per v_tile row
   var query: array<vec4u, QV_MAX>;  // this group's queries
   for (var h = 0u; h < QV; h++) { query[h] = vec4u(q0 + 4u * (h * ROW_GROUPS + group)) + vec4u(0u, 1u, 2u, 3u); }
 
@@ -99,23 +138,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   // Causal: key tiles past this block's last query hold nothing any of its queries sees.
   let key_end = select(u.keys, min(u.keys, q0 + bq), u.causal != 0u);
 
+  stage(0u, 0u, lid, kv_base, stride);
+  workgroupBarrier();
+  var buf = 0u;  // the buffer of this tile's K and V
+  var staged: Staged;
   for (var k0 = 0u; k0 < key_end; k0 += KEY_TILE) {
-    // 1. Stage the tile's keys and values (zeros past the last key). K: consecutive invocations take consecutive
-    //    keys, so the transposed scalar stores hit distinct banks; V: consecutive quads of a key, as in memory.
-    for (var e = lid; e < KEY_TILE * DQ; e += WG) {
-      let key = e % KEY_TILE;
-      let quad = e / KEY_TILE;
-      var kx = vec4f(0.0);
-      if (k0 + key < u.keys) { kx = k[kv_base + (k0 + key) * stride + quad]; }
-      for (var i = 0u; i < 4u; i++) { k_tile[(4u * quad + i) * kq + key / 4u][key % 4u] = kx[i]; }
-      let v_key = e / DQ;
-      let v_quad = e % DQ;
-      var vx = vec4f(0.0);
-      if (k0 + v_key < u.keys) { vx = v[kv_base + (k0 + v_key) * stride + v_quad]; }
-      v_tile[v_key * vq + v_quad] = vx;
-    }
-    workgroupBarrier();
-
+    let next = k0 + KEY_TILE;
+    let kb = buf * K_SIZE;
+    let vb = buf * V_SIZE;
     // 2. S = Q K^T (Q carries scale log2 e), masked; the online softmax's rescale; P to workgroup memory.
     for (var h = 0u; h < QV; h++) {  // zeroed here: naga does not re-zero loop locals
       for (var j = 0u; j < KT; j++) { s[KEYS_MAX * h + j] = vec4f(0.0); }
@@ -124,7 +154,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       var qv: array<vec4f, QV_MAX>;
       for (var h = 0u; h < QV; h++) { qv[h] = q_tile[dim * QR + h * ROW_GROUPS + group]; }
       for (var i = 0u; i < KT / 4u; i++) {
-        let kv = k_tile[dim * kq + lane + LANES * i];
+        let kv = k_tile[kb + dim * KQ + lane + LANES * i];
         for (var c = 0u; c < 4u; c++) {
           for (var h = 0u; h < QV; h++) {
             s[KEYS_MAX * h + 4u * i + c] = fma(qv[h], vec4f(kv[c]), s[KEYS_MAX * h + 4u * i + c]);
@@ -160,12 +190,21 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     }
     workgroupBarrier();
 
-    // 3. O += P V.
+    // 3. O += P V, the next tile's K and V loaded meanwhile (STAGES 2) or after (1), and staged.
+    if (STAGES == 2u && next < key_end) {
+      for (var i = 0u; i < SLOTS; i++) {
+        let e = lid + WG * i;
+        if (e < KEY_TILE * DQ) {
+          staged.k[i] = load_k(e, next, kv_base, stride);
+          staged.v[i] = load_v(e, next, kv_base, stride);
+        }
+      }
+    }
     for (var key = 0u; key < KEY_TILE; key++) {
       var p: array<vec4f, QV_MAX>;
       for (var h = 0u; h < QV; h++) { p[h] = p_tile[key * P_ROW + h * ROW_GROUPS + group]; }
       for (var c = 0u; c < NV; c++) {
-        let vx = v_tile[key * vq + lane + LANES * c];
+        let vx = v_tile[vb + key * VQ + lane + LANES * c];
         for (var h = 0u; h < QV; h++) {
           for (var r = 0u; r < 4u; r++) {
             acc[QUADS_MAX * (4u * h + r) + c] = fma(vec4f(p[h][r]), vx, acc[QUADS_MAX * (4u * h + r) + c]);
@@ -173,7 +212,22 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
         }
       }
     }
-    workgroupBarrier();  // the tiles are free for the next keys
+    if (STAGES == 1u) { workgroupBarrier(); }  // the tiles are free for the next keys
+    if (next < key_end) {
+      if (STAGES == 2u) {
+        for (var i = 0u; i < SLOTS; i++) {
+          let e = lid + WG * i;
+          if (e < KEY_TILE * DQ) {
+            store_k(staged.k[i], e, 1u - buf);
+            store_v(staged.v[i], e, 1u - buf);
+          }
+        }
+      } else {
+        stage(next, 0u, lid, kv_base, stride);
+      }
+    }
+    buf = (buf + 1u) % STAGES;
+    workgroupBarrier();
   }
 
   for (var h = 0u; h < QV; h++) {

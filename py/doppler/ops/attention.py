@@ -8,7 +8,8 @@ Kernels, chosen by `tiling` (the one place their knobs are set):
   where the rules give `subgroups`, else `attention.wgsl` (the same core,
   `lib/attention.wgsl`, merging rows through workgroup memory). Knobs: LANES (invocations sharing a group's
   queries: they split its keys in S and its columns in O), QUERIES_PER_LANE (4 or 8), ROW_GROUPS (groups per
-  workgroup), KEY_TILE, and SUBGROUPS (0 or 1: which of the two files).
+  workgroup), KEY_TILE, STAGES (1, or 2: double-buffered K and V, the next tile loaded during O += P V), and
+  SUBGROUPS (0 or 1: which of the two files).
 - other heads (the VAE's 512, odd dims): `attention_wide.wgsl`, column chunks. Knobs: TQ, MV, DC, VC.
 """
 
@@ -29,12 +30,15 @@ F32 = 4
 QUADS_MAX = 5  # output column quads per lane (QUADS_MAX in the WGSL)
 KEYS_MAX = 16  # keys per lane in S (KEYS_MAX)
 QUERIES_PER_LANE = (4, 8)  # one or two vec4s (QV_MAX = 2)
+STAGES = (1, 2)  # K and V buffers
+SLOTS_MAX = 8  # K (and V) vec4s an invocation stages per tile, with 2 STAGES (SLOTS_MAX)
 LANE_COUNTS = (1, 2, 4)  # up to WebGPU's smallest subgroup: a group never straddles two
 MAX_DIM = 4 * QUADS_MAX * LANE_COUNTS[-1]  # wider heads run attention_wide.wgsl
 # Defaults: LANES the fewest that keep QUADS_MAX quads a lane (no padded columns at d = 40 and 80), 4 queries a
 # lane, and the first (ROW_GROUPS, keys per lane) whose workgroup memory fits TARGET_WORKGROUP_BYTES with those
 # (or the LANES and QUERIES_PER_LANE given).
 DEFAULT_QUERIES_PER_LANE = 4
+DEFAULT_STAGES = 1
 DEFAULT_SHAPES = ((32, 8), (16, 8), (16, 4), (8, 4), (4, 4), (2, 4))
 TARGET_WORKGROUP_BYTES = 36 * 1024
 
@@ -83,7 +87,7 @@ def tiling(head_dim: int, subgroups: bool, overrides: dict | None = None,
         per_lane = (overrides or {}).get("QUERIES_PER_LANE", DEFAULT_QUERIES_PER_LANE)
         for rows, keys in DEFAULT_SHAPES:
             defaults = {"LANES": lanes, "QUERIES_PER_LANE": per_lane, "ROW_GROUPS": rows, "KEY_TILE": keys * lanes,
-                        SUBGROUPS: int(subgroups)}
+                        "STAGES": DEFAULT_STAGES, SUBGROUPS: int(subgroups)}
             if _fast(head_dim, defaults).workgroup_bytes <= workgroup_limit:
                 break
         return _fast(head_dim, _replaced(defaults, overrides, head_dim))
@@ -111,24 +115,25 @@ def _replaced(defaults: dict, overrides: dict | None, head_dim: int) -> dict:
 
 
 def _fast(head_dim: int, knobs: dict) -> Tiling:
-    lanes, per_lane, rows, keys, subgroups = (knobs[n] for n in ("LANES", "QUERIES_PER_LANE", "ROW_GROUPS",
-                                                                   "KEY_TILE", SUBGROUPS))
+    lanes, per_lane, rows, keys, stages, subgroups = (
+        knobs[n] for n in ("LANES", "QUERIES_PER_LANE", "ROW_GROUPS", "KEY_TILE", "STAGES", SUBGROUPS))
     if not (lanes in LANE_COUNTS and head_dim <= 4 * QUADS_MAX * lanes and per_lane in QUERIES_PER_LANE
             and rows >= 1 and keys % (4 * lanes) == 0 and 4 * lanes <= keys <= KEYS_MAX * lanes
+            and stages in STAGES and (stages == 1 or keys * head_dim // 4 <= SLOTS_MAX * lanes * rows)
             and subgroups in (0, 1)):
         fewest = min(n for n in LANE_COUNTS if head_dim <= 4 * QUADS_MAX * n)
         raise GpuError(f"attention over heads of {head_dim}, knobs {knobs}: need LANES one of {LANE_COUNTS}, at least "
                        f"{fewest} (a lane holds at most {4 * QUADS_MAX} columns), QUERIES_PER_LANE one of "
                        f"{QUERIES_PER_LANE}, ROW_GROUPS >= 1, KEY_TILE a multiple of 4 LANES up to {KEYS_MAX} LANES, "
-                       f"SUBGROUPS 0 or 1")
+                       f"STAGES one of {STAGES} (2: KEY_TILE d / 4 <= {SLOTS_MAX} LANES ROW_GROUPS), SUBGROUPS 0 or 1")
     quads = -(-head_dim // (4 * lanes))  # NV
     query_vecs = rows * per_lane // 4  # QR
-    vec4s = head_dim * query_vecs + head_dim * keys // 4 + keys * lanes * quads + keys * (query_vecs + 1)
+    vec4s = head_dim * query_vecs + stages * (head_dim * keys // 4 + keys * lanes * quads) + keys * (query_vecs + 1)
     if not subgroups:
         vec4s += lanes * rows  # lanes_tile
     kernel = "attention_subgroups" if subgroups else "attention"
     overrides = {"HEAD_DIM": head_dim, "LANES": lanes, "QUERIES_PER_LANE": per_lane, "ROW_GROUPS": rows,
-                 "KEY_TILE": keys}
+                 "KEY_TILE": keys, "STAGES": stages}
     return Tiling(kernel, overrides, 4 * query_vecs, 1, VEC4 * vec4s)
 
 
