@@ -30,10 +30,10 @@
 #include "lib/attention_uniform.wgsl"
 
 override HEAD_DIM: u32 = 40u;  // d: a multiple of 4, at most 4 LANES QUADS_MAX
-override LANES: u32 = 2u;  // invocations per group: 1, 2 or 4 (subgroups are at least 4 wide)
+override LANES: u32 = 4u;  // invocations per group: 1, 2 or 4 (subgroups are at least 4 wide)
 override QUERIES_PER_LANE: u32 = 4u;  // queries per group (each lane holds all of them): 4 or 8
 override ROW_GROUPS: u32 = 32u;  // groups per workgroup
-override KEY_TILE: u32 = 16u;  // keys per tile: a multiple of 4 LANES, at most LANES KEYS_MAX
+override KEY_TILE: u32 = 32u;  // keys per tile: a multiple of 4 LANES, at most LANES KEYS_MAX
 override STAGES: u32 = 1u;  // K and V buffers: 1, or 2 (the next tile loads during O += P V; SLOTS <= SLOTS_MAX)
 
 override DQ: u32 = HEAD_DIM / 4u;  // vec4s per head row
@@ -52,7 +52,7 @@ override SLOTS: u32 = (KEY_TILE * DQ + WG - 1u) / WG;  // K (and V) vec4s an inv
 const QUADS_MAX: u32 = 5u;  // NV <= 5
 const KEYS_MAX: u32 = 16u;  // KT <= 16
 const QV_MAX: u32 = 2u;  // QUERIES_PER_LANE <= 8
-const SLOTS_MAX: u32 = 8u;
+const SLOTS_MAX: u32 = 10u;
 const LOG2E: f32 = 1.4426950408889634;
 const MASKED: f32 = -1.0e30;  // score of a key a query must not see; exp2 of it (less any max) is 0
 

@@ -31,16 +31,17 @@ QUADS_MAX = 5  # output column quads per lane (QUADS_MAX in the WGSL)
 KEYS_MAX = 16  # keys per lane in S (KEYS_MAX)
 QUERIES_PER_LANE = (4, 8)  # one or two vec4s (QV_MAX = 2)
 STAGES = (1, 2)  # K and V buffers
-SLOTS_MAX = 8  # K (and V) vec4s an invocation stages per tile, with 2 STAGES (SLOTS_MAX)
+SLOTS_MAX = 10  # K (and V) vec4s an invocation stages per tile, with 2 STAGES (SLOTS_MAX)
 LANE_COUNTS = (1, 2, 4)  # up to WebGPU's smallest subgroup: a group never straddles two
 MAX_DIM = 4 * QUADS_MAX * LANE_COUNTS[-1]  # wider heads run attention_wide.wgsl
-# Defaults: LANES the fewest that keep QUADS_MAX quads a lane (no padded columns at d = 40 and 80), 4 queries a
-# lane, and the first (ROW_GROUPS, keys per lane) whose workgroup memory fits TARGET_WORKGROUP_BYTES with those
-# (or the LANES and QUERIES_PER_LANE given).
+# Defaults (measured on an H100 in Chromium, d = 40 at 4096 tokens and d = 80 at 1024): LANES 4, 4 queries a lane
+# (2 lanes without padded columns at d = 40, or 8 queries a lane, hold more registers and ran 1.5-10x slower), and
+# the first (ROW_GROUPS, KEY_TILE, STAGES) whose workgroup memory fits TARGET_WORKGROUP_BYTES: d = 40 takes
+# (32, 32, 1) at 14.7 TFLOP/s, d = 80 (16, 16, 2) at 12.1.
+DEFAULT_LANES = 4
 DEFAULT_QUERIES_PER_LANE = 4
-DEFAULT_STAGES = 1
-DEFAULT_SHAPES = ((32, 8), (16, 8), (16, 4), (8, 4), (4, 4), (2, 4))
-TARGET_WORKGROUP_BYTES = 36 * 1024
+DEFAULT_SHAPES = ((32, 32, 1), (16, 16, 2), (16, 16, 1), (8, 16, 1), (4, 16, 1), (2, 16, 1))
+TARGET_WORKGROUP_BYTES = 48 * 1024  # an H100's limit: one wave of 4 workgroups an SM at d = 40
 
 # attention_wide.wgsl
 QUERY_THREADS = 8  # TQ: the workgroup is 8 x 16 threads, each holding 8 queries
@@ -79,18 +80,17 @@ def tiling(head_dim: int, subgroups: bool, overrides: dict | None = None,
     """The kernel for heads of head_dim and its knobs: defaults (fitting `workgroup_limit` bytes of workgroup
     memory), replaced by `overrides` (names of the chosen kernel's knobs; others are a GpuError)."""
     if head_dim % 4 == 0 and head_dim <= MAX_DIM:
-        lanes = 1
-        while -(-head_dim // (4 * lanes)) > QUADS_MAX:
-            lanes *= 2
-        # ROW_GROUPS and KEY_TILE default to a shape that fits with the LANES and QUERIES_PER_LANE given
-        lanes = (overrides or {}).get("LANES", lanes)
-        per_lane = (overrides or {}).get("QUERIES_PER_LANE", DEFAULT_QUERIES_PER_LANE)
-        for rows, keys in DEFAULT_SHAPES:
-            defaults = {"LANES": lanes, "QUERIES_PER_LANE": per_lane, "ROW_GROUPS": rows, "KEY_TILE": keys * lanes,
-                        "STAGES": DEFAULT_STAGES, SUBGROUPS: int(subgroups)}
-            if _fast(head_dim, defaults).workgroup_bytes <= workgroup_limit:
-                break
-        return _fast(head_dim, _replaced(defaults, overrides, head_dim))
+        # knobs not given take the first default shape that, with those given, is valid and fits
+        for rows, keys, stages in DEFAULT_SHAPES:
+            defaults = {"LANES": DEFAULT_LANES, "QUERIES_PER_LANE": DEFAULT_QUERIES_PER_LANE, "ROW_GROUPS": rows,
+                        "KEY_TILE": keys, "STAGES": stages, SUBGROUPS: int(subgroups)}
+            knobs = _replaced(defaults, overrides, head_dim)
+            try:
+                if _fast(head_dim, knobs).workgroup_bytes <= workgroup_limit:
+                    break
+            except GpuError:
+                continue
+        return _fast(head_dim, knobs)
     chunks, mv = column_split(head_dim)
     dc = DIM_CHUNK // 2 if head_dim % DIM_CHUNK and head_dim % (DIM_CHUNK // 2) == 0 else DIM_CHUNK
     vc = KEYS_PER_TILE
