@@ -14,12 +14,18 @@
 //   4 queries of a vec4; the output column quads t + LANES c (c < NV = ceil(d / 4 LANES)): vec4s over columns.
 // So per head dim, S reads QV vec4s of Q and KT / 4 of K for 4 QV KT FMAs (vec4); per key, O += P V reads QV vec4s of
 // P and NV of V for 4 QV NV FMAs. Registers: 4 QV (KT + 4 NV) floats of scores and outputs.
-// Per key tile: 1. stage K (transposed, [dim][key]) and V ([key][column]) with vec4 loads, barrier;
-//   2. S = Q K^T, masked only in tiles that reach past the last key or the causal diagonal; the tile's row maxima
+// Register arrays are indexed only in loops of override-constant trips with no barrier inside, so the driver unrolls
+// them into registers; past about 128 floats a thread (QUERIES_PER_LANE 8, KT 16) an H100 ran 5-10x slower.
+// The first key tile is staged before the walk; per key tile:
+//   1. S = Q K^T, masked only in tiles that reach past the last key or the causal diagonal; the tile's row maxima
 //      merge over the group's lanes with row_max (the includer's: subgroup shuffles or workgroup memory), the
 //      running max m moves, O and the lane's share of the row sums l scale by exp2(m_old - m_new),
 //      P = exp2(S - m_new) goes to workgroup memory ([key][query / 4]), barrier;
-//   3. O += P V, barrier. At the end out = O / l, l summed over the group's lanes with row_sum.
+//   2. O += P V, and the next tile's K (transposed, [dim][key]) and V ([key][column]) staged with vec4 loads:
+//      STAGES 1, one buffer: after O += P V and a barrier; STAGES 2, two buffers: loaded into registers (SLOTS
+//      vec4s of each an invocation) before O += P V and stored into the other buffer after it; barrier.
+// So a tile costs 3 barriers with STAGES 1 and 2 with STAGES 2. At the end out = O / l, l summed over the group's
+// lanes with row_sum.
 // The includer declares row_max(x, lid) and row_sum(x, lid): per query of x (a vec4 of the group's queries), the
 // max / sum over the LANES lanes of the group, returned to each of them; called in uniform control flow.
 //
@@ -146,7 +152,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     let next = k0 + KEY_TILE;
     let kb = buf * K_SIZE;
     let vb = buf * V_SIZE;
-    // 2. S = Q K^T (Q carries scale log2 e), masked; the online softmax's rescale; P to workgroup memory.
+    // 1. S = Q K^T (Q carries scale log2 e), masked; the online softmax's rescale; P to workgroup memory.
     for (var h = 0u; h < QV; h++) {  // zeroed here: naga does not re-zero loop locals
       for (var j = 0u; j < KT; j++) { s[KEYS_MAX * h + j] = vec4f(0.0); }
     }
@@ -190,7 +196,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     }
     workgroupBarrier();
 
-    // 3. O += P V, the next tile's K and V loaded meanwhile (STAGES 2) or after (1), and staged.
+    // 2. O += P V, the next tile's K and V loaded meanwhile (STAGES 2) or after (1), and staged.
     if (STAGES == 2u && next < key_end) {
       for (var i = 0u; i < SLOTS; i++) {
         let e = lid + WG * i;
