@@ -4,11 +4,15 @@ the dispatches' timestamps: TFLOP/s for attention, GB/s (bytes read + written on
 
     python bench/norm_attention_native.py [attention] [norms]      (SMOKE=1: tiny shapes, to check on lavapipe)
 
+ATTENTION_OVERRIDES='[{"LANES": 4}, ...]' times attention once more per knob set (doppler/ops/attention.py) where
+the kernel takes it; a set it refuses prints its error.
+
 On the H100 machine: wgpu, cffi, pycparser and rendercanvas travel as wheels and libvulkan1 as a .deb (see the
 device README), and VK_DRIVER_FILES names the NVIDIA ICD. Chromium's numbers (Tint, not naga) go in RESULTS.md.
 """
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -18,6 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "py"), str(ROOT / "tests")]
 
+from doppler.errors import GpuError  # noqa: E402
 from doppler.gpu.context import Gpu  # noqa: E402
 from doppler.ops import attention, elementwise, groupnorm, layernorm  # noqa: E402
 from reference import attention as ref_attention  # noqa: E402
@@ -72,14 +77,22 @@ async def check_attention(gpu, rng) -> str:
 
 async def bench_attention(gpu, rng) -> list[str]:
     rows = []
+    knob_sets = [None] + json.loads(os.environ.get("ATTENTION_OVERRIDES", "[]"))
     for name, b, tq, tk, heads, d, causal in ATTENTION:
         if SMOKE:
             b, tq, tk, heads = 1, min(tq, 128), min(tk, 128), 1
         q, out = random_tensor(gpu, (b, tq, heads * d), "q", rng), gpu.tensor((b, tq, heads * d), "f32", "out")
         k, v = (random_tensor(gpu, (b, tk, heads * d), n, rng) for n in "kv")
-        ms = await gpu_ms(gpu, lambda: attention.attention(gpu, q, k, v, out, heads, causal=causal))
-        flops = 4 * b * heads * tq * tk * d / (2 if causal else 1)
-        rows.append(f"attention {name:18s} d={d:<4d} {ms:8.3f} ms {flops / ms / 1e9:7.2f} TFLOP/s")
+        for knobs in knob_sets if attention.tiling(d, True).kernel != "attention_wide" else [None]:
+            label = f"attention {name:18s} d={d:<4d} {json.dumps(knobs or 'default'):70s}"
+            try:
+                ms = await gpu_ms(gpu, lambda: attention.attention(gpu, q, k, v, out, heads, causal=causal,
+                                                                   overrides=knobs))
+            except GpuError as e:
+                rows.append(f"{label} error: {str(e)[:150]}")
+                continue
+            flops = 4 * b * heads * tq * tk * d / (2 if causal else 1)
+            rows.append(f"{label} {ms:8.3f} ms {flops / ms / 1e9:7.2f} TFLOP/s")
         gpu.free(q, k, v, out)
     return rows
 

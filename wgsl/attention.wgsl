@@ -1,12 +1,13 @@
 // Attention for heads of d <= 80, a multiple of 4, on any device: the core in lib/attention.wgsl (math, layout,
-// bindings, dispatch), its per-query merges over the 4 lanes of a group through workgroup memory (a barrier each).
+// bindings, dispatch), its per-query merges over the LANES lanes of a group through workgroup memory (two barriers
+// each).
 // attention_subgroups.wgsl is the same kernel merging with subgroup shuffles.
 
 #include "lib/attention.wgsl"
 
 var<workgroup> lanes_tile: array<vec4f, WG>;  // one vec4 per invocation, read by the other lanes of its group
 
-// Merges x over the group's lanes: max, or sum. Callers come past a barrier that ended every earlier read here.
+// Merges x over the group's lanes: max, or sum. The closing barrier frees lanes_tile for the next call.
 fn merge_lanes(x: vec4f, lid: u32, take_max: bool) -> vec4f {
   lanes_tile[lid] = x;
   workgroupBarrier();
@@ -16,6 +17,7 @@ fn merge_lanes(x: vec4f, lid: u32, take_max: bool) -> vec4f {
     let y = lanes_tile[first + t];
     if (take_max) { r = max(r, y); } else { r += y; }
   }
+  workgroupBarrier();
   return r;
 }
 
