@@ -100,21 +100,22 @@ def _check_geometry(label, x, u, out, bias, residual, src_hw) -> None:
     require_output_apart(label, out, x=x, weight=u, bias=bias, residual=residual if residual is not out else None)
 
 
-def chunk_tiles(gpu, tiles: int, channels: int, gemm_tiles: GemmTiles) -> int:
-    """Tiles per chunk: as many as fit V or M (the wider, `channels`) in SCRATCH_BYTES and a binding, in whole GEMM
+def chunk_tiles(gpu, tiles: int, channels: int, gemm_tiles: GemmTiles, scratch_bytes: int) -> int:
+    """Tiles per chunk: as many as fit V or M (the wider, `channels`) in scratch_bytes and a binding, in whole GEMM
     row tiles where more than one fits."""
-    fit = max(1, min(SCRATCH_BYTES, gpu.max_binding) // (POSITIONS * channels * F32_BYTES))
+    fit = max(1, min(scratch_bytes, gpu.max_binding) // (POSITIONS * channels * F32_BYTES))
     if fit >= tiles:
         return tiles
     return fit - fit % gemm_tiles.tile_m if fit >= gemm_tiles.tile_m else fit
 
 
 async def conv3x3_winograd(gpu, x, u, out, bias=None, residual=None, upsample_to: tuple[int, int] | None = None,
-                           tiles: GemmTiles = DEFAULT_TILES) -> None:
+                           tiles: GemmTiles = DEFAULT_TILES, scratch_bytes: int = SCRATCH_BYTES) -> None:
     """out = conv2d(up(x), g, stride 1, padding 1) + bias + residual over NHWC x (B, H, W, Cin) f32, u (16, Cout, Cin)
     = winograd_weight(g) stored f32 or f16, bias (Cout) in u's dtype, out (B, OH, OW, Cout) f32 with (OH, OW) =
     upsample_to (a fused nearest upsample of x, as conv2d's) or (H, W). residual: a tensor shaped as out, or `out`
-    itself to accumulate in place. tiles: those of the 16 GEMMs."""
+    itself to accumulate in place. tiles: those of the 16 GEMMs; scratch_bytes: the most V and M take each (chunks
+    of tiles beyond)."""
     label = f"conv3x3_winograd {u.label}"
     src_hw = tuple(upsample_to) if upsample_to is not None else tuple(x.shape[1:3])
     if len(src_hw) != 2 or min(src_hw) < 1:
@@ -128,7 +129,7 @@ async def conv3x3_winograd(gpu, x, u, out, bias=None, residual=None, upsample_to
     cout = u.shape[1]
     tiles_h, tiles_w = (-(-s // TILE) for s in src_hw)
     total = b * tiles_h * tiles_w
-    chunk = chunk_tiles(gpu, total, max(cin, cout), tiles)
+    chunk = chunk_tiles(gpu, total, max(cin, cout), tiles, scratch_bytes)
     v = gpu.tensor((POSITIONS, chunk, cin), "f32", f"{label}.v")
     m = gpu.tensor((POSITIONS, chunk, cout), "f32", f"{label}.m")
     require_whole_bindings(gpu, label, v=v, m=m)
