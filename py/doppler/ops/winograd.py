@@ -20,6 +20,7 @@ from typing import ClassVar
 from ..errors import GpuError
 from ..gpu.tensor import Tensor
 from ..gpu.uniforms import pack, u32
+from .conv2d import check_epilogue, source_size
 from .grid import linear_groups, require_output_apart, require_whole_bindings
 from .matmul import DEFAULT_TILES, QUAD, GemmTiles, batched_linear, check_dtypes, epilogue
 
@@ -93,11 +94,7 @@ def _check_geometry(label, x, u, out, bias, residual, src_hw) -> None:
     if out.shape != (b, *src_hw, cout):
         raise GpuError(f"{label}: out {out.shape} must be {(b, *src_hw, cout)} for x {x.shape} seen at {src_hw} "
                        f"(3x3, stride 1, padding 1), weight {u.shape}")
-    if bias is not None and bias.shape != (cout,):
-        raise GpuError(f"{label}: bias {bias.shape} must be ({cout},)")
-    if residual is not None and residual.shape != out.shape:
-        raise GpuError(f"{label}: residual {residual.shape} must have out's shape {out.shape}")
-    require_output_apart(label, out, x=x, weight=u, bias=bias, residual=residual if residual is not out else None)
+    check_epilogue(label, x, u, out, bias, residual)
 
 
 def chunk_tiles(gpu, tiles: int, channels: int, gemm_tiles: GemmTiles, scratch_bytes: int) -> int:
@@ -117,9 +114,7 @@ async def conv3x3_winograd(gpu, x, u, out, bias=None, residual=None, upsample_to
     itself to accumulate in place. tiles: those of the 16 GEMMs; scratch_bytes: the most V and M take each (chunks
     of tiles beyond)."""
     label = f"conv3x3_winograd {u.label}"
-    src_hw = tuple(upsample_to) if upsample_to is not None else tuple(x.shape[1:3])
-    if len(src_hw) != 2 or min(src_hw) < 1:
-        raise GpuError(f"{label}: upsample_to {upsample_to} must be (height, width), both >= 1")
+    src_hw = source_size(label, x, upsample_to)
     _check_geometry(label, x, u, out, bias, residual, src_hw)
     if check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": u, "bias": bias}) != "f32":
         raise GpuError(f"{label}: Winograd convolution runs f32 math: x, out and residual must be f32 (use conv2d "
