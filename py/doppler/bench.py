@@ -118,7 +118,6 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None, overrides=None) -
         u = await _filled(gpu, winograd.weight_shape(cout, cin), weights, "u")
         bias = await _filled(gpu, (cout,), weights, "bias")
         out = gpu.tensor((b, hw, hw, cout), "f32", "out")
-        tiles = tiles or matmul.DEFAULT_TILES
         run = lambda: winograd.conv3x3_winograd(gpu, x, u, out, bias=bias, tiles=tiles)  # noqa: E731
         return run, 2.0 * b * hw * hw * cout * cin * 9, 4.0 * (x.numel + out.numel), [x, u, bias, out]
     if op == "linear":

@@ -220,7 +220,7 @@ async def batched_matmul(gpu, a, b, out, residual=None, activation: str = "none"
     await _gemm(gpu, label, a, b, out, None, residual, activation, batch, m, n, k, n * k, tiles)
 
 
-async def batched_linear(gpu, x, weight, out, tiles: GemmTiles = DEFAULT_TILES) -> None:
+async def batched_linear(gpu, x, weight, out, tiles: GemmTiles | None = None) -> None:
     """out[i] = x[i] weight[i]^T over x (B, M, K), weight (B, N, K), out (B, M, N): B linear layers without bias,
     weights stored as `linear` takes them (f32 or packed f16 under f32 math). Winograd's 16 GEMMs use it."""
     label = f"batched_linear {x.label} x {weight.label}^T"

@@ -22,7 +22,7 @@ from ..gpu.tensor import Tensor
 from ..gpu.uniforms import pack, u32
 from .conv2d import check_epilogue, source_size
 from .grid import linear_groups, require_output_apart, require_whole_bindings
-from .matmul import DEFAULT_TILES, QUAD, GemmTiles, batched_linear, check_dtypes, epilogue
+from .matmul import QUAD, GemmTiles, batched_linear, check_dtypes, default_tiles, epilogue
 
 TILE = 2  # output pixels per tile each way: F(2x2, 3x3)
 KERNEL = 3  # the kernel size it computes
@@ -107,12 +107,12 @@ def chunk_tiles(gpu, tiles: int, channels: int, gemm_tiles: GemmTiles, scratch_b
 
 
 async def conv3x3_winograd(gpu, x, u, out, bias=None, residual=None, upsample_to: tuple[int, int] | None = None,
-                           tiles: GemmTiles = DEFAULT_TILES, scratch_bytes: int = SCRATCH_BYTES) -> None:
+                           tiles: GemmTiles | None = None, scratch_bytes: int = SCRATCH_BYTES) -> None:
     """out = conv2d(up(x), g, stride 1, padding 1) + bias + residual over NHWC x (B, H, W, Cin) f32, u (16, Cout, Cin)
     = winograd_weight(g) stored f32 or f16, bias (Cout) in u's dtype, out (B, OH, OW, Cout) f32 with (OH, OW) =
     upsample_to (a fused nearest upsample of x, as conv2d's) or (H, W). residual: a tensor shaped as out, or `out`
-    itself to accumulate in place. tiles: those of the 16 GEMMs; scratch_bytes: the most V and M take each (chunks
-    of tiles beyond)."""
+    itself to accumulate in place. tiles: those of the 16 GEMMs (default: matmul's for N = Cout); scratch_bytes:
+    the most V and M take each (chunks of tiles beyond)."""
     label = f"conv3x3_winograd {u.label}"
     src_hw = source_size(label, x, upsample_to)
     _check_geometry(label, x, u, out, bias, residual, src_hw)
@@ -124,6 +124,7 @@ async def conv3x3_winograd(gpu, x, u, out, bias=None, residual=None, upsample_to
     cout = u.shape[1]
     tiles_h, tiles_w = (-(-s // TILE) for s in src_hw)
     total = b * tiles_h * tiles_w
+    tiles = tiles or default_tiles(cout)
     chunk = chunk_tiles(gpu, total, max(cin, cout), tiles, scratch_bytes)
     v = gpu.tensor((POSITIONS, chunk, cin), "f32", f"{label}.v")
     m = gpu.tensor((POSITIONS, chunk, cout), "f32", f"{label}.m")
