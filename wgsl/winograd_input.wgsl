@@ -17,11 +17,15 @@
 @group(0) @binding(1) var<storage, read_write> v: array<vec4f>;
 @group(0) @binding(2) var<uniform> u: Winograd;
 
-// Channels c .. c+3 of up(x) at output-space (row, col) of image b; zero outside the image and past Cin.
+// Channels q.c .. q.c+3 of up(x) at (row, col) of image q.b; zero outside the image and past Cin.
 fn input_quad(q: TileQuad, row: i32, col: i32) -> vec4f {
   if (row < 0 || col < 0 || row >= i32(u.out_h) || col >= i32(u.out_w)) { return vec4f(); }
-  let iy = u32(row) * u.in_h / u.out_h;
-  let ix = u32(col) * u.in_w / u.out_w;
+  var iy = u32(row);
+  var ix = u32(col);
+  if (u.in_h != u.out_h || u.in_w != u.out_w) {
+    iy = iy * u.in_h / u.out_h;
+    ix = ix * u.in_w / u.out_w;
+  }
   let i = ((q.b * u.in_h + iy) * u.in_w + ix) * u.cin + q.c;
   if (VEC) { return x[i / 4u]; }
   var quad = vec4f();

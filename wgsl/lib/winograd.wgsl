@@ -6,8 +6,7 @@
 // along x wrapped into y past 65535 (index = (wg.y * 65535 + wg.x) * WG + local index).
 
 struct Winograd {
-  batch: u32, in_h: u32, in_w: u32, cin: u32, out_h: u32, out_w: u32, cout: u32, tiles_h: u32, tiles_w: u32,
-  tile0: u32, tiles: u32
+  in_h: u32, in_w: u32, cin: u32, out_h: u32, out_w: u32, cout: u32, tiles_h: u32, tiles_w: u32, tile0: u32, tiles: u32
 }
 
 override WG: u32 = 256u;

@@ -39,7 +39,6 @@ SCRATCH_BYTES = 64 << 20
 @dataclass(frozen=True)
 class Winograd:
     WGSL_NAME: ClassVar[str] = "Winograd"
-    batch: int = u32()
     in_h: int = u32()
     in_w: int = u32()
     cin: int = u32()
@@ -136,7 +135,7 @@ async def conv3x3_winograd(gpu, x, u, out, bias=None, residual=None, upsample_to
         "F16_WEIGHTS": bias is not None and bias.dtype == "f16"})
     for tile0 in range(0, total, chunk):
         n = min(chunk, total - tile0)
-        uniform = pack(Winograd(b, h, w, cin, *src_hw, cout, tiles_h, tiles_w, tile0, n))
+        uniform = pack(Winograd(h, w, cin, *src_hw, cout, tiles_h, tiles_w, tile0, n))
         v_chunk = Tensor((POSITIONS, n, cin), "f32", v.alloc, v.offset)
         m_chunk = Tensor((POSITIONS, n, cout), "f32", m.alloc, m.offset)
         gpu.dispatch(forward, [x, v_chunk], linear_groups(n * -(-cin // QUAD), TRANSFORM_WORKGROUP), uniform)
