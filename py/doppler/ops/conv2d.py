@@ -140,16 +140,22 @@ async def channels_last_weight(gpu, src, dst) -> None:
     if len(src.shape) != 4:
         raise GpuError(f"{label}: weight {src.shape} must be 4-D [Cout, Cin, KH, KW]")
     cout, cin, kh, kw = src.shape
-    if dst.shape != (cout, kh, kw, cin) or dst.dtype != src.dtype or src.dtype not in ("f32", "f16"):
-        raise GpuError(f"{label}: dst {dst.shape} {dst.dtype} must be {(cout, kh, kw, cin)} {src.dtype} "
-                       f"(f32 or f16) for weight {src.shape} {src.dtype}")
-    require_output_apart(label, dst, src=src)
-    require_whole_bindings(gpu, label, src=src, dst=dst)
+    check_weight_dst(gpu, label, src, dst, (cout, kh, kw, cin))
     kernel = await gpu.kernel("conv2d_weight_layout", "main",
                               {"WG": LAYOUT_WORKGROUP, "F16_WEIGHTS": src.dtype == "f16"})
     words = dst.nbytes // 4
     gpu.dispatch(kernel, [src, dst], linear_groups(words, LAYOUT_WORKGROUP),
                  pack(WeightLayout(src.numel, cin, kh * kw)))
+
+
+def check_weight_dst(gpu, label: str, src, dst, shape: tuple[int, ...]) -> None:
+    """dst of a kernel that remakes weight src (as a component loads): `shape`, src's dtype (f32 or f16), its own
+    buffer, both bindable whole."""
+    if dst.shape != shape or dst.dtype != src.dtype or src.dtype not in ("f32", "f16"):
+        raise GpuError(f"{label}: dst {dst.shape} {dst.dtype} must be {shape} {src.dtype} (f32 or f16) for weight "
+                       f"{src.shape} {src.dtype}")
+    require_output_apart(label, dst, src=src)
+    require_whole_bindings(gpu, label, src=src, dst=dst)
 
 
 async def depthwise_conv2d(gpu, x, weight, out, bias=None, residual=None, stride: int = 1, padding: int = 0) -> None:

@@ -20,8 +20,8 @@ from typing import ClassVar
 from ..errors import GpuError
 from ..gpu.tensor import Tensor
 from ..gpu.uniforms import pack, u32
-from .conv2d import check_epilogue, source_size
-from .grid import linear_groups, require_output_apart, require_whole_bindings
+from .conv2d import check_epilogue, check_weight_dst, source_size
+from .grid import linear_groups, require_whole_bindings
 from .matmul import QUAD, GemmTiles, batched_linear, check_dtypes, default_tiles, epilogue
 
 TILE = 2  # output pixels per tile each way: F(2x2, 3x3)
@@ -70,11 +70,7 @@ async def winograd_weight(gpu, src, dst) -> None:
     if len(src.shape) != 4 or src.shape[2:] != (KERNEL, KERNEL):
         raise GpuError(f"{label}: weight {src.shape} must be [Cout, Cin, {KERNEL}, {KERNEL}]")
     cout, cin = src.shape[:2]
-    if dst.shape != weight_shape(cout, cin) or dst.dtype != src.dtype or src.dtype not in ("f32", "f16"):
-        raise GpuError(f"{label}: dst {dst.shape} {dst.dtype} must be {weight_shape(cout, cin)} {src.dtype} "
-                       f"(f32 or f16) for weight {src.shape} {src.dtype}")
-    require_output_apart(label, dst, src=src)
-    require_whole_bindings(gpu, label, src=src, dst=dst)
+    check_weight_dst(gpu, label, src, dst, weight_shape(cout, cin))
     kernel = await gpu.kernel("winograd_weights", "main",
                               {"WG": WEIGHTS_WORKGROUP, "F16_WEIGHTS": src.dtype == "f16"})
     gpu.dispatch(kernel, [src, dst], linear_groups(dst.nbytes // F32_BYTES, WEIGHTS_WORKGROUP),
