@@ -14,7 +14,8 @@ import struct
 import time
 
 from .errors import GpuError
-from .ops import attention, conv2d, elementwise, groupnorm, matmul, sampling
+from .inference.diffusion.nn import WINOGRAD_MAX_WEIGHTS
+from .ops import attention, conv2d, elementwise, groupnorm, matmul, sampling, winograd
 
 UNET_STEP_DISPATCHES = 500
 # Kernel timings: the best of several windows of reps, since a GPU idle between cases clocks down and ramps up
@@ -89,6 +90,9 @@ def kernel_cases(batch: int = 2) -> list[dict]:
         cases.append({"op": "conv3x3", "b": batch, "hw": hw, "cin": c, "cout": c})
     cases += [{"op": "conv3x3", "b": 1, "hw": 512, "cin": 128, "cout": 128, "stage": "vae"},
               {"op": "conv3x3", "b": 1, "hw": 256, "cin": 256, "cout": 256, "stage": "vae"}]
+    # Winograd at the shapes nn.Conv2d gives it (not 1280 channels); TFLOP/s counted as the direct conv's
+    cases += [{**case, "op": "conv3x3_winograd"} for case in cases
+              if case["cin"] * case["cout"] <= WINOGRAD_MAX_WEIGHTS]
     tokens = batch * 64 * 64
     for k, n in ((320, 320), (320, 2560), (1280, 320)):
         cases.append({"op": "linear", "m": tokens, "k": k, "n": n})
@@ -110,6 +114,14 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None, overrides=None) -
         out = gpu.tensor((b, hw, hw, cout), "f32", "out")
         run = lambda: conv2d.conv2d(gpu, x, w, out, bias=bias, padding=1, tiles=tiles)  # noqa: E731
         return run, 2.0 * b * hw * hw * cout * cin * 9, 4.0 * (x.numel + out.numel), [x, w, bias, out]
+    if op == "conv3x3_winograd":  # u filled directly: its values do not change the time
+        b, hw, cin, cout = case["b"], case["hw"], case["cin"], case["cout"]
+        x = await _filled(gpu, (b, hw, hw, cin), "f32", "x")
+        u = await _filled(gpu, winograd.weight_shape(cout, cin), weights, "u")
+        bias = await _filled(gpu, (cout,), weights, "bias")
+        out = gpu.tensor((b, hw, hw, cout), "f32", "out")
+        run = lambda: winograd.conv3x3_winograd(gpu, x, u, out, bias=bias, tiles=tiles)  # noqa: E731
+        return run, 2.0 * b * hw * hw * cout * cin * 9, 4.0 * (x.numel + out.numel), [x, u, bias, out]
     if op == "linear":
         m, k, n = case["m"], case["k"], case["n"]
         x = await _filled(gpu, (m, k), "f32", "x")
@@ -145,7 +157,7 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
     knob_sets = [None] + list(attention_overrides or [])
     cases = []
     for case in kernel_cases():
-        if case["op"] in ("conv3x3", "linear"):
+        if case["op"] in ("conv3x3", "conv3x3_winograd", "linear"):
             cases += [(case, {"tiles": t} if t else {}) for t in configs]
         elif case["op"] == "attention":
             cases += [(case, {"overrides": o} if o else {}) for o in knob_sets]

@@ -3,7 +3,9 @@ shapes are for a GPU machine: bench/h100_app.sh)."""
 
 from doppler import bench
 
-TOY_CASES = [{"op": "conv3x3", "b": 1, "hw": 8, "cin": 16, "cout": 16}, {"op": "linear", "m": 64, "k": 32, "n": 32},
+TOY_CASES = [{"op": "conv3x3", "b": 1, "hw": 8, "cin": 16, "cout": 16},
+             {"op": "conv3x3_winograd", "b": 1, "hw": 8, "cin": 16, "cout": 16},
+             {"op": "linear", "m": 64, "k": 32, "n": 32},
              {"op": "attention", "b": 1, "tq": 64, "tk": 64, "heads": 2, "d": 40},
              {"op": "groupnorm", "b": 1, "hw": 8, "c": 64}]
 
@@ -14,11 +16,12 @@ def test_kernel_bench_sweeps(native_gpu, event_loop_runner, monkeypatch):
                                            attention_overrides=[{"KEY_TILE": 32}, {"NO_SUCH_KNOB": 1}]))
     assert [(r["op"], r.get("tiles"), r.get("overrides")) for r in rows] == [
         ("conv3x3", "default", None), ("conv3x3", [32, 64, 16, 4, 4], None),
+        ("conv3x3_winograd", "default", None), ("conv3x3_winograd", [32, 64, 16, 4, 4], None),
         ("linear", "default", None), ("linear", [32, 64, 16, 4, 4], None),
         ("attention", None, "default"), ("attention", None, {"KEY_TILE": 32}),
         ("attention", None, {"NO_SUCH_KNOB": 1}), ("groupnorm", "default", None)]
     assert all(r["ms"] > 0 for r in rows if "error" not in r)
-    assert "NO_SUCH_KNOB" in rows[6]["error"]
+    assert "NO_SUCH_KNOB" in rows[8]["error"]
 
 
 def test_step_profile_names_layers(native_gpu, event_loop_runner):

@@ -92,12 +92,26 @@ def _check_geometry(label, x, weight, out, bias, residual, stride, padding, src_
     if oh < 1 or ow < 1 or out.shape != (b, oh, ow, cout):
         raise GpuError(f"{label}: out {out.shape} must be {(b, oh, ow, cout)} for x {x.shape} seen at {src_hw}, "
                        f"weight {weight.shape}, stride {stride}, padding {padding}")
-    if bias is not None and bias.shape != (cout,):
-        raise GpuError(f"{label}: bias {bias.shape} must be ({cout},)")
+    check_epilogue(label, x, weight, out, bias, residual)
+    return b, h, w, c, kh, kw, oh, ow
+
+
+def check_epilogue(label, x, weight, out, bias, residual) -> None:
+    """bias (Cout) and residual (out's shape) of a convolution whose out (..., Cout) is checked, and out apart from
+    the inputs (residual may be out itself: accumulate in place)."""
+    if bias is not None and bias.shape != out.shape[-1:]:
+        raise GpuError(f"{label}: bias {bias.shape} must be {out.shape[-1:]}")
     if residual is not None and residual.shape != out.shape:
         raise GpuError(f"{label}: residual {residual.shape} must have out's shape {out.shape}")
     require_output_apart(label, out, x=x, weight=weight, bias=bias, residual=residual if residual is not out else None)
-    return b, h, w, c, kh, kw, oh, ow
+
+
+def source_size(label: str, x, upsample_to) -> tuple[int, int]:
+    """The size a convolution sees NHWC x at: upsample_to (a fused nearest upsample), or x's own."""
+    src_hw = tuple(upsample_to) if upsample_to is not None else tuple(x.shape[1:3])
+    if len(src_hw) != 2 or min(src_hw) < 1:
+        raise GpuError(f"{label}: upsample_to {upsample_to} must be (height, width), both >= 1")
+    return src_hw
 
 
 async def conv2d(gpu, x, weight, out, bias=None, residual=None, stride: int = 1, padding: int = 0,
@@ -107,9 +121,7 @@ async def conv2d(gpu, x, weight, out, bias=None, residual=None, stride: int = 1,
     nearest upsample of x to that size (Upsample2D: (2H, 2W), or the skip's size for odd latents); residual: a
     tensor shaped as out, or `out` itself to accumulate in place."""
     label = f"conv2d {weight.label}"
-    src_hw = tuple(upsample_to) if upsample_to is not None else tuple(x.shape[1:3])
-    if len(src_hw) != 2 or min(src_hw) < 1:
-        raise GpuError(f"{label}: upsample_to {upsample_to} must be (height, width), both >= 1")
+    src_hw = source_size(label, x, upsample_to)
     b, h, w, cin, kh, kw, oh, ow = _check_geometry(label, x, weight, out, bias, residual, stride, padding, src_hw,
                                                    depthwise=False)
     check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": weight, "bias": bias})
@@ -128,16 +140,22 @@ async def channels_last_weight(gpu, src, dst) -> None:
     if len(src.shape) != 4:
         raise GpuError(f"{label}: weight {src.shape} must be 4-D [Cout, Cin, KH, KW]")
     cout, cin, kh, kw = src.shape
-    if dst.shape != (cout, kh, kw, cin) or dst.dtype != src.dtype or src.dtype not in ("f32", "f16"):
-        raise GpuError(f"{label}: dst {dst.shape} {dst.dtype} must be {(cout, kh, kw, cin)} {src.dtype} "
-                       f"(f32 or f16) for weight {src.shape} {src.dtype}")
-    require_output_apart(label, dst, src=src)
-    require_whole_bindings(gpu, label, src=src, dst=dst)
+    check_weight_dst(gpu, label, src, dst, (cout, kh, kw, cin))
     kernel = await gpu.kernel("conv2d_weight_layout", "main",
                               {"WG": LAYOUT_WORKGROUP, "F16_WEIGHTS": src.dtype == "f16"})
     words = dst.nbytes // 4
     gpu.dispatch(kernel, [src, dst], linear_groups(words, LAYOUT_WORKGROUP),
                  pack(WeightLayout(src.numel, cin, kh * kw)))
+
+
+def check_weight_dst(gpu, label: str, src, dst, shape: tuple[int, ...]) -> None:
+    """dst of a kernel that remakes weight src (as a component loads): `shape`, src's dtype (f32 or f16), its own
+    buffer, both bindable whole."""
+    if dst.shape != shape or dst.dtype != src.dtype or src.dtype not in ("f32", "f16"):
+        raise GpuError(f"{label}: dst {dst.shape} {dst.dtype} must be {shape} {src.dtype} (f32 or f16) for weight "
+                       f"{src.shape} {src.dtype}")
+    require_output_apart(label, dst, src=src)
+    require_whole_bindings(gpu, label, src=src, dst=dst)
 
 
 async def depthwise_conv2d(gpu, x, weight, out, bias=None, residual=None, stride: int = 1, padding: int = 0) -> None:

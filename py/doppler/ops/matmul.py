@@ -211,15 +211,30 @@ async def batched_matmul(gpu, a, b, out, residual=None, activation: str = "none"
     """out[i] = act(a[i] b[i]^T) + residual[i] over a (B, M, K), b (B, N, K), out (B, M, N); all f32, or all f16
     (f16 math). residual: a tensor shaped as out, or `out` itself to accumulate in place."""
     label = f"batched_matmul {a.label} x {b.label}^T"
-    if len(a.shape) != 3 or len(b.shape) != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[2] \
-            or out.shape != (a.shape[0], a.shape[1], b.shape[1]):
-        raise GpuError(f"{label}: a {a.shape}, b {b.shape}, out {out.shape} must be (B, M, K), (B, N, K), (B, M, N)")
+    _check_batched(label, a, b, out, ("a", "b"))
     if a.dtype != b.dtype:
         raise GpuError(f"{label}: a is {a.dtype} but b is {b.dtype}; both operands are activations of one dtype")
     _check_residual(label, residual, out)
     batch, m, k = a.shape
     n = b.shape[1]
     await _gemm(gpu, label, a, b, out, None, residual, activation, batch, m, n, k, n * k, tiles)
+
+
+async def batched_linear(gpu, x, weight, out, tiles: GemmTiles | None = None) -> None:
+    """out[i] = x[i] weight[i]^T over x (B, M, K), weight (B, N, K), out (B, M, N): B linear layers without bias,
+    weights stored as `linear` takes them (f32 or packed f16 under f32 math). Winograd's 16 GEMMs use it."""
+    label = f"batched_linear {x.label} x {weight.label}^T"
+    _check_batched(label, x, weight, out, ("x", "weight"))
+    batch, m, k = x.shape
+    n = weight.shape[1]
+    await _gemm(gpu, label, x, weight, out, None, None, "none", batch, m, n, k, n * k, tiles)
+
+
+def _check_batched(label: str, a, b, out, names: tuple[str, str]) -> None:
+    if len(a.shape) != 3 or len(b.shape) != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[2] \
+            or out.shape != (a.shape[0], a.shape[1], b.shape[1]):
+        raise GpuError(f"{label}: {names[0]} {a.shape}, {names[1]} {b.shape}, out {out.shape} must be (B, M, K), "
+                       f"(B, N, K), (B, M, N)")
 
 
 def _check_residual(label: str, residual, out) -> None:

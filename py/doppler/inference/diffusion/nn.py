@@ -8,7 +8,14 @@ caller. Activations are f32; weights f32 or packed f16 as the manifest stored th
 from __future__ import annotations
 
 from ...errors import GpuError
-from ...ops import activation, attention, conv2d, groupnorm, layernorm, matmul
+from ...ops import activation, attention, conv2d, groupnorm, layernorm, matmul, winograd
+
+# 3x3 stride-1 convolutions run Winograd F(2x2, 3x3) (2.25x fewer multiplies) where Cout * Cin is at most this.
+# Their transformed weights (16/9 the originals' size) stay resident beside the originals, so only small weights
+# take it: SD 1.5's 320- and 640-channel UNet convs, up to the 640-level's widest (1920 concatenated -> 640 channels,
+# 1228800 weights; its conv1 after the skip concat), and every VAE conv (at most 512 x 512), but none at 1280
+# channels (1280 x 1280 = 1638400 and up), where the maps are 16x16 and smaller and the weights the largest.
+WINOGRAD_MAX_WEIGHTS = 1920 * 640
 
 
 def out_like(gpu, shape, label: str):
@@ -29,28 +36,41 @@ class Linear:
 
 
 class Conv2d:
-    """NHWC conv; `upsample_to` fuses a nearest upsample of the input to that (H, W) (diffusers' Upsample2D)."""
+    """NHWC conv; `upsample_to` fuses a nearest upsample of the input to that (H, W) (diffusers' Upsample2D). 3x3
+    stride-1 kernels with at most WINOGRAD_MAX_WEIGHTS weights run Winograd F(2x2, 3x3), the others the implicit
+    GEMM (conv2d)."""
 
     def __init__(self, weights, path: str, stride: int = 1):
         self.path = path
         self.weights = weights
-        self.weight = weights.conv_weight(f"{path}.weight")  # [Cout, KH, KW, Cin] once weights.apply_layouts ran
+        self.key = f"{path}.weight"
+        self.out_channels, cin, kh, kw = weights[self.key].shape
         self.bias = weights.get(f"{path}.bias")
         self.stride = stride
-        self.padding = self.weight.shape[1] // 2
+        self.kernel = (kh, kw)
+        self.padding = kh // 2
+        self.use_winograd = (kh, kw) == (winograd.KERNEL, winograd.KERNEL) and stride == 1 \
+            and self.out_channels * cin <= WINOGRAD_MAX_WEIGHTS
+        if self.use_winograd:
+            weights.request_winograd(self.key)  # weights.winograd_weights[key] once weights.apply_layouts ran
+        else:
+            self.weight = weights.conv_weight(self.key)  # [Cout, KH, KW, Cin] once weights.apply_layouts ran
 
     async def __call__(self, gpu, x, residual=None, upsample_to=None):
-        if self.weights.pending_layouts:
-            raise GpuError(f"{self.path}: weights of {self.weights.name} are not channels last yet; await "
-                           f"weights.apply_layouts(gpu) after building the model")
+        if self.weights.pending:
+            raise GpuError(f"{self.path}: weights of {self.weights.name} are not laid out for their convolutions "
+                           f"yet; await weights.apply_layouts(gpu) after building the model")
         b, h, w, _ = x.shape
         if upsample_to is not None:
             h, w = upsample_to
-        oh = (h + 2 * self.padding - self.weight.shape[1]) // self.stride + 1
-        ow = (w + 2 * self.padding - self.weight.shape[2]) // self.stride + 1
-        out = out_like(gpu, (b, oh, ow, self.weight.shape[0]), self.path)
-        await conv2d.conv2d(gpu, x, self.weight, out, bias=self.bias, residual=residual, stride=self.stride,
-                            padding=self.padding, upsample_to=upsample_to)
+        oh, ow = ((s + 2 * self.padding - k) // self.stride + 1 for s, k in zip((h, w), self.kernel))
+        out = out_like(gpu, (b, oh, ow, self.out_channels), self.path)
+        if self.use_winograd:
+            await winograd.conv3x3_winograd(gpu, x, self.weights.winograd_weights[self.key], out, bias=self.bias,
+                                            residual=residual, upsample_to=upsample_to)
+        else:
+            await conv2d.conv2d(gpu, x, self.weight, out, bias=self.bias, residual=residual, stride=self.stride,
+                                padding=self.padding, upsample_to=upsample_to)
         return out
 
 

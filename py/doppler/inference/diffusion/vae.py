@@ -189,7 +189,7 @@ class AutoencoderKLDecoder:
         gpu.free(moments)
         latent = tiles[-1]  # the cores partition the latent: the last one ends at its corner
         image_hw = (latent.rows.core_end * s, latent.cols.core_end * s)
-        image = gpu.tensor((b, *image_hw, self.conv_out.weight.shape[0]), "f32", "vae.image")
+        image = gpu.tensor((b, *image_hw, self.conv_out.out_channels), "f32", "vae.image")
         for tile in tiles:
             top, left, height, width = tile.core(s)
             with gpu.scope():

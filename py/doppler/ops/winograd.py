@@ -1,0 +1,141 @@
+"""Winograd F(2x2, 3x3) convolutions (Lavin & Gray 2015) for 3x3 kernels, stride 1, padding 1, f32 math
+(`wgsl/winograd_input.wgsl`, `wgsl/winograd_output.wgsl`, `wgsl/winograd_weights.wgsl`, the GEMMs of `matmul`).
+
+y = conv(up(x), g, padding 1) + b + r over NHWC x (B, H, W, Cin), y and r (B, OH, OW, Cout), (OH, OW) = up's size,
+cut into 2x2 output tiles (T = B * ceil(OH / 2) * ceil(OW / 2)): per tile and input channel V = B^T d B with d the
+tile's 4x4 input patch; per position p of the 4x4 transformed tile one GEMM M[p] (T x Cout) = V[p] (T x Cin)
+U[p]^T, U[p] [Cout, Cin] from U = G g G^T (`winograd_weight`, once when a component loads, in the weights' storage
+dtype); y = A^T M A + b + r per tile. 16 multiplies per 2x2 outputs and input channel instead of the direct
+convolution's 36. up(x) is conv2d's fused nearest upsample (same indexing). The transformed weights are 16/9 the
+size of the originals.
+V and M live in scratch of at most SCRATCH_BYTES each: big maps (the VAE's) run in chunks of tiles, three
+dispatches each (input transform, the 16 GEMMs as one batched GEMM, output transform).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..errors import GpuError
+from ..gpu.tensor import Tensor
+from ..gpu.uniforms import pack, u32
+from .conv2d import check_epilogue, check_weight_dst, source_size
+from .grid import linear_groups, require_whole_bindings
+from .matmul import QUAD, GemmTiles, batched_linear, check_dtypes, default_tiles, epilogue
+
+TILE = 2  # output pixels per tile each way: F(2x2, 3x3)
+KERNEL = 3  # the kernel size it computes
+POSITIONS = 16  # the transformed tile is 4x4: as many GEMMs
+TRANSFORM_WORKGROUP = 256
+WEIGHTS_WORKGROUP = 256
+F32_BYTES = 4
+# V (16, tiles, Cin) and M (16, tiles, Cout) are 4x the size of x and y: cap each, and the tiles per chunk with it,
+# so the VAE's 512x512 maps (x 128 MiB at 128 channels) need no 512 MiB scratch. 64 MiB holds SD 1.5's UNet convs
+# at 64x64 and batch 2 in one chunk (V 42 MiB at 320 channels) while their GEMMs still fill the GPU.
+SCRATCH_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class Winograd:
+    WGSL_NAME: ClassVar[str] = "Winograd"
+    in_h: int = u32()
+    in_w: int = u32()
+    cin: int = u32()
+    out_h: int = u32()  # also the size x is seen at (upsample_to)
+    out_w: int = u32()
+    cout: int = u32()
+    tiles_h: int = u32()  # 2x2 tiles per image each way
+    tiles_w: int = u32()
+    tile0: int = u32()  # the chunk's first tile
+    tiles: int = u32()  # the chunk's tiles: rows of V and M
+
+
+@dataclass(frozen=True)
+class WinogradWeights:
+    WGSL_NAME: ClassVar[str] = "WinogradWeights"
+    elements: int = u32()
+    kernels: int = u32()  # Cout * Cin
+
+
+def weight_shape(cout: int, cin: int) -> tuple[int, int, int]:
+    """The shape of the transformed weights U of a [Cout, Cin, 3, 3] convolution weight."""
+    return (POSITIONS, cout, cin)
+
+
+async def winograd_weight(gpu, src, dst) -> None:
+    """dst (16, Cout, Cin) = G g G^T per 3x3 kernel g of src [Cout, Cin, 3, 3] (PyTorch's layout), f32 or f16 (packed;
+    computed in f32, rounded to f16 once); dst is another buffer's tensor in src's dtype."""
+    label = f"winograd_weight {src.label}"
+    if len(src.shape) != 4 or src.shape[2:] != (KERNEL, KERNEL):
+        raise GpuError(f"{label}: weight {src.shape} must be [Cout, Cin, {KERNEL}, {KERNEL}]")
+    cout, cin = src.shape[:2]
+    check_weight_dst(gpu, label, src, dst, weight_shape(cout, cin))
+    kernel = await gpu.kernel("winograd_weights", "main",
+                              {"WG": WEIGHTS_WORKGROUP, "F16_WEIGHTS": src.dtype == "f16"})
+    gpu.dispatch(kernel, [src, dst], linear_groups(dst.nbytes // F32_BYTES, WEIGHTS_WORKGROUP),
+                 pack(WinogradWeights(dst.numel, cout * cin)))
+
+
+def _check_geometry(label, x, u, out, bias, residual, src_hw) -> None:
+    if len(x.shape) != 4 or len(u.shape) != 3 or len(out.shape) != 4:
+        raise GpuError(f"{label}: x {x.shape}, weight {u.shape}, out {out.shape} must be NHWC, (16, Cout, Cin) from "
+                       f"winograd_weight, NHWC")
+    b, _, _, cin = x.shape
+    cout = u.shape[1]
+    if u.shape != weight_shape(cout, cin):
+        raise GpuError(f"{label}: weight {u.shape} must be {weight_shape(cout, cin)[:1] + ('Cout', cin)} for x "
+                       f"{x.shape}: the output of winograd_weight")
+    if out.shape != (b, *src_hw, cout):
+        raise GpuError(f"{label}: out {out.shape} must be {(b, *src_hw, cout)} for x {x.shape} seen at {src_hw} "
+                       f"(3x3, stride 1, padding 1), weight {u.shape}")
+    check_epilogue(label, x, u, out, bias, residual)
+
+
+def chunk_tiles(gpu, tiles: int, channels: int, gemm_tiles: GemmTiles, scratch_bytes: int) -> int:
+    """Tiles per chunk: as many as fit V or M (the wider, `channels`) in scratch_bytes and a binding, in whole GEMM
+    row tiles where more than one fits."""
+    fit = max(1, min(scratch_bytes, gpu.max_binding) // (POSITIONS * channels * F32_BYTES))
+    if fit >= tiles:
+        return tiles
+    return fit - fit % gemm_tiles.tile_m if fit >= gemm_tiles.tile_m else fit
+
+
+async def conv3x3_winograd(gpu, x, u, out, bias=None, residual=None, upsample_to: tuple[int, int] | None = None,
+                           tiles: GemmTiles | None = None, scratch_bytes: int = SCRATCH_BYTES) -> None:
+    """out = conv2d(up(x), g, stride 1, padding 1) + bias + residual over NHWC x (B, H, W, Cin) f32, u (16, Cout, Cin)
+    = winograd_weight(g) stored f32 or f16, bias (Cout) in u's dtype, out (B, OH, OW, Cout) f32 with (OH, OW) =
+    upsample_to (a fused nearest upsample of x, as conv2d's) or (H, W). residual: a tensor shaped as out, or `out`
+    itself to accumulate in place. tiles: those of the 16 GEMMs (default: matmul's for N = Cout); scratch_bytes:
+    the most V and M take each (chunks of tiles beyond)."""
+    label = f"conv3x3_winograd {u.label}"
+    src_hw = source_size(label, x, upsample_to)
+    _check_geometry(label, x, u, out, bias, residual, src_hw)
+    if check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": u, "bias": bias}) != "f32":
+        raise GpuError(f"{label}: Winograd convolution runs f32 math: x, out and residual must be f32 (use conv2d "
+                       f"for f16 activations)")
+    require_whole_bindings(gpu, label, x=x, weight=u, bias=bias, residual=residual, out=out)
+    b, h, w, cin = x.shape
+    cout = u.shape[1]
+    tiles_h, tiles_w = (-(-s // TILE) for s in src_hw)
+    total = b * tiles_h * tiles_w
+    tiles = tiles or default_tiles(cout)
+    chunk = chunk_tiles(gpu, total, max(cin, cout), tiles, scratch_bytes)
+    v = gpu.tensor((POSITIONS, chunk, cin), "f32", f"{label}.v")
+    m = gpu.tensor((POSITIONS, chunk, cout), "f32", f"{label}.m")
+    require_whole_bindings(gpu, label, v=v, m=m)
+    forward = await gpu.kernel("winograd_input", "main", {"WG": TRANSFORM_WORKGROUP, "VEC": cin % QUAD == 0})
+    overrides, bias_residual = epilogue(x, bias, residual, out)
+    inverse = await gpu.kernel("winograd_output", "main", {
+        **overrides, "WG": TRANSFORM_WORKGROUP, "VEC": cout % QUAD == 0,
+        "F16_WEIGHTS": bias is not None and bias.dtype == "f16"})
+    for tile0 in range(0, total, chunk):
+        n = min(chunk, total - tile0)
+        uniform = pack(Winograd(h, w, cin, *src_hw, cout, tiles_h, tiles_w, tile0, n))
+        v_chunk = Tensor((POSITIONS, n, cin), "f32", v.alloc, v.offset)
+        m_chunk = Tensor((POSITIONS, n, cout), "f32", m.alloc, m.offset)
+        gpu.dispatch(forward, [x, v_chunk], linear_groups(n * -(-cin // QUAD), TRANSFORM_WORKGROUP), uniform)
+        await batched_linear(gpu, v_chunk, u, m_chunk, tiles)
+        gpu.dispatch(inverse, [m_chunk, *bias_residual, out], linear_groups(n * -(-cout // QUAD), TRANSFORM_WORKGROUP),
+                     uniform)
+    gpu.free(v, m)

@@ -1,0 +1,108 @@
+"""Winograd F(2x2, 3x3) convolutions (wgsl/winograd_input.wgsl, wgsl/winograd_output.wgsl and the GEMMs between)
+with their weights transformed on the GPU (wgsl/winograd_weights.wgsl), against the float64 direct convolution;
+the weight transform alone against numpy."""
+
+import numpy as np
+import pytest
+
+from kernel_case import error_of, run_op
+from reference import assert_close, rng
+from reference import conv2d as ref
+from reference import winograd as winograd_ref
+from test_conv2d import PATH, STORED, operands
+
+F16_ULP = 2.0 ** -10  # relative spacing of f16 values
+
+
+def winograd(runner, a, call_args, path, **ref_kwargs):
+    """winograd_weight(w) into u, then conv3x3_winograd on x, u, out and `call_args`; compare with the direct
+    convolution (padding 1) on x, w and `ref_kwargs`."""
+    cout, cin = a["w"].shape[:2]
+    arrays = {**a, "u": np.zeros((16, cout, cin), a["w"].dtype)}
+    call = f"winograd_weight(gpu, w, u); await winograd.conv3x3_winograd(gpu, x, u, out{call_args})"
+    got = run_op(runner, "winograd", call, arrays)
+    assert_close(got, ref.conv2d(a["x"], a["w"], padding=1, **ref_kwargs), path)
+
+
+@pytest.mark.parametrize("stored", ["f32", "f16"])
+def test_ragged_shapes_with_bias(gpu_run, stored):
+    # 7x9 image, Cin 5, Cout 12: odd tiles at the bottom and right, channels not in quads.
+    a = operands(1, (1, 7, 9, 5), 12, 3, (7, 9), STORED[stored])
+    winograd(gpu_run, a, ", bias=b", PATH[stored], bias=a["b"])
+
+
+@pytest.mark.parametrize("stored", ["f32", "f16"])
+def test_batch_with_bias_and_residual(native_run, stored):
+    a = operands(2, (2, 8, 8, 32), 24, 3, (8, 8), STORED[stored])
+    winograd(native_run, a, ", bias=b, residual=r", PATH[stored], bias=a["b"], residual=a["r"])
+
+
+def test_upsample_2x_fused(native_run):
+    a = operands(3, (1, 4, 5, 8), 6, 3, (8, 10))
+    winograd(native_run, a, ", bias=b, residual=r, upsample_to=(8, 10)", "f32", bias=a["b"], residual=a["r"],
+             upsample_to=(8, 10))
+
+
+def test_upsample_to_an_odd_target_size(native_run):
+    # Odd latents: the up block upsamples to the skip's size (9x11 from 5x6), not 2x.
+    a = operands(4, (2, 5, 6, 12), 8, 3, (9, 11), np.float16)
+    winograd(native_run, a, ", bias=b, upsample_to=(9, 11)", "f16w", bias=a["b"], upsample_to=(9, 11))
+
+
+def test_accumulates_in_place_when_residual_is_out(native_run):
+    a = operands(5, (1, 6, 5, 7), 9, 3, (6, 5))
+    a["out"] = rng(6).standard_normal(a["out"].shape).astype(np.float32)
+    cout, cin = a["w"].shape[:2]
+    arrays = {**a, "u": np.zeros((16, cout, cin), np.float32)}
+    got = run_op(native_run, "winograd", "winograd_weight(gpu, w, u); await winograd.conv3x3_winograd("
+                 "gpu, x, u, out, bias=b, residual=out)", arrays, poison=False)
+    assert_close(got, ref.conv2d(a["x"], a["w"], a["b"], a["out"], padding=1), "f32")
+
+
+@pytest.mark.parametrize("stored", ["f32", "f16"])
+def test_chunks_of_tiles(native_run, stored):
+    # 2 x 13x11 pixels = 84 tiles of 2x2 (7 x 6 each), scratch for 20 tiles of 40 channels, rounded down to whole
+    # GEMM row tiles of 16: 6 chunks, the last of 4 tiles.
+    a = operands(7, (2, 13, 11, 40), 36, 3, (13, 11), STORED[stored])
+    winograd(native_run, a, f", bias=b, residual=r, tiles=winograd.GemmTiles(16, 32, 8, 4, 4), "
+             f"scratch_bytes={20 * 16 * 40 * 4}", PATH[stored], bias=a["b"], residual=a["r"])
+
+
+def test_one_pixel_image(native_run):
+    a = operands(8, (1, 1, 1, 4), 4, 3, (1, 1))
+    winograd(native_run, a, "", "f32")
+
+
+@pytest.mark.parametrize("stored,shape", [("f32", (12, 5, 3, 3)), ("f16", (12, 5, 3, 3)), ("f16", (3, 7, 3, 3))])
+def test_weight_transform(gpu_run, stored, shape):
+    w = rng(9).standard_normal(shape).astype(STORED[stored])
+    got = run_op(gpu_run, "winograd", "winograd_weight(gpu, w, out)",
+                 {"w": w, "out": np.zeros((16, *shape[:2]), w.dtype)})
+    # f32 math, then (f16) one rounding: within half an f16 ulp of the exact value, or a whole one where the f32
+    # sum lands across a rounding midpoint.
+    np.testing.assert_allclose(got, winograd_ref.winograd_weight(w), rtol=F16_ULP if stored == "f16" else 1e-6,
+                               atol=1e-7)
+
+
+BAD_CALLS = {
+    "winograd_weight(gpu, w1, u)": "weight (4, 3, 1, 1) must be [Cout, Cin, 3, 3]",
+    "winograd_weight(gpu, w, u16)": "dst (16, 4, 3) f16 must be (16, 4, 3) f32",
+    "conv3x3_winograd(gpu, x, u_t, out)": "weight (16, 4, 5) must be (16, 'Cout', 3)",
+    "conv3x3_winograd(gpu, x, u, x)": "out (1, 6, 6, 3) must be (1, 6, 6, 4)",
+    "conv3x3_winograd(gpu, x, u, out, upsample_to=(12, 12))": "out (1, 6, 6, 4) must be (1, 12, 12, 4)",
+    "conv3x3_winograd(gpu, x, u, out, upsample_to=(12,))": "upsample_to (12,) must be (height, width)",
+    "conv3x3_winograd(gpu, x, u, out, bias=x)": "bias (1, 6, 6, 3) must be (4,)",
+    "conv3x3_winograd(gpu, x16, u16, out16)": "Winograd convolution runs f32 math",
+    "conv3x3_winograd(gpu, x, u16, out, bias=b)": "bias is f32; with f32 activations weights and bias must be one of",
+    "conv3x3_winograd(gpu, x, u3, x)": "x x shares its buffer with out",
+}
+TENSORS = {"x": ((1, 6, 6, 3), "f32"), "x16": ((1, 6, 6, 3), "f16"), "w": ((4, 3, 3, 3), "f32"),
+           "w1": ((4, 3, 1, 1), "f32"), "u": ((16, 4, 3), "f32"), "u16": ((16, 4, 3), "f16"),
+           "u_t": ((16, 4, 5), "f32"), "u3": ((16, 3, 3), "f32"), "b": ((4,), "f32"),
+           "out": ((1, 6, 6, 4), "f32"), "out16": ((1, 6, 6, 4), "f16")}
+
+
+@pytest.mark.parametrize("call,message", BAD_CALLS.items(), ids=list(BAD_CALLS))
+def test_bad_calls_name_the_problem(native_run, call, message):
+    got = error_of(native_run, "winograd", call, TENSORS)
+    assert got is not None and message in got, got
