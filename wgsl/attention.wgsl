@@ -1,5 +1,5 @@
 // Attention for heads of d <= 80, a multiple of 4, on any device: the core in lib/attention.wgsl (math, layout,
-// bindings, dispatch), its per-query merges over the LANES lanes of a group through workgroup memory (two barriers
+// bindings, dispatch), its per-query merges over the 4 (LANES) lanes of a group through workgroup memory (two barriers
 // each).
 // attention_subgroups.wgsl is the same kernel merging with subgroup shuffles.
 

@@ -1,9 +1,8 @@
 """Attention against the float64 reference at SD 1.5's cases scaled down: UNet self-attention (head dims 40, 80,
 160), cross-attention over 77 text tokens, CLIP's causal 77 x 77 with d = 64, the VAE's one wide head (up to 512),
 token counts that are not multiples of the query and key tiles. Heads up to 80 run attention_subgroups.wgsl where
-the device has subgroups (both test devices do) and attention.wgsl when SUBGROUPS = 0 forces it, each with every
-LANES (1, 2, 4), QUERIES_PER_LANE (4, 8) and STAGES (1, 2), and the largest KEY_TILE; wider or odd heads run
-attention_wide.wgsl."""
+the device has subgroups (both test devices do) and attention.wgsl when SUBGROUPS = 0 forces it, each with STAGES 1
+and 2, and the largest KEY_TILE; wider or odd heads run attention_wide.wgsl."""
 
 import numpy as np
 import pytest
@@ -23,42 +22,36 @@ result
 """
 
 FALLBACK = {"SUBGROUPS": 0}  # attention.wgsl: rows merged through workgroup memory
-EIGHT = {"QUERIES_PER_LANE": 8, "LANES": 4}  # two vec4s of queries a group
-EIGHT_FALLBACK = {**EIGHT, **FALLBACK}  # two merges in a row through the same workgroup memory
 TWO_STAGES = {"STAGES": 2, "ROW_GROUPS": 8}  # double-buffered K and V
 
 # (batch, queries, keys, heads, head dim, scale, causal, kernel knobs replacing the defaults)
 CASES = {
     "self-d40": (2, 64 + 13, 64 + 13, 2, 40, None, False, None),
     "self-d40-fallback": (2, 64 + 13, 64 + 13, 2, 40, None, False, FALLBACK),
-    "self-d40-lanes2": (2, 64 + 13, 64 + 13, 2, 40, None, False, {"LANES": 2, "ROW_GROUPS": 16}),  # 5 quads a lane
-    "self-d40-eight": (1, 150, 150, 2, 40, None, False, EIGHT),
-    "self-d40-eight-fallback": (1, 150, 150, 2, 40, None, False, EIGHT_FALLBACK),
     # peaked softmax over many key tiles: the running max moves between tiles
     "self-d40-sharp": (1, 150, 200, 2, 40, 0.6, False, None),
     "self-d40-sharp-fallback": (1, 150, 200, 2, 40, 0.6, False, FALLBACK),
     "self-d40-sharp-tile32": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 32, "ROW_GROUPS": 4, "STAGES": 1}),
     "self-d40-sharp-stages2": (1, 150, 200, 2, 40, 0.6, False, {"STAGES": 2, "ROW_GROUPS": 16}),
-    "self-d40-sharp-stages2-fallback": (1, 150, 200, 2, 40, 0.6, False, {**TWO_STAGES, **EIGHT_FALLBACK}),
+    "self-d40-sharp-stages2-fallback": (1, 150, 200, 2, 40, 0.6, False, {**TWO_STAGES, **FALLBACK}),
     "cross-77": (2, 29, 77, 2, 40, None, False, None),
     "cross-77-fallback": (2, 29, 77, 2, 40, None, False, FALLBACK),
-    "cross-77-tile64": (1, 29, 77, 2, 40, None, False, {"KEY_TILE": 64, "LANES": 4, "ROW_GROUPS": 4}),
+    "cross-77-tile64": (1, 29, 77, 2, 40, None, False, {"KEY_TILE": 64, "ROW_GROUPS": 4}),
     "self-d80-sharp": (1, 100, 100, 2, 80, 0.5, False, None),
-    "self-d80-eight-fallback": (1, 100, 100, 2, 80, 0.5, False, {**EIGHT_FALLBACK, "ROW_GROUPS": 4}),
+    "self-d80-sharp-fallback": (1, 100, 100, 2, 80, 0.5, False, FALLBACK),  # the default STAGES 2
     "self-d80-tile32": (1, 100, 100, 2, 80, 0.5, False, {"KEY_TILE": 32, "ROW_GROUPS": 2, "SUBGROUPS": 0}),
     "causal-clip": (1, 77, 77, 12, 64, None, True, None),
     "causal-clip-fallback": (1, 77, 77, 12, 64, None, True, {"SUBGROUPS": 0, "ROW_GROUPS": 1}),
-    "causal-clip-eight": (1, 77, 77, 12, 64, None, True, {**EIGHT, "ROW_GROUPS": 2}),
     "causal-clip-stages2": (1, 77, 77, 12, 64, None, True, TWO_STAGES),
     "tiny-d4": (1, 9, 20, 3, 4, None, False, None),  # one column quad: three of the four lanes store nothing
-    "tiny-d4-lanes1": (1, 9, 20, 3, 4, None, False, {"LANES": 1, "KEY_TILE": 16}),
-    "self-d20-lanes1-fallback": (1, 40, 33, 2, 20, None, False, {"LANES": 1, "SUBGROUPS": 0, "ROW_GROUPS": 4}),
+    # 5 column quads over 4 lanes, 2 slots each: the second slot of lanes 1-3 is padding
+    "self-d20-fallback": (1, 40, 33, 2, 20, None, False, {"SUBGROUPS": 0, "ROW_GROUPS": 4}),
     "self-d160": (1, 70, 70, 1, 160, None, False, None),  # attention_wide: two column chunks
     "self-d160-mv4": (1, 70, 70, 1, 160, None, False, {"MV": 4}),  # three column chunks
     "vae-d512": (1, 37, 37, 1, 512, None, False, None),  # four column chunks of 128
     "odd-d": (1, 5, 3, 3, 33, None, False, None),
 }
-BROWSER = {"cross-77", "self-d40-sharp-fallback", "causal-clip-eight"}
+BROWSER = {"cross-77", "self-d40-sharp-fallback", "causal-clip-stages2"}
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -100,13 +93,10 @@ def test_bad_inputs_are_named(native_gpu, event_loop_runner):
         ((q, k, k, out, 1), {"causal": True}, "causal attention needs as many queries as keys; got 7 and 9"),
         ((q, k, k, out, 3), {}, "64 channels of clip.q do not split into 3 heads"),
         ((q, k, k, q, 1), {}, "out clip.q shares a buffer with q, k or v"),
-        ((q, q, q, out, 1), {"overrides": {"TILE": 8}}, r"unknown knobs \['TILE'\]; this kernel's are \['KEY_TILE', "
-         r"'LANES', 'QUERIES_PER_LANE', 'ROW_GROUPS', 'STAGES', 'SUBGROUPS'\]"),
-        ((q, q, q, out, 1), {"overrides": {"STAGES": 2, "ROW_GROUPS": 1}}, r"2: KEY_TILE d / 4 <= 10 LANES ROW_GROUPS"),
-        ((q, q, q, out, 1), {"overrides": {"KEY_TILE": 24}}, "KEY_TILE a multiple of 4 LANES up to 16 LANES"),
-        ((q, q, q, out, 1), {"overrides": {"LANES": 2}}, r"need LANES one of \(1, 2, 4\), at least 4 \(a lane holds "
-         r"at most 20 columns\)"),
-        ((q, q, q, out, 1), {"overrides": {"QUERIES_PER_LANE": 12}}, r"QUERIES_PER_LANE one of \(4, 8\)"),
+        ((q, q, q, out, 1), {"overrides": {"LANES": 2, "TILE": 8}}, r"unknown knobs \['LANES', 'TILE'\]; this "
+         r"kernel's are \['KEY_TILE', 'ROW_GROUPS', 'STAGES', 'SUBGROUPS'\]"),
+        ((q, q, q, out, 1), {"overrides": {"STAGES": 2, "ROW_GROUPS": 1}}, r"2: KEY_TILE d / 4 <= 40 ROW_GROUPS"),
+        ((q, q, q, out, 1), {"overrides": {"KEY_TILE": 24}}, "KEY_TILE a multiple of 16 up to 64"),
         ((q, q, q, out, 1), {"overrides": {"ROW_GROUPS": 64, "KEY_TILE": 64}},
          r"attention_subgroups.wgsl over heads of 64 with .* needs \d+ bytes of workgroup memory; this GPU offers"),
     ]
@@ -129,6 +119,11 @@ def test_tiling_picks_the_variant(native_gpu):
             assert plan.kernel == kernel and plan.workgroup_bytes <= attention.TARGET_WORKGROUP_BYTES
             assert attention.tiling(d, subgroups, workgroup_limit=16384).workgroup_bytes <= 16384
     assert attention.tiling(40, True, {"SUBGROUPS": 0}).kernel == "attention"
+    # the measured defaults (ROW_GROUPS, KEY_TILE, STAGES): d = 40 (32, 32, 1), d = 80 (16, 16, 2)
+    for d, rows, keys, stages in ((40, 32, 32, 1), (80, 16, 16, 2)):
+        plan = attention.tiling(d, True)
+        assert plan.overrides == {"HEAD_DIM": d, "ROW_GROUPS": rows, "KEY_TILE": keys, "STAGES": stages}
+        assert plan.queries_per_workgroup == 4 * rows
     for d in (33, 160, 512):
         assert attention.tiling(d, True).kernel == "attention_wide"
 

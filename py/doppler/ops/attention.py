@@ -6,10 +6,10 @@ out[b, i, h*d:(h+1)*d] = softmax_k(scale * q_i . k_k) v_k, scale = 1/sqrt(d) unl
 Kernels, chosen by `tiling` (the one place their knobs are set):
 - heads of d <= 80, a multiple of 4 (every UNet and CLIP head but the 16x16 level's 160): `attention_subgroups.wgsl`
   where the rules give `subgroups`, else `attention.wgsl` (the same core,
-  `lib/attention.wgsl`, merging rows through workgroup memory). Knobs: LANES (invocations sharing a group's
-  queries: they split its keys in S and its columns in O), QUERIES_PER_LANE (4 or 8), ROW_GROUPS (groups per
-  workgroup), KEY_TILE, STAGES (1, or 2: double-buffered K and V, the next tile loaded during O += P V), and
-  SUBGROUPS (0 or 1: which of the two files).
+  `lib/attention.wgsl`, merging rows through workgroup memory). Groups of LANES = 4 invocations share
+  QUERIES_PER_LANE = 4 queries, splitting their keys in S and their columns in O (both fixed). Knobs: ROW_GROUPS
+  (groups per workgroup), KEY_TILE, STAGES (1, or 2: double-buffered K and V, the next tile loaded during
+  O += P V), and SUBGROUPS (0 or 1: which of the two files).
 - other heads (the VAE's 512, odd dims): `attention_wide.wgsl`, column chunks. Knobs: TQ, MV, DC, VC.
 """
 
@@ -30,17 +30,16 @@ F32 = 4
 # attention.wgsl / attention_subgroups.wgsl (lib/attention.wgsl)
 QUADS_MAX = 5  # output column quads per lane (QUADS_MAX in the WGSL)
 KEYS_MAX = 16  # keys per lane in S (KEYS_MAX)
-QUERIES_PER_LANE = (4, 8)  # one or two vec4s (QV_MAX = 2)
 STAGES = (1, 2)  # K and V buffers
 SLOTS_MAX = 10  # K (and V) vec4s an invocation stages per tile, with 2 STAGES (SLOTS_MAX)
-LANE_COUNTS = (1, 2, 4)  # up to WebGPU's smallest subgroup: a group never straddles two
-MAX_DIM = 4 * QUADS_MAX * LANE_COUNTS[-1]  # wider heads run attention_wide.wgsl
-# Defaults (measured on an H100 in Chromium, d = 40 at 4096 tokens and d = 80 at 1024): LANES 4, 4 queries a lane
-# (2 lanes without padded columns at d = 40, or 8 queries a lane, hold more registers and ran 1.5-10x slower), and
-# the first (ROW_GROUPS, KEY_TILE, STAGES) whose workgroup memory fits TARGET_WORKGROUP_BYTES: d = 40 takes
-# (32, 32, 1) at 14.7 TFLOP/s, d = 80 (16, 16, 2) at 12.1.
-DEFAULT_LANES = 4
-DEFAULT_QUERIES_PER_LANE = 4
+# Fixed, not knobs (measured on an H100 in Chromium, d = 40 at 4096 tokens): 4 lanes of 4 queries ran 2.81 ms, 2 lanes
+# (no padded columns) 4.47 ms, 8 queries a lane (two vec4s: registers spilled) 26 ms; 1 lane was never competitive.
+LANES = 4  # invocations per group (LANES): WebGPU's smallest subgroup, so a group never straddles two
+QUERIES_PER_LANE = 4  # queries per group, one vec4 (QUERIES_PER_LANE)
+MAX_DIM = 4 * QUADS_MAX * LANES  # 80: wider heads run attention_wide.wgsl
+# Defaults (measured on an H100 in Chromium, d = 40 at 4096 tokens and d = 80 at 1024): the first (ROW_GROUPS,
+# KEY_TILE, STAGES) whose workgroup memory fits TARGET_WORKGROUP_BYTES: d = 40 takes (32, 32, 1) at 15.3 TFLOP/s,
+# d = 80 (16, 16, 2) at 12.2.
 DEFAULT_SHAPES = ((32, 32, 1), (16, 16, 2), (16, 16, 1), (8, 16, 1), (4, 16, 1), (2, 16, 1))
 TARGET_WORKGROUP_BYTES = 48 * 1024  # an H100's limit: one wave of 4 workgroups an SM at d = 40
 
@@ -83,8 +82,7 @@ def tiling(head_dim: int, subgroups: bool, overrides: dict | None = None,
     if head_dim % 4 == 0 and head_dim <= MAX_DIM:
         # knobs not given take the first default shape that, with those given, is valid and fits
         for rows, keys, stages in DEFAULT_SHAPES:
-            defaults = {"LANES": DEFAULT_LANES, "QUERIES_PER_LANE": DEFAULT_QUERIES_PER_LANE, "ROW_GROUPS": rows,
-                        "KEY_TILE": keys, "STAGES": stages, SUBGROUPS: int(subgroups)}
+            defaults = {"ROW_GROUPS": rows, "KEY_TILE": keys, "STAGES": stages, SUBGROUPS: int(subgroups)}
             knobs = _replaced(defaults, overrides, head_dim)
             try:
                 if _fast(head_dim, knobs).workgroup_bytes <= workgroup_limit:
@@ -116,26 +114,20 @@ def _replaced(defaults: dict, overrides: dict | None, head_dim: int) -> dict:
 
 
 def _fast(head_dim: int, knobs: dict) -> Tiling:
-    lanes, per_lane, rows, keys, stages, subgroups = (
-        knobs[n] for n in ("LANES", "QUERIES_PER_LANE", "ROW_GROUPS", "KEY_TILE", "STAGES", SUBGROUPS))
-    if not (lanes in LANE_COUNTS and head_dim <= 4 * QUADS_MAX * lanes and per_lane in QUERIES_PER_LANE
-            and rows >= 1 and keys % (4 * lanes) == 0 and 4 * lanes <= keys <= KEYS_MAX * lanes
-            and stages in STAGES and (stages == 1 or keys * head_dim // 4 <= SLOTS_MAX * lanes * rows)
-            and subgroups in (0, 1)):
-        fewest = min(n for n in LANE_COUNTS if head_dim <= 4 * QUADS_MAX * n)
-        raise GpuError(f"attention over heads of {head_dim}, knobs {knobs}: need LANES one of {LANE_COUNTS}, at least "
-                       f"{fewest} (a lane holds at most {4 * QUADS_MAX} columns), QUERIES_PER_LANE one of "
-                       f"{QUERIES_PER_LANE}, ROW_GROUPS >= 1, KEY_TILE a multiple of 4 LANES up to {KEYS_MAX} LANES, "
-                       f"STAGES one of {STAGES} (2: KEY_TILE d / 4 <= {SLOTS_MAX} LANES ROW_GROUPS), SUBGROUPS 0 or 1")
-    quads = -(-head_dim // (4 * lanes))  # NV
-    query_vecs = rows * per_lane // 4  # QR
-    vec4s = head_dim * query_vecs + stages * (head_dim * keys // 4 + keys * lanes * quads) + keys * (query_vecs + 1)
+    rows, keys, stages, subgroups = (knobs[n] for n in ("ROW_GROUPS", "KEY_TILE", "STAGES", SUBGROUPS))
+    if not (rows >= 1 and keys % (4 * LANES) == 0 and 4 * LANES <= keys <= KEYS_MAX * LANES and stages in STAGES
+            and (stages == 1 or keys * head_dim // 4 <= SLOTS_MAX * LANES * rows) and subgroups in (0, 1)):
+        raise GpuError(f"attention over heads of {head_dim}, knobs {knobs}: need ROW_GROUPS >= 1, KEY_TILE a multiple "
+                       f"of {4 * LANES} up to {KEYS_MAX * LANES}, STAGES one of {STAGES} (2: KEY_TILE d / 4 <= "
+                       f"{SLOTS_MAX * LANES} ROW_GROUPS), SUBGROUPS 0 or 1")
+    quads = -(-head_dim // (4 * LANES))  # NV
+    # q_tile, K and V buffers, p_tile (a group's queries are one vec4 of a row)
+    vec4s = head_dim * rows + stages * (head_dim * keys // 4 + keys * LANES * quads) + keys * (rows + 1)
     if not subgroups:
-        vec4s += lanes * rows  # lanes_tile
+        vec4s += LANES * rows  # lanes_tile
     kernel = "attention_subgroups" if subgroups else "attention"
-    overrides = {"HEAD_DIM": head_dim, "LANES": lanes, "QUERIES_PER_LANE": per_lane, "ROW_GROUPS": rows,
-                 "KEY_TILE": keys, "STAGES": stages}
-    return Tiling(kernel, overrides, 4 * query_vecs, 1, VEC4 * vec4s)
+    overrides = {"HEAD_DIM": head_dim, "ROW_GROUPS": rows, "KEY_TILE": keys, "STAGES": stages}
+    return Tiling(kernel, overrides, QUERIES_PER_LANE * rows, 1, VEC4 * vec4s)
 
 
 def column_split(head_dim: int) -> tuple[int, int]:
