@@ -1,9 +1,9 @@
 """Per-component weights on the GPU: one buffer per (component, shard) holding the byte range of that component's
 tensors, filled by one shard upload; each tensor is a view at its manifest offset (256-aligned by the converter),
 so loading walks no tensor in Python and copies nothing twice. Components load and release one at a time.
-Convolution weights are stored as the checkpoint has them ([Cout, Cin, KH, KW]); the layers that read them ask for
-channels last (`conv_weight`) or Winograd-transformed copies (`request_winograd`) as the model is built, and
-`apply_layouts` makes those on the GPU once: channels last in place, Winograd weights in buffers of their own.
+Convolution weights are stored as the checkpoint has them ([Cout, Cin, KH, KW]); the implicit-GEMM layers ask for
+channels last (`conv_weight`) as the model is built, and `apply_layouts` rewrites those in place on the GPU once.
+(Winograd layers read the stored layout and transform it per call: see nn.Conv2d.)
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ..errors import GpuError
-from ..gpu.tensor import Tensor, storage_bytes
-from ..ops import conv2d, winograd
+from ..gpu.tensor import Tensor
+from ..ops import conv2d
 
 # Manifest storage dtypes -> GPU tensor dtypes.
 GPU_DTYPES = {"f32": "f32", "f16": "f16", "int8": "i8"}
@@ -25,8 +25,6 @@ class ComponentWeights:
     tensors: dict[str, Tensor]
     allocations: list = field(default_factory=list)
     pending_layouts: list = field(default_factory=list)  # (stored tensor, its channels-last view) to rewrite
-    pending_winograd: list = field(default_factory=list)  # keys of 3x3 weights to transform
-    winograd_weights: dict[str, Tensor] = field(default_factory=dict)  # key -> U (16, Cout, Cin), by apply_layouts
 
     def __getitem__(self, key: str) -> Tensor:
         tensor = self.tensors.get(key)
@@ -50,30 +48,13 @@ class ComponentWeights:
             self.pending_layouts.append((stored, view))
         return view
 
-    def request_winograd(self, key: str) -> None:
-        """Ask for the 3x3 convolution weight `key` transformed for Winograd F(2x2, 3x3): `apply_layouts` puts
-        U (16, Cout, Cin), in the weight's storage dtype, in `winograd_weights[key]`; the stored weight stays."""
-        stored = self[key]
-        if len(stored.shape) != 4 or stored.shape[2:] != (winograd.KERNEL, winograd.KERNEL):
-            raise GpuError(f"{self.name}: {key} {stored.shape} is not a 3x3 convolution weight [Cout, Cin, 3, 3]")
-        self.pending_winograd.append(key)
-
     @property
     def pending(self) -> bool:
         """Whether layouts asked for are still to be made (`apply_layouts`)."""
-        return bool(self.pending_layouts or self.pending_winograd)
+        return bool(self.pending_layouts)
 
     async def apply_layouts(self, gpu) -> None:
-        """Make the weights asked for by `request_winograd` (each in an exact-size buffer the component owns, from
-        the stored weight before any rewrite) and by `conv_weight` (rewritten in place through one scratch copy)."""
-        for key in self.pending_winograd:
-            stored = self[key]
-            shape = winograd.weight_shape(*stored.shape[:2])
-            alloc = gpu.pool.acquire(storage_bytes(shape, stored.dtype), f"{self.name}.{key}.winograd", exact=True)
-            self.allocations.append(alloc)
-            self.winograd_weights[key] = Tensor(shape, stored.dtype, alloc)
-            await winograd.winograd_weight(gpu, stored, self.winograd_weights[key])
-        self.pending_winograd.clear()
+        """Rewrite the weights asked for by `conv_weight` in place, through one scratch copy each."""
         for stored, view in self.pending_layouts:
             scratch = gpu.tensor(stored.shape, stored.dtype, f"{self.name}.layout")
             gpu.copy(stored, scratch)
@@ -92,7 +73,6 @@ class ComponentWeights:
             gpu.pool.release(alloc)
         gpu.pool.trim()
         self.tensors.clear()
-        self.winograd_weights.clear()
         self.allocations.clear()
 
 

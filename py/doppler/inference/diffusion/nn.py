@@ -52,7 +52,7 @@ class Conv2d:
         self.use_winograd = (kh, kw) == (winograd.KERNEL, winograd.KERNEL) and stride == 1 \
             and self.out_channels * cin <= WINOGRAD_MAX_WEIGHTS
         if self.use_winograd:
-            weights.request_winograd(self.key)  # weights.winograd_weights[key] once weights.apply_layouts ran
+            self.weight = weights[self.key]  # [Cout, Cin, 3, 3], transformed per call
         else:
             self.weight = weights.conv_weight(self.key)  # [Cout, KH, KW, Cin] once weights.apply_layouts ran
 
@@ -66,8 +66,14 @@ class Conv2d:
         oh, ow = ((s + 2 * self.padding - k) // self.stride + 1 for s, k in zip((h, w), self.kernel))
         out = out_like(gpu, (b, oh, ow, self.out_channels), self.path)
         if self.use_winograd:
-            await winograd.conv3x3_winograd(gpu, x, self.weights.winograd_weights[self.key], out, bias=self.bias,
-                                            residual=residual, upsample_to=upsample_to)
+            # U made per call, not kept: resident it would add 16/9 of these weights (~420 MiB for SD 1.5) to the
+            # budget, while the transform costs a few percent of the convolution's time.
+            u = gpu.tensor(winograd.weight_shape(self.out_channels, self.weight.shape[1]), self.weight.dtype,
+                           f"{self.path}.winograd")
+            await winograd.winograd_weight(gpu, self.weight, u)
+            await winograd.conv3x3_winograd(gpu, x, u, out, bias=self.bias, residual=residual,
+                                            upsample_to=upsample_to)
+            gpu.free(u)
         else:
             await conv2d.conv2d(gpu, x, self.weight, out, bias=self.bias, residual=residual, stride=self.stride,
                                 padding=self.padding, upsample_to=upsample_to)
