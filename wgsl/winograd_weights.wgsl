@@ -1,16 +1,17 @@
 // Winograd F(2x2, 3x3) weight transform: U[p, co, ci] = (G g[co, ci] G^T)[i, j], p = 4i + j, for each 3x3 kernel g of
-//   a convolution weight [Cout, Cin, 3, 3] (PyTorch's layout), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+//   a convolution weight stored channels last, [Cout, 3, 3, Cin] (as conv2d reads it: g[co, ci][a, b] is element
+//   ((co * 3 + a) * 3 + b) * Cin + ci), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
 //   (Lavin & Gray 2015). U (16, Cout, Cin) is W of the 16 GEMMs M[p] = V[p] U[p]^T (rows K = Cin contiguous).
 //   Computed in f32 from g stored f32 or f16 (F16_WEIGHTS: both packed two per u32 word, element 2w in the low
 //   half of word w; U's 16 * Cout * Cin elements fill whole words) and stored in g's dtype: f16 rounds the f32
-//   result once (pack2x16float). Run once per weight when a component loads (loader.ComponentWeights.apply_layouts).
+//   result once (pack2x16float). Run before each Winograd convolution (nn.Conv2d), into scratch.
 // Bindings: 0 g (u32 words), 1 U (u32 words, read_write, another buffer), 2 uniform WinogradWeights.
 // Dispatch: one invocation per U word, ceil(words / WG) workgroups along x wrapped into y past 65535
 //   (word = (wg.y * 65535 + wg.x) * WG + local index).
 
 #include "lib/packed_weights.wgsl"
 
-struct WinogradWeights { elements: u32, kernels: u32 }
+struct WinogradWeights { elements: u32, kernels: u32, cin: u32 }
 
 override WG: u32 = 256u;
 
@@ -26,14 +27,15 @@ const G = array<vec3f, SIDE>(vec3f(1.0, 0.0, 0.0), vec3f(0.5, 0.5, 0.5), vec3f(0
 // Element e of U: position p = e / kernels of the transformed tile of kernel e % kernels (= co * Cin + ci).
 fn transformed(e: u32) -> f32 {
   let p = e / u.kernels;
-  let first = (e % u.kernels) * TAPS * TAPS;
+  let kernel = e % u.kernels;
+  let first = (kernel / u.cin) * TAPS * TAPS * u.cin + kernel % u.cin;  // tap (a, b) at first + (a * 3 + b) Cin
   var coefficients = G;  // a function variable: indexed at run time
   let rows = coefficients[p / SIDE];
   let cols = coefficients[p % SIDE];
   var sum = 0.0;
   for (var a = 0u; a < TAPS; a++) {
     for (var b = 0u; b < TAPS; b++) {
-      let i = first + a * TAPS + b;
+      let i = first + (a * TAPS + b) * u.cin;
       sum = fma(rows[a] * cols[b], value_in(g[word_of(i)], i), sum);
     }
   }

@@ -27,9 +27,15 @@ def test_text_encoder_matches_transformers(run, dtype, path):
     assert_close(run(text_encoder_on_gpu(ref, TINY_CLIP, ids, dtype)), want, path, "text encoder")
 
 
+@pytest.mark.parametrize("conv", ["winograd", "implicit-gemm"])
 @pytest.mark.parametrize("size", [(8, 8), (6, 10)])
-def test_unet_matches_diffusers(run, size):
+def test_unet_matches_diffusers(run, monkeypatch, size, conv):
     from diffusers import UNet2DConditionModel as Reference
+
+    from doppler.inference.diffusion import nn
+
+    if conv == "implicit-gemm":  # every 3x3 conv through conv2d, as SD 1.5's 1280-channel and largest maps run
+        monkeypatch.setattr(nn, "WINOGRAD_MAX_PIXELS", 0)
 
     torch.manual_seed(1)
     ref = Reference(**{k: v for k, v in TINY_UNET.items()}).eval()

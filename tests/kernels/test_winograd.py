@@ -14,11 +14,16 @@ from test_conv2d import PATH, STORED, operands
 F16_ULP = 2.0 ** -10  # relative spacing of f16 values
 
 
+def channels_last(a):
+    """The operands with w [Cout, 3, 3, Cin], as winograd_weight reads it (a["w"] is PyTorch's, as the references)."""
+    return {**a, "w": np.ascontiguousarray(a["w"].transpose(0, 2, 3, 1))}
+
+
 def winograd(runner, a, call_args, path, **ref_kwargs):
     """winograd_weight(w) into u, then conv3x3_winograd on x, u, out and `call_args`; compare with the direct
     convolution (padding 1) on x, w and `ref_kwargs`."""
     cout, cin = a["w"].shape[:2]
-    arrays = {**a, "u": np.zeros((16, cout, cin), a["w"].dtype)}
+    arrays = {**channels_last(a), "u": np.zeros((16, cout, cin), a["w"].dtype)}
     call = f"winograd_weight(gpu, w, u); await winograd.conv3x3_winograd(gpu, x, u, out{call_args})"
     got = run_op(runner, "winograd", call, arrays)
     assert_close(got, ref.conv2d(a["x"], a["w"], padding=1, **ref_kwargs), path)
@@ -53,7 +58,7 @@ def test_accumulates_in_place_when_residual_is_out(native_run):
     a = operands(5, (1, 6, 5, 7), 9, 3, (6, 5))
     a["out"] = rng(6).standard_normal(a["out"].shape).astype(np.float32)
     cout, cin = a["w"].shape[:2]
-    arrays = {**a, "u": np.zeros((16, cout, cin), np.float32)}
+    arrays = {**channels_last(a), "u": np.zeros((16, cout, cin), np.float32)}
     got = run_op(native_run, "winograd", "winograd_weight(gpu, w, u); await winograd.conv3x3_winograd("
                  "gpu, x, u, out, bias=b, residual=out)", arrays, poison=False)
     assert_close(got, ref.conv2d(a["x"], a["w"], a["b"], a["out"], padding=1), "f32")
@@ -77,7 +82,7 @@ def test_one_pixel_image(native_run):
 def test_weight_transform(gpu_run, stored, shape):
     w = rng(9).standard_normal(shape).astype(STORED[stored])
     got = run_op(gpu_run, "winograd", "winograd_weight(gpu, w, out)",
-                 {"w": w, "out": np.zeros((16, *shape[:2]), w.dtype)})
+                 {"w": np.ascontiguousarray(w.transpose(0, 2, 3, 1)), "out": np.zeros((16, *shape[:2]), w.dtype)})
     # f32 math, then (f16) one rounding: within half an f16 ulp of the exact value, or a whole one where the f32
     # sum lands across a rounding midpoint.
     np.testing.assert_allclose(got, winograd_ref.winograd_weight(w), rtol=F16_ULP if stored == "f16" else 1e-6,
@@ -85,7 +90,7 @@ def test_weight_transform(gpu_run, stored, shape):
 
 
 BAD_CALLS = {
-    "winograd_weight(gpu, w1, u)": "weight (4, 3, 1, 1) must be [Cout, Cin, 3, 3]",
+    "winograd_weight(gpu, w1, u)": "weight (4, 1, 1, 3) must be [Cout, 3, 3, Cin]",
     "winograd_weight(gpu, w, u16)": "dst (16, 4, 3) f16 must be (16, 4, 3) f32",
     "conv3x3_winograd(gpu, x, u_t, out)": "weight (16, 4, 5) must be (16, 'Cout', 3)",
     "conv3x3_winograd(gpu, x, u, x)": "out (1, 6, 6, 3) must be (1, 6, 6, 4)",
@@ -97,7 +102,7 @@ BAD_CALLS = {
     "conv3x3_winograd(gpu, x, u3, x)": "x x shares its buffer with out",
 }
 TENSORS = {"x": ((1, 6, 6, 3), "f32"), "x16": ((1, 6, 6, 3), "f16"), "w": ((4, 3, 3, 3), "f32"),
-           "w1": ((4, 3, 1, 1), "f32"), "u": ((16, 4, 3), "f32"), "u16": ((16, 4, 3), "f16"),
+           "w1": ((4, 1, 1, 3), "f32"), "u": ((16, 4, 3), "f32"), "u16": ((16, 4, 3), "f16"),
            "u_t": ((16, 4, 5), "f32"), "u3": ((16, 3, 3), "f32"), "b": ((4,), "f32"),
            "out": ((1, 6, 6, 4), "f32"), "out16": ((1, 6, 6, 4), "f16")}
 

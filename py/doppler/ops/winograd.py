@@ -31,9 +31,10 @@ TRANSFORM_WORKGROUP = 256
 WEIGHTS_WORKGROUP = 256
 F32_BYTES = 4
 # V (16, tiles, Cin) and M (16, tiles, Cout) are 4x the size of x and y: cap each, and the tiles per chunk with it,
-# so the VAE's 512x512 maps (x 128 MiB at 128 channels) need no 512 MiB scratch. 64 MiB holds SD 1.5's UNet convs
-# at 64x64 and batch 2 in one chunk (V 42 MiB at 320 channels) while their GEMMs still fill the GPU.
-SCRATCH_BYTES = 64 << 20
+# so big maps need no scratch 4x their size. 32 MiB runs SD 1.5's UNet convs at 64x64 and batch 2 in two chunks (V
+# 42 MiB at 320 channels) of GEMMs that still fill the GPU; scratch stays inside a recorded step for good (the
+# plan owns it), and the 4 GiB budget has little room beside SD 1.5's weights and working set.
+SCRATCH_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -56,25 +57,26 @@ class WinogradWeights:
     WGSL_NAME: ClassVar[str] = "WinogradWeights"
     elements: int = u32()
     kernels: int = u32()  # Cout * Cin
+    cin: int = u32()
 
 
 def weight_shape(cout: int, cin: int) -> tuple[int, int, int]:
-    """The shape of the transformed weights U of a [Cout, Cin, 3, 3] convolution weight."""
+    """The shape of the transformed weights U of a convolution weight of Cout x Cin 3x3 kernels."""
     return (POSITIONS, cout, cin)
 
 
 async def winograd_weight(gpu, src, dst) -> None:
-    """dst (16, Cout, Cin) = G g G^T per 3x3 kernel g of src [Cout, Cin, 3, 3] (PyTorch's layout), f32 or f16 (packed;
-    computed in f32, rounded to f16 once); dst is another buffer's tensor in src's dtype."""
+    """dst (16, Cout, Cin) = G g G^T per 3x3 kernel g of src [Cout, 3, 3, Cin] (channels last, as conv2d reads it),
+    f32 or f16 (packed; computed in f32, rounded to f16 once); dst is another buffer's tensor in src's dtype."""
     label = f"winograd_weight {src.label}"
-    if len(src.shape) != 4 or src.shape[2:] != (KERNEL, KERNEL):
-        raise GpuError(f"{label}: weight {src.shape} must be [Cout, Cin, {KERNEL}, {KERNEL}]")
-    cout, cin = src.shape[:2]
+    if len(src.shape) != 4 or src.shape[1:3] != (KERNEL, KERNEL):
+        raise GpuError(f"{label}: weight {src.shape} must be [Cout, {KERNEL}, {KERNEL}, Cin]")
+    cout, cin = src.shape[0], src.shape[3]
     check_weight_dst(gpu, label, src, dst, weight_shape(cout, cin))
     kernel = await gpu.kernel("winograd_weights", "main",
                               {"WG": WEIGHTS_WORKGROUP, "F16_WEIGHTS": src.dtype == "f16"})
     gpu.dispatch(kernel, [src, dst], linear_groups(dst.nbytes // F32_BYTES, WEIGHTS_WORKGROUP),
-                 pack(WinogradWeights(dst.numel, cout * cin)))
+                 pack(WinogradWeights(dst.numel, cout * cin, cin)))
 
 
 def _check_geometry(label, x, u, out, bias, residual, src_hw) -> None:

@@ -10,12 +10,15 @@ from __future__ import annotations
 from ...errors import GpuError
 from ...ops import activation, attention, conv2d, groupnorm, layernorm, matmul, winograd
 
-# 3x3 stride-1 convolutions run Winograd F(2x2, 3x3) (2.25x fewer multiplies) where Cout * Cin is at most this.
-# Their transformed weights (16/9 the originals' size) stay resident beside the originals, so only small weights
-# take it: SD 1.5's 320- and 640-channel UNet convs, up to the 640-level's widest (1920 concatenated -> 640 channels,
-# 1228800 weights; its conv1 after the skip concat), and every VAE conv (at most 512 x 512), but none at 1280
-# channels (1280 x 1280 = 1638400 and up), where the maps are 16x16 and smaller and the weights the largest.
+# 3x3 stride-1 convolutions run Winograd F(2x2, 3x3) (2.25x fewer multiplies) where Cout * Cin is at most this and
+# the output has at most WINOGRAD_MAX_PIXELS pixels (batch included). The transformed weights (16/9 the originals)
+# are made per call into scratch, which a recorded step owns for good: so only the smaller weights take it, SD 1.5's
+# 320- and 640-channel UNet convs (up to 1920 concatenated -> 640 channels) and the VAE's (<= 512 x 512), none at
+# 1280 channels, where maps are 16x16 and smaller. On an H100 in Chromium (bench/RESULTS.md) Winograd ran 1.9-2x
+# the implicit GEMM at the UNet's 64x64 and 32x32 levels and 1.4x at the VAE's 256x256, but only 1.2x at its
+# 512x512, whose scratch (V, M: 4x a 128 MiB map, in chunks) would not fit the 4 GiB budget beside the rest.
 WINOGRAD_MAX_WEIGHTS = 1920 * 640
+WINOGRAD_MAX_PIXELS = 256 * 256
 
 
 def out_like(gpu, shape, label: str):
@@ -37,8 +40,8 @@ class Linear:
 
 class Conv2d:
     """NHWC conv; `upsample_to` fuses a nearest upsample of the input to that (H, W) (diffusers' Upsample2D). 3x3
-    stride-1 kernels with at most WINOGRAD_MAX_WEIGHTS weights run Winograd F(2x2, 3x3), the others the implicit
-    GEMM (conv2d)."""
+    stride-1 kernels with at most WINOGRAD_MAX_WEIGHTS weights run Winograd F(2x2, 3x3) on outputs of at most
+    WINOGRAD_MAX_PIXELS pixels, the others the implicit GEMM (conv2d)."""
 
     def __init__(self, weights, path: str, stride: int = 1):
         self.path = path
@@ -49,12 +52,9 @@ class Conv2d:
         self.stride = stride
         self.kernel = (kh, kw)
         self.padding = kh // 2
-        self.use_winograd = (kh, kw) == (winograd.KERNEL, winograd.KERNEL) and stride == 1 \
+        self.takes_winograd = (kh, kw) == (winograd.KERNEL, winograd.KERNEL) and stride == 1 \
             and self.out_channels * cin <= WINOGRAD_MAX_WEIGHTS
-        if self.use_winograd:
-            self.weight = weights[self.key]  # [Cout, Cin, 3, 3], transformed per call
-        else:
-            self.weight = weights.conv_weight(self.key)  # [Cout, KH, KW, Cin] once weights.apply_layouts ran
+        self.weight = weights.conv_weight(self.key)  # [Cout, KH, KW, Cin] once weights.apply_layouts ran
 
     async def __call__(self, gpu, x, residual=None, upsample_to=None):
         if self.weights.pending:
@@ -65,10 +65,10 @@ class Conv2d:
             h, w = upsample_to
         oh, ow = ((s + 2 * self.padding - k) // self.stride + 1 for s, k in zip((h, w), self.kernel))
         out = out_like(gpu, (b, oh, ow, self.out_channels), self.path)
-        if self.use_winograd:
+        if self.takes_winograd and b * oh * ow <= WINOGRAD_MAX_PIXELS:
             # U made per call, not kept: resident it would add 16/9 of these weights (~420 MiB for SD 1.5) to the
             # budget, while the transform costs a few percent of the convolution's time.
-            u = gpu.tensor(winograd.weight_shape(self.out_channels, self.weight.shape[1]), self.weight.dtype,
+            u = gpu.tensor(winograd.weight_shape(self.out_channels, self.weight.shape[3]), self.weight.dtype,
                            f"{self.path}.winograd")
             await winograd.winograd_weight(gpu, self.weight, u)
             await winograd.conv3x3_winograd(gpu, x, u, out, bias=self.bias, residual=residual,
