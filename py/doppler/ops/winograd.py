@@ -123,8 +123,11 @@ async def conv3x3_winograd(gpu, x, u, out, bias=None, residual=None, upsample_to
     total = b * tiles_h * tiles_w
     tiles = tiles or default_tiles(cout)
     chunk = chunk_tiles(gpu, total, max(cin, cout), tiles, scratch_bytes)
-    v = gpu.tensor((POSITIONS, chunk, cin), "f32", f"{label}.v")
-    m = gpu.tensor((POSITIONS, chunk, cout), "f32", f"{label}.m")
+    # Scratch of one size for every layer, whatever its need: a recorded step reuses (and owns) a single pair.
+    words = min(scratch_bytes, gpu.max_binding) // F32_BYTES
+    v_scratch, m_scratch = (gpu.tensor((words,), "f32", f"winograd.{name}") for name in "vm")
+    v = Tensor((POSITIONS, chunk, cin), "f32", v_scratch.alloc, v_scratch.offset)
+    m = Tensor((POSITIONS, chunk, cout), "f32", m_scratch.alloc, m_scratch.offset)
     require_whole_bindings(gpu, label, v=v, m=m)
     forward = await gpu.kernel("winograd_input", "main", {"WG": TRANSFORM_WORKGROUP, "VEC": cin % QUAD == 0})
     overrides, bias_residual = epilogue(x, bias, residual, out)
@@ -140,4 +143,4 @@ async def conv3x3_winograd(gpu, x, u, out, bias=None, residual=None, upsample_to
         await batched_linear(gpu, v_chunk, u, m_chunk, tiles)
         gpu.dispatch(inverse, [m_chunk, *bias_residual, out], linear_groups(n * -(-cout // QUAD), TRANSFORM_WORKGROUP),
                      uniform)
-    gpu.free(v, m)
+    gpu.free(v_scratch, m_scratch)

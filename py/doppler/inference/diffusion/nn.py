@@ -8,6 +8,7 @@ caller. Activations are f32; weights f32 or packed f16 as the manifest stored th
 from __future__ import annotations
 
 from ...errors import GpuError
+from ...gpu.tensor import Tensor
 from ...ops import activation, attention, conv2d, groupnorm, layernorm, matmul, winograd
 
 # 3x3 stride-1 convolutions run Winograd F(2x2, 3x3) (2.25x fewer multiplies) where Cout * Cin is at most this and
@@ -68,12 +69,14 @@ class Conv2d:
         if self.takes_winograd and b * oh * ow <= WINOGRAD_MAX_PIXELS:
             # U made per call, not kept: resident it would add 16/9 of these weights (~420 MiB for SD 1.5) to the
             # budget, while the transform costs a few percent of the convolution's time.
-            u = gpu.tensor(winograd.weight_shape(self.out_channels, self.weight.shape[3]), self.weight.dtype,
-                           f"{self.path}.winograd")
+            # In scratch of one size (the largest U allowed), so a recorded step reuses and owns a single one.
+            scratch = gpu.tensor(winograd.weight_shape(1, WINOGRAD_MAX_WEIGHTS), self.weight.dtype, "winograd.u")
+            u = Tensor(winograd.weight_shape(self.out_channels, self.weight.shape[3]), self.weight.dtype,
+                       scratch.alloc, scratch.offset)
             await winograd.winograd_weight(gpu, self.weight, u)
             await winograd.conv3x3_winograd(gpu, x, u, out, bias=self.bias, residual=residual,
                                             upsample_to=upsample_to)
-            gpu.free(u)
+            gpu.free(scratch)
         else:
             await conv2d.conv2d(gpu, x, self.weight, out, bias=self.bias, residual=residual, stride=self.stride,
                                 padding=self.padding, upsample_to=upsample_to)
