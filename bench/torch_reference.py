@@ -115,7 +115,7 @@ def main() -> None:
             key = f"{name}-{'compiled' if compiled else 'eager'}"
             results[key] = measure(dtype, compiled, args.steps)
             print(key, results[key], flush=True)
-    Path(args.out).write_text(json.dumps(results, indent=1))
+            Path(args.out).write_text(json.dumps(results, indent=1))  # after each: a run cut short keeps the rest
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ class Conv2d:
         self.takes_winograd = (kh, kw) == (winograd.KERNEL, winograd.KERNEL) and stride == 1 \
             and self.out_channels * cin <= WINOGRAD_MAX_WEIGHTS
         self.weight = weights.conv_weight(self.key)  # [Cout, KH, KW, Cin] once weights.apply_layouts ran
+        if self.takes_winograd:
+            weights.winograd_kernels = max(weights.winograd_kernels, self.out_channels * cin)
 
     async def __call__(self, gpu, x, residual=None, upsample_to=None):
         if self.weights.pending:
@@ -69,8 +71,9 @@ class Conv2d:
         if self.takes_winograd and b * oh * ow <= WINOGRAD_MAX_PIXELS:
             # U made per call, not kept: resident it would add 16/9 of these weights (~420 MiB for SD 1.5) to the
             # budget, while the transform costs a few percent of the convolution's time.
-            # In scratch of one size (the largest U allowed), so a recorded step reuses and owns a single one.
-            scratch = gpu.tensor(winograd.weight_shape(1, WINOGRAD_MAX_WEIGHTS), self.weight.dtype, "winograd.u")
+            # In scratch of one size (the component's largest U), so a recorded step reuses and owns a single one.
+            scratch = gpu.tensor(winograd.weight_shape(1, self.weights.winograd_kernels), self.weight.dtype,
+                                 "winograd.u")
             u = Tensor(winograd.weight_shape(self.out_channels, self.weight.shape[3]), self.weight.dtype,
                        scratch.alloc, scratch.offset)
             await winograd.winograd_weight(gpu, self.weight, u)
