@@ -36,16 +36,6 @@ def test_same_seed_same_pixels(pipeline, reference, event_loop_runner):
     assert event_loop_runner(pipeline.generate({**request, "seed": request["seed"] + 1}))["image"]["rgba"] != first
 
 
-def test_the_vae_decode_is_recorded_again_when_its_lent_buffers_are_gone(pipeline, reference, event_loop_runner):
-    request = request_for(reference, "euler_a")
-    first = event_loop_runner(pipeline.generate(request))["image"]["rgba"]
-    decodes = pipeline.recorded["vae"]
-    before = dict(decodes)
-    pipeline.gpu.pool.trim()  # destroys the decode's working set, lent to the pool between images
-    assert event_loop_runner(pipeline.generate(request))["image"]["rgba"] == first
-    assert decodes.keys() == before.keys() and all(decodes[k] is not before[k] for k in decodes)
-
-
 def test_decode_tiling_reaches_the_vae(tiny_model, reference, native_gpu, event_loop_runner):
     """The manifest's decode.tiling (merged with runtime's) is what the VAE decodes with; a 64-pixel image is one
     64-pixel tile, which is the untiled decode."""

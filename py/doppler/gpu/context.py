@@ -67,40 +67,16 @@ class Plan:
         self.uniforms = _UniformArena(gpu.backend, f"{label}.uniforms")
         self.freed: list = []  # buffers freed while recording: the plan still reads and writes them
         self.owned: list = []
-        self.detached: list = []  # owned buffers lent back to the pool (see detach)
         self.handle = None
 
     def replay(self) -> None:
-        if self.detached:
-            raise GpuError(f"plan {self.label} is detached from its buffers: attach() it before replaying")
         self.gpu.replay(self)
-
-    def detach(self) -> None:
-        """Lend the intermediates back to the pool between replays (a plan run once per image, like a VAE decode,
-        need not hold its working set while other stages run); `attach` takes them back."""
-        for alloc in self.owned:
-            self.gpu.pool.release(alloc)
-        self.detached, self.owned = self.owned, []
-
-    def attach(self) -> bool:
-        """Take the lent intermediates back; False (and nothing held) when any was reused or destroyed meanwhile:
-        record the plan again."""
-        if not self.detached:
-            return True
-        claimed = self.gpu.pool.claim(self.detached)
-        if len(claimed) < len(set(self.detached)):
-            for alloc in claimed:
-                self.gpu.pool.release(alloc)
-            return False
-        self.owned, self.detached = claimed, []
-        return True
 
     def destroy(self) -> None:
         self.uniforms.destroy()
         for alloc in self.owned:
             self.gpu.pool.release(alloc)
         self.owned.clear()
-        self.detached.clear()
 
 
 class Gpu:

@@ -129,31 +129,6 @@ class TextEncoding:
 
 
 @dataclass
-class VaeDecode:
-    """The VAE decode recorded for one latent shape and tiling: latents in, RGBA8 pixels out. Its working set is lent
-    to the pool between images (Plan.detach), so it holds that memory only while it runs."""
-
-    plan: object
-    latents: object
-    rgba: object
-
-    @classmethod
-    async def record(cls, gpu, vae, shape: tuple, tiling) -> "VaeDecode":
-        latents = gpu.tensor(shape, "f32", "vae.latents")
-        with gpu.record(f"vae_decode.{shape[1]}x{shape[2]}") as plan:
-            decoded = await vae(gpu, latents, tiling)
-            rgba = gpu.tensor(decoded.shape[:3], "u32", "image.rgba8")
-            await image.to_rgba8(gpu, decoded, rgba)
-            gpu.free(decoded)
-        plan.detach()
-        return cls(plan, latents, rgba)
-
-    def destroy(self, gpu) -> None:
-        self.plan.destroy()
-        gpu.free(self.latents, self.rgba)
-
-
-@dataclass
 class DiffusionPipeline:
     """One model on one GPU. Components load on first use and stay resident between images while they fit."""
 
@@ -222,22 +197,6 @@ class DiffusionPipeline:
         gpu.copy(encoding.context, context)
         return context
 
-    async def decode(self, latents, tiling) -> bytes:
-        """RGBA8 pixels of the latents, through the VAE decode recorded for their shape and tiling (recorded again
-        when the pool reused or destroyed the working set it lent out since the last image)."""
-        key = (latents.shape, tiling)
-        record = lambda vae: VaeDecode.record(self.gpu, vae, latents.shape, tiling)  # noqa: E731
-        decode = await self.recorded_call("vae", key, record)
-        if not decode.plan.attach():
-            decode.destroy(self.gpu)
-            decode = self.recorded["vae"][key] = await record(await self.component("vae"))
-            decode.plan.attach()
-        self.gpu.copy(latents, decode.latents)
-        decode.plan.replay()
-        pixels = await self.gpu.read(decode.rgba)
-        decode.plan.detach()
-        return pixels
-
     async def generate(self, request: dict, preview=None) -> dict:
         """One image for the form's settings; `preview`, the page's OffscreenCanvas, gets each step's latent."""
         gpu = self.gpu
@@ -296,7 +255,13 @@ class DiffusionPipeline:
 
         if config.swapper.evict_unet:
             self.release("unet")
-        pixels = await self.decode(step.x, config.decode.tiling)
+        vae = await self.component("vae")
+        decoded = await vae(gpu, step.x, config.decode.tiling)
+        rgba = gpu.tensor(decoded.shape[:3], "u32", "image.rgba8")
+        await image.to_rgba8(gpu, decoded, rgba)
+        gpu.free(decoded)
+        pixels = await gpu.read(rgba)
+        gpu.free(rgba)
         t_end = time.perf_counter()
         self.images_made += 1
         return {
