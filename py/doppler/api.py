@@ -179,7 +179,7 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
     pipeline = await _pipeline(model)
     request = {"prompt": "a photo of an astronaut riding a horse on the moon", "negativePrompt": "", "seed": 0,
                "steps": steps, "guidance": 7.5, "scheduler": "dpmpp_2m", "width": size, "height": size}
-    runs = {}
+    runs, profiles = {}, {}
     for name, req in (("cold", request), ("warm", request),
                       ("lcmCold", {**request, "steps": lcm_steps, "guidance": 1.0, "scheduler": "lcm"}),
                       ("lcmWarm", {**request, "steps": lcm_steps, "guidance": 1.0, "scheduler": "lcm"}),
@@ -188,13 +188,20 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
         result = await pipeline.generate(req)
         runs[name] = result["stats"]
         _state["emit"]("stage", {name: {k: v for k, v in result["stats"].items() if k != "stepMs"}})
+        if name == "warm":  # the CFG step (batch 2), before the LCM runs record theirs in its place
+            profiles = await _profile_stages(pipeline, (2, (1, size // 8, size // 8, 4)))
+    return {"device": pipeline.gpu.caps.summary(), "load": {**loaded, "ms": round(load_ms, 1)}, "runs": runs,
+            **profiles}
+
+
+async def _profile_stages(pipeline, step_key) -> dict:
+    """One profiled replay of the recorded UNet step `step_key` and one profiled eager VAE decode of its latents."""
     gpu = pipeline.gpu
-    step = pipeline.recorded["unet"][(2, (1, size // 8, size // 8, 4))]
+    step = pipeline.recorded["unet"][step_key]
     vae = await pipeline.component("vae")
     decode = await bench.profile_eager(gpu, lambda: vae(gpu, step.x))
     gpu.free(decode.pop("result"))
-    return {"device": gpu.caps.summary(), "load": {**loaded, "ms": round(load_ms, 1)}, "runs": runs,
-            "unetStepProfile": await bench.profile_step(gpu, step), "vaeDecodeProfile": decode}
+    return {"unetStepProfile": await bench.profile_step(gpu, step), "vaeDecodeProfile": decode}
 
 
 async def bench_suite(model: str, steps: int = 20, size: int = 512, gemm_tiles: list | None = None,

@@ -78,3 +78,13 @@ def test_the_request_reaches_the_decode_settings(pipeline, reference, event_loop
     tiled = event_loop_runner(pipeline.generate({**request, "decode": {"tiling": {"enabled": True, "tileSize": 64,
                                                                                   "overlap": 32}}}))
     assert psnr(tiled["image"]["rgba"], reference, "euler") >= MIN_PSNR_DB
+
+
+def test_one_recorded_step_at_a_time(pipeline, reference, event_loop_runner):
+    # CFG (batch 2) then no guidance (batch 1): the second step replaces the first, whose memory goes back.
+    request = request_for(reference, "euler_a")
+    event_loop_runner(pipeline.generate(request))
+    first = dict(pipeline.recorded["unet"])
+    event_loop_runner(pipeline.generate({**request, "guidance": 1.0}))
+    assert len(pipeline.recorded["unet"]) == 1 and pipeline.recorded["unet"].keys() != first.keys()
+    assert all(not plan.plan.owned for plan in first.values())

@@ -171,10 +171,15 @@ class DiffusionPipeline:
         self.gpu.pool.trim()
 
     async def recorded_call(self, name: str, key, record):
-        """The call of component `name` recorded for `key` (by `await record(model)` the first time)."""
+        """The call of component `name` recorded for `key` (by `await record(model)` the first time). One call per
+        component stays recorded: a UNet step owns its whole working set (hundreds of MiB at 512x512), and a second
+        one (CFG's batch 2 beside LCM's batch 1) would not fit SD 1.5's 4 GiB budget; switching records again."""
         model = await self.component(name)
         calls = self.recorded.setdefault(name, {})
         if key not in calls:
+            for other in calls.values():
+                other.destroy(self.gpu)
+            calls.clear()
             calls[key] = await record(model)
         return calls[key]
 
