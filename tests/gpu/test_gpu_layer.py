@@ -215,6 +215,25 @@ gpu.free(x, out)
     assert got == [True, [9.0] * 4]
 
 
+def test_eager_work_is_submitted_as_it_is_queued(native_run):
+    # The GPU starts on eager work while Python queues the rest: a submit every EAGER_FLUSH_DISPATCHES dispatches.
+    got = native_run("""
+from doppler.gpu.context import EAGER_FLUSH_DISPATCHES
+from doppler.ops import elementwise
+x, y = gpu.tensor((256,), "f32", "x"), gpu.tensor((256,), "f32", "y")
+gpu.upload(x, bytes(1024))
+await gpu.sync()
+submits = gpu.stats.submits
+for _ in range(EAGER_FLUSH_DISPATCHES):
+    await elementwise.scale(gpu, x, y, 1.0, 0.0)
+queued = gpu.stats.submits - submits
+await gpu.sync()
+gpu.free(x, y)
+queued
+""")
+    assert got == 1
+
+
 PRESENT_SOURCE = """
 import js
 canvas = js.OffscreenCanvas.new(1, 1)
