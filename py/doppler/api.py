@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import time
 import json
 import sys
+import time
 from pathlib import Path
 
 from urllib.parse import urljoin

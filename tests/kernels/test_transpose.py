@@ -16,5 +16,6 @@ def test_transpose_moves_every_element(gpu_run, shape):
 
 
 def test_bad_shapes_are_named(native_run):
-    got = error_of(native_run, "transpose", "transpose(gpu, x, out)", {"x": ((1, 3, 4), "f32"), "out": ((1, 3, 4), "f32")})
+    got = error_of(native_run, "transpose", "transpose(gpu, x, out)",
+                   {"x": ((1, 3, 4), "f32"), "out": ((1, 3, 4), "f32")})
     assert got is not None and "must be f32 (B, R, C) and (B, C, R)" in got, got

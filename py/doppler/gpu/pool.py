@@ -82,9 +82,9 @@ class BufferPool:
         return claimed
 
     def trim(self) -> None:
-        """Destroy every cached free buffer but the pinned ones (e.g. when a component is released). Work already queued may still
-        read them: `before_destroy` (the Gpu's flush) submits it first, and WebGPU keeps a destroyed buffer alive
-        for work already submitted."""
+        """Destroy every cached free buffer but the pinned ones (e.g. when a component is released). Work already
+        queued may still read them: `before_destroy` (the Gpu's flush) submits it first, and WebGPU keeps a destroyed
+        buffer alive for work already submitted."""
         if self.before_destroy is not None and any(self._free.values()):
             self.before_destroy()
         kept = defaultdict(list)

@@ -23,8 +23,8 @@ class Transpose:
 async def transpose(gpu, x, out) -> None:
     """out[b, c, r] = x[b, r, c] over x (B, R, C) and out (B, C, R), both f32."""
     label = f"transpose {x.label}"
-    if len(x.shape) != 3 or x.dtype != "f32" or out.dtype != "f32" or tuple(out.shape) != (x.shape[0], x.shape[2],
-                                                                                          x.shape[1]):
+    swapped = (x.shape[0], x.shape[2], x.shape[1]) if len(x.shape) == 3 else None
+    if swapped is None or x.dtype != "f32" or out.dtype != "f32" or tuple(out.shape) != swapped:
         raise GpuError(f"{label}: x {x.shape} {x.dtype} and out {out.shape} {out.dtype} must be f32 (B, R, C) and "
                        f"(B, C, R)")
     require_output_apart(label, out, x=x)

@@ -69,9 +69,9 @@ class Conv2d:
         oh, ow = ((s + 2 * self.padding - k) // self.stride + 1 for s, k in zip((h, w), self.kernel))
         out = out_like(gpu, (b, oh, ow, self.out_channels), self.path)
         if self.takes_winograd and b * oh * ow <= WINOGRAD_MAX_PIXELS:
-            # U made per call, not kept: resident it would add 16/9 of these weights (~420 MiB for SD 1.5) to the
-            # budget, while the transform costs a few percent of the convolution's time.
-            # In scratch of one size (the component's largest U), so a recorded step reuses and owns a single one.
+            # U made per call (resident it would add 16/9 of these weights, ~420 MiB for SD 1.5, to the budget; the
+            # transform costs a few percent of the conv), in scratch of one size (the component's largest U), so a
+            # recorded step reuses and owns a single one.
             scratch = gpu.tensor(winograd.weight_shape(1, self.weights.winograd_kernels), self.weight.dtype,
                                  "winograd.u")
             u = Tensor(winograd.weight_shape(self.out_channels, self.weight.shape[3]), self.weight.dtype,
