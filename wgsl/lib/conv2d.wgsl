@@ -53,8 +53,8 @@ fn x_quad(slot: u32, kk: u32, k_end: u32) -> vec4<Math> {
                     x_one_at(slot, kk + 3u, k_end));
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+// The tile of workgroup wg, from the core's entry point (sg: the invocation's subgroup, where the core uses it).
+fn gemm_main(wg: vec3u, lid: u32, sg: u32) {
   let m0 = tile_row(wg) * TILE_M;
   if (m0 >= pixels()) { return; }
   for (var j = 0u; j < X_LOADS; j++) {
@@ -62,6 +62,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   }
   var acc: array<vec4f, ACC>;
   let k = u.kh * u.kw * u.cin;
-  accumulate(&acc, lid, k_range(wg, k, u.k_split), wg.x * TILE_N, u.cout, k, 0u);
+  accumulate(&acc, lid, sg, k_range(wg, k, u.k_split), wg.x * TILE_N, u.cout, k, 0u);
   store(&acc, lid, m0, pixels() - m0, wg.x * TILE_N, u.cout, wg.z, pixels());
 }

@@ -7,8 +7,10 @@
 // Bindings: 0 x, 1 W, 2 b, 3 r, 4 y (read_write), all f16; the kernel's uniform is binding 5.
 
 #include "lib/gemm_tile.wgsl"
+#include "lib/gemm_vec4_tiles.wgsl"
 
 alias Math = f16;
+alias Out = f16;
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f16>>;
 @group(0) @binding(1) var<storage, read> w: array<vec4<f16>>;

@@ -1,16 +1,17 @@
-// The tile code shared by the GEMM cores (gemm_f32.wgsl, gemm_f16.wgsl): geometry, staging, the fused epilogue
-// and the store. A core declares alias Math (its math dtype), the bindings x, residual and y, bias_at(col) -> f32,
-// x_vec(i) and w_vec(i) (elements i .. i+3, i a multiple of 4), x_one(i) and w_one(i) (element i), and
-// multiply_tiles. The including kernel declares x_quad(slot, k): X elements k .. k+3 of the tile row staged in load
-// slot `slot` (zero past the edges).
+// The tile code shared by the GEMM cores (gemm_f32.wgsl, gemm_f16.wgsl, gemm_subgroup_matrix.wgsl): geometry,
+// staging loads, the fused epilogue and the store. A core declares alias Math (the dtype X and W are read and staged
+// in) and alias Out (y's element type), the bindings x, residual and y, bias_at(col) -> f32, x_vec(i) and w_vec(i)
+// (elements i .. i+3, i a multiple of 4, as vec4<Math>), x_one(i) and w_one(i) (element i), stage_x(row, k, v) and
+// stage_w(col, k, v) (into its workgroup tiles) and accumulate (the K loop). The including kernel
+// declares x_quad(slot, k): X elements k .. k+3 of the tile row staged in load slot `slot` (zero past the edges).
 // ACTIVATION: a code of activation.wgsl, applied before the residual; HAS_BIAS, RESIDUAL: residual.wgsl.
 // A workgroup computes a TILE_M x TILE_N block of outputs with (TILE_M / THREAD_M) x (TILE_N / THREAD_N) invocations,
-// each THREAD_M x THREAD_N outputs (4 or 8 each way) held in registers as vec4 rows. A thread's rows and columns
-// are 4-blocks strided by the workgroup's width (4 * WG_M, 4 * WG_N), so neighbouring threads read neighbouring
-// vec4s of the k-major tiles.
+// each THREAD_M x THREAD_N outputs (4 or 8 each way) held in registers as vec4 rows when stored. A thread's rows
+// and columns are 4-blocks strided by the workgroup's width (4 * WG_M, 4 * WG_N), so neighbouring threads read
+// neighbouring vec4s of the k-major tiles.
 // Staging: a tile row is TILE_K / 4 quads (4 consecutive k, contiguous in memory: one vec4 load where VEC_K);
 // invocation lid loads quads lid, lid + WG, ... (its load slots), so consecutive invocations read consecutive quads
-// of a row. The K loop prefetches: the next step's quads are loaded into registers while this step multiplies.
+// of a row. The K loops prefetch: the next step's quads are loaded into registers while this step multiplies.
 // Split K (SPLIT_K): workgroup z takes the K range [z * k_split, (z + 1) * k_split) and stores its raw partial sums
 // in slice z of y (splits x rows x cols); gemm_reduce.wgsl then adds the slices and applies the epilogue.
 
@@ -39,11 +40,6 @@ const MAX_VEC: u32 = 2u;  // THREAD_M / 4 and THREAD_N / 4 are at most 2
 const ACC: u32 = 4u * MAX_VEC * MAX_VEC;
 const MAX_LOADS: u32 = 4u;  // X_LOADS and W_LOADS are at most 4
 const MAX_GROUPS: u32 = 65535u;  // workgroups per dimension; rows of tiles wrap from y into z
-
-// naga (wgpu-native 29) panics on an override declared after a workgroup array sized by overrides: include files
-// that declare overrides before this one.
-var<workgroup> x_tile: array<vec4<Math>, TILE_K * TILE_M / 4u>;  // [k][row]
-var<workgroup> w_tile: array<vec4<Math>, TILE_K * TILE_N / 4u>;  // [k][col]
 
 // One K step's quads of this invocation, between their loads and their stores into the tiles.
 struct Staged { x: array<vec4<Math>, MAX_LOADS>, w: array<vec4<Math>, MAX_LOADS> }
@@ -94,34 +90,15 @@ fn load_step(lid: u32, k0: u32, k_end: u32, n0: u32, n: u32, k: u32, w_rows: u32
   return s;
 }
 
-// Stores staged quads k-major into the tiles.
+// Stores staged quads into the core's tiles, element by element: (tile row or column, k within the step).
 fn store_step(lid: u32, s: Staged) {
   for (var j = 0u; j < X_LOADS; j++) {
     let at = quad_at(lid, j);
-    for (var c = 0u; c < 4u; c++) {
-      let i = (at.y + c) * TILE_M + at.x;
-      x_tile[i / 4u][i % 4u] = s.x[j][c];
-    }
+    for (var c = 0u; c < 4u; c++) { stage_x(at.x, at.y + c, s.x[j][c]); }
   }
   for (var j = 0u; j < W_LOADS; j++) {
     let at = quad_at(lid, j);
-    for (var c = 0u; c < 4u; c++) {
-      let i = (at.y + c) * TILE_N + at.x;
-      w_tile[i / 4u][i % 4u] = s.w[j][c];
-    }
-  }
-}
-
-// The K loop over `ks` = [begin, end) of rows of length k: tiles of TILE_K staged through workgroup memory, the next
-// step's loads in flight during each multiply.
-fn accumulate(acc: ptr<function, array<vec4f, ACC>>, lid: u32, ks: vec2u, n0: u32, n: u32, k: u32, w_rows: u32) {
-  var next = load_step(lid, ks.x, ks.y, n0, n, k, w_rows);
-  for (var k0 = ks.x; k0 < ks.y; k0 += TILE_K) {
-    store_step(lid, next);
-    workgroupBarrier();
-    if (k0 + TILE_K < ks.y) { next = load_step(lid, k0 + TILE_K, ks.y, n0, n, k, w_rows); }
-    multiply_tiles(acc, lid);
-    workgroupBarrier();
+    for (var c = 0u; c < 4u; c++) { stage_w(at.x, at.y + c, s.w[j][c]); }
   }
 }
 
@@ -132,6 +109,20 @@ fn out_row(lid: u32, g: u32, r: u32) -> u32 {
 
 fn out_col(lid: u32, h: u32, c: u32) -> u32 {
   return (h * WG_N + lid % WG_N) * 4u + c;
+}
+
+// y[o] = act(v + b[n]) + r[o], output o in column n; with SPLIT_K, v alone into y[slice + o].
+fn write_output(o: u32, n: u32, sum: f32, slice: u32) {
+  if (SPLIT_K) {
+    y[slice + o] = Out(sum);
+    return;
+  }
+  var v = sum;
+  if (HAS_BIAS) { v += bias_at(n); }
+  v = activation(ACTIVATION, v);
+  if (RESIDUAL == RESIDUAL_TENSOR) { v += f32(residual[o]); }
+  if (RESIDUAL == RESIDUAL_IN_PLACE) { v += f32(y[o]); }
+  y[o] = Out(v);
 }
 
 // Write the tile: y[(row0 + i) * cols + col0 + j] = act(acc + b) + r for tile rows i < rows, columns col0 + j < cols;
@@ -146,17 +137,7 @@ fn store(acc: ptr<function, array<vec4f, ACC>>, lid: u32, row0: u32, rows: u32, 
         for (var c = 0u; c < 4u; c++) {
           let n = col0 + out_col(lid, h, c);
           if (n >= cols) { continue; }
-          let o = (row0 + i) * cols + n;
-          var v = (*acc)[(g * 4u + r) * MAX_VEC + h][c];
-          if (SPLIT_K) {
-            y[split * total_rows * cols + o] = Math(v);
-            continue;
-          }
-          if (HAS_BIAS) { v += bias_at(n); }
-          v = activation(ACTIVATION, v);
-          if (RESIDUAL == RESIDUAL_TENSOR) { v += f32(residual[o]); }
-          if (RESIDUAL == RESIDUAL_IN_PLACE) { v += f32(y[o]); }
-          y[o] = Math(v);
+          write_output((row0 + i) * cols + n, n, (*acc)[(g * 4u + r) * MAX_VEC + h][c], split * total_rows * cols);
         }
       }
     }

@@ -22,8 +22,8 @@ fn x_quad(slot: u32, kk: u32, k_end: u32) -> vec4<Math> {
   return v;
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+// The tile of workgroup wg, from the core's entry point (sg: the invocation's subgroup, where the core uses it).
+fn gemm_main(wg: vec3u, lid: u32, sg: u32) {
   let m_tiles = (u.m + TILE_M - 1u) / TILE_M;
   let batch = tile_row(wg) / m_tiles;
   if (batch >= u.batch) { return; }
@@ -33,6 +33,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     x_rows[j] = select(NO_ROW, (batch * u.m + m) * u.k, m < u.m);
   }
   var acc: array<vec4f, ACC>;
-  accumulate(&acc, lid, k_range(wg, u.k, u.k_split), wg.x * TILE_N, u.n, u.k, batch * u.w_batch_stride);
+  accumulate(&acc, lid, sg, k_range(wg, u.k, u.k_split), wg.x * TILE_N, u.n, u.k, batch * u.w_batch_stride);
   store(&acc, lid, batch * u.m + m0, u.m - m0, wg.x * TILE_N, u.n, wg.z, u.batch * u.m);
 }

@@ -1,0 +1,37 @@
+// Workgroup tiles of vec4<Math>, the K loop and the entry point of the scalar GEMM cores (gemm_f32.wgsl,
+// gemm_f16.wgsl): the core declares multiply_tiles(acc, lid), which adds one staged TILE_K step into the
+// invocation's accumulators; the kernel declares gemm_main.
+// naga (wgpu-native 29) panics on an override declared after a workgroup array sized by overrides: include files
+// that declare overrides (gemm_tile.wgsl) before this one.
+
+var<workgroup> x_tile: array<vec4<Math>, TILE_K * TILE_M / 4u>;  // [k][row]
+var<workgroup> w_tile: array<vec4<Math>, TILE_K * TILE_N / 4u>;  // [k][col]
+
+fn stage_x(row: u32, k: u32, v: Math) {
+  let i = k * TILE_M + row;
+  x_tile[i / 4u][i % 4u] = v;
+}
+
+fn stage_w(col: u32, k: u32, v: Math) {
+  let i = k * TILE_N + col;
+  w_tile[i / 4u][i % 4u] = v;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  gemm_main(wg, lid, 0u);
+}
+
+// The K loop over `ks` = [begin, end) of rows of length k: tiles of TILE_K staged through workgroup memory, the next
+// step's loads in flight during each multiply. Work is split by invocation: the subgroup (sg) is not used.
+fn accumulate(acc: ptr<function, array<vec4f, ACC>>, lid: u32, sg: u32, ks: vec2u, n0: u32, n: u32, k: u32,
+              w_rows: u32) {
+  var next = load_step(lid, ks.x, ks.y, n0, n, k, w_rows);
+  for (var k0 = ks.x; k0 < ks.y; k0 += TILE_K) {
+    store_step(lid, next);
+    workgroupBarrier();
+    if (k0 + TILE_K < ks.y) { next = load_step(lid, k0 + TILE_K, ks.y, n0, n, k, w_rows); }
+    multiply_tiles(acc, lid);
+    workgroupBarrier();
+  }
+}
