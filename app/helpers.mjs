@@ -13,6 +13,10 @@ export function adapterSummary(adapter) {
   return JSON.stringify({
     vendor: info.vendor || '', architecture: info.architecture || '', description: info.description || '',
     features: [...adapter.features].sort(),
+    // Chromium's chromium-experimental-subgroup-matrix: "f16>f32 16x16x16" is f16 operands, f32 results, M x N x K.
+    subgroupMatrixConfigs: [...(info.subgroupMatrixConfigs || [])].map(
+      (c) => `${c.componentType}>${c.resultComponentType} ${c.M}x${c.N}x${c.K}`),
+    subgroupMinSize: info.subgroupMinSize || 0, subgroupMaxSize: info.subgroupMaxSize || 0,
   });
 }
 

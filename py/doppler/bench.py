@@ -8,6 +8,7 @@ pipeline: cold and warm images of a model with the app's own stats, and one prof
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import statistics
 import struct
@@ -149,7 +150,8 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
                   attention_overrides: list[dict] | None = None) -> list[dict]:
     """GPU time (timestamp queries, the best of WINDOWS windows of at least `reps` runs) of each heavy kernel at
     SD 1.5 512x512 shapes, as TFLOP/s and GB/s. GEMM kernels (conv, linear) run once per tile configuration in
-    `gemm_tiles` ([tile_m, tile_n, tile_k, thread_m, thread_n] each; default: chosen by the ops per shape), attention
+    `gemm_tiles` ([tile_m, tile_n, tile_k, thread_m, thread_n, tensor_cores] each, tensor_cores optional; default: chosen
+    by the ops per shape and device), attention
     once with its defaults and once per knob set in `attention_overrides` (e.g. {"KEY_TILE": 32}; see
     doppler/ops/attention.py). A set the kernel refuses (unknown knob, too much workgroup memory for the head) gives
     a row with its error instead of a time."""
@@ -167,8 +169,7 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
     for case, knobs in cases:
         run, flops, nbytes, tensors = await _run_case(gpu, case, weights, **knobs)
         tile = knobs.get("tiles")
-        row = {**case, "tiles": [tile.tile_m, tile.tile_n, tile.tile_k, tile.thread_m, tile.thread_n] if tile
-               else "default", "weights": weights}
+        row = {**case, "tiles": list(dataclasses.astuple(tile)) if tile else "default", "weights": weights}
         if case["op"] == "attention":
             row = {**case, "overrides": knobs.get("overrides") or "default", "weights": weights}
         try:

@@ -11,7 +11,8 @@ from .errors import DopplerError
 
 CHROMIUM = os.environ.get("DOPPLER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # WebGPU on SwiftShader in a headless Chromium with no network: quiet the background services that would try one.
-CHROMIUM_ARGS = [
+# DOPPLER_CHROMIUM_ARGS (space-separated) replaces them, e.g. for a real GPU (bench/h100_tests.sh).
+CHROMIUM_ARGS = os.environ.get("DOPPLER_CHROMIUM_ARGS", "").split() or [
     "--enable-unsafe-webgpu",
     "--no-sandbox",
     "--disable-background-networking",
@@ -26,6 +27,8 @@ CHROMIUM_ARGS = [
     "--use-vulkan=swiftshader",
     "--use-angle=swiftshader",
 ]
+# The page the tests open: the app, or bench.html (the same worker, no text) where a headless shell has no fonts.
+APP_PAGE = os.environ.get("DOPPLER_APP_PAGE", "index.html")
 BOOT_TIMEOUT_MS = 120_000
 CALL_TIMEOUT_MS = 600_000
 
@@ -41,8 +44,8 @@ def open_app(browser, url: str, query: str = ""):
     """A new page on the app, its worker booted. Raises with the page's own message if it could not start."""
     page = browser.new_page()
     page.set_default_timeout(CALL_TIMEOUT_MS)
-    page.goto(url + "index.html" + query)
-    page.wait_for_function("window.doppler !== undefined || !document.getElementById('banner').hidden",
+    page.goto(url + APP_PAGE + query)
+    page.wait_for_function("window.doppler !== undefined || document.getElementById('banner')?.hidden === false",
                            timeout=BOOT_TIMEOUT_MS)
     state = page.evaluate(
         "() => window.doppler ? window.doppler.ready.then(() => 'ready', (e) => 'failed: ' + e.message + ' ' + e.hint)"

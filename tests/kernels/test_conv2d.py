@@ -1,4 +1,5 @@
-"""NHWC convolutions (wgsl/conv2d.wgsl, wgsl/conv2d_f16.wgsl, wgsl/conv2d_depthwise.wgsl) and the weights' layout
+"""NHWC convolutions (wgsl/conv2d.wgsl, wgsl/conv2d_f16.wgsl, wgsl/conv2d_subgroup_matrix.wgsl,
+wgsl/conv2d_depthwise.wgsl) and the weights' layout
 change (wgsl/conv2d_weight_layout.wgsl) against float64 numpy. Operands hold W in PyTorch's [Cout, Cin, KH, KW], as
 the references take it; conv2d gets it channels last."""
 
@@ -107,6 +108,19 @@ def test_split_k_at_the_bottom_of_the_unet(gpu_run, stored):
     # 2 x 4x4 pixels, Cin 96: one tile, K = 864 in 6 splits; bias and residual added after the splits' sum.
     a = operands(19, (2, 4, 4, 96), 72, 3, (4, 4), STORED[stored])
     conv(gpu_run, a, ", bias=b, residual=r, padding=1", PATH[stored], bias=a["b"], residual=a["r"], padding=1)
+
+
+TENSOR_CORES = "conv2d.GemmTiles(64, 128, 16, 8, 8, tensor_cores=True)"
+
+
+def test_tensor_cores(tensor_core_run):
+    # 2 x 9x10 pixels, Cin 40 -> Cout 70 (ragged tiles) with residual; then Cin 5 (element-wise K) upsampled 2x.
+    a = operands(40, (2, 9, 10, 40), 70, 3, (9, 10), np.float16)
+    conv(tensor_core_run, a, f", bias=b, residual=r, padding=1, tiles={TENSOR_CORES}",
+         "f16", bias=a["b"], residual=a["r"], padding=1)
+    a = operands(41, (1, 4, 5, 5), 12, 3, (8, 10))
+    conv(tensor_core_run, a, f", bias=b, padding=1, upsample_to=(8, 10), tiles={TENSOR_CORES}",
+         "f16", bias=a["b"], padding=1, upsample_to=(8, 10))
 
 
 def test_row_tiles_wrap_past_65535_workgroups(native_run):

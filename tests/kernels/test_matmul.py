@@ -1,4 +1,5 @@
-"""Linear layers and batched matmul (wgsl/matmul.wgsl, wgsl/matmul_f16.wgsl) against float64 numpy."""
+"""Linear layers and batched matmul (wgsl/matmul.wgsl, wgsl/matmul_f16.wgsl, wgsl/matmul_subgroup_matrix.wgsl)
+against float64 numpy."""
 
 import numpy as np
 import pytest
@@ -165,3 +166,55 @@ def test_reference_activations_match_torch():
     assert np.allclose(ref.ACTIVATIONS["gelu"](v), torch.nn.functional.gelu(t).numpy(), atol=1e-12)
     assert np.allclose(ref.ACTIVATIONS["silu"](v), torch.nn.functional.silu(t).numpy(), atol=1e-12)
     assert np.allclose(ref.ACTIVATIONS["quick_gelu"](v), QuickGELUActivation()(t).numpy(), atol=1e-12)
+
+
+TENSOR_CORES = "matmul.GemmTiles(64, 128, 16, 8, 8, tensor_cores=True)"
+
+
+@pytest.mark.parametrize("tiles", [TENSOR_CORES, "matmul.GemmTiles(128, 128, 32, 8, 8, tensor_cores=True)"])
+@pytest.mark.parametrize("stored", ["f32", "f16"])
+def test_tensor_cores_ragged_with_bias_activation_and_residual(tensor_core_run, stored, tiles):
+    # 2 x 77 tokens, N = 200 and K = 72: neither fills a 64 x 128 x 16 tile; x rounded to f16 on staging.
+    a = operands(31, (2, 77), 200, 72, STORED[stored])
+    got = run_op(tensor_core_run, "matmul", f"linear(gpu, x, w, out, bias=b, residual=r, activation='gelu', "
+                 f"tiles={tiles})", a)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"], "gelu"), "f16")
+
+
+def test_tensor_cores_split_k_and_odd_k(tensor_core_run):
+    # 60 rows, N = 130: 2 tiles, so K = 1001 (K % 4 != 0: element-wise loads) runs split.
+    a = operands(32, (60,), 130, 1001, np.float16)
+    got = run_op(tensor_core_run, "matmul", f"linear(gpu, x, w, out, bias=b, residual=r, tiles={TENSOR_CORES})", a)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"]), "f16")
+
+
+def test_tensor_cores_by_default_and_batched(tensor_core_run):
+    # The default tiles on this device are the tensor cores'; batched_matmul (attention by GEMMs) takes them too.
+    r = rng(33)
+    arrays = {"a": r.standard_normal((3, 70, 40)).astype(np.float32),
+              "b": r.standard_normal((3, 150, 40)).astype(np.float32), "out": np.zeros((3, 70, 150), np.float32)}
+    got = run_op(tensor_core_run, "matmul", "batched_matmul(gpu, a, b, out)", arrays)
+    assert_close(got, ref.batched_matmul(arrays["a"], arrays["b"]), "f16")
+    assert tensor_core_run("from doppler.ops import matmul\nmatmul.default_tiles(gpu, 320, 'f32').tensor_cores")
+
+
+def test_tensor_core_tiles_are_refused_where_the_device_has_none(native_gpu, native_run):
+    if "chromium-experimental-subgroup-matrix" in native_gpu.caps.features:
+        pytest.skip("this native device has subgroup matrices")
+    a = operands(34, (4,), 8, 8)
+    message = error_of(native_run, "matmul", f"linear(gpu, x, w, out, tiles={TENSOR_CORES})",
+                       {name: (v.shape, "f32") for name, v in a.items()})
+    assert "needs the device feature 'chromium-experimental-subgroup-matrix'" in message
+
+
+@pytest.mark.parametrize("tiles, message", [
+    ((64, 64, 16, 8, 8), "tensor-core tiles are multiples of 64 x 128 x 16"),
+    ((64, 128, 8, 8, 8), "tensor-core tiles are multiples of 64 x 128 x 16"),
+    ((64, 128, 16, 4, 8), "with thread_m = thread_n = 8"),
+])
+def test_tensor_core_tiles_are_checked(tiles, message):
+    from doppler.errors import GpuError
+    from doppler.ops.matmul import GemmTiles
+
+    with pytest.raises(GpuError, match=message):
+        GemmTiles(*tiles, tensor_cores=True)

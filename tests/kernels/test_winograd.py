@@ -36,6 +36,13 @@ def test_ragged_shapes_with_bias(gpu_run, stored):
     winograd(gpu_run, a, ", bias=b", PATH[stored], bias=a["b"])
 
 
+def test_tensor_cores(tensor_core_run):
+    # The 16 GEMMs on tensor cores (64 x 128 tiles over 2 x 5x5 tiles, Cout 70), with bias and residual.
+    a = operands(20, (2, 9, 10, 40), 70, 3, (9, 10), np.float16)
+    winograd(tensor_core_run, a, ", bias=b, residual=r, tiles=winograd.GemmTiles(64, 128, 16, 8, 8, tensor_cores=True)",
+             "f16", bias=a["b"], residual=a["r"])
+
+
 @pytest.mark.parametrize("stored", ["f32", "f16"])
 def test_batch_with_bias_and_residual(native_run, stored):
     a = operands(2, (2, 8, 8, 32), 24, 3, (8, 8), STORED[stored])

@@ -6,9 +6,14 @@ import pytest
 
 from doppler.rules import RuleBook, RuleError
 
+SUBGROUP_MATRIX = {"subgroupMatrixConfigs": [], "subgroupMinSize": 32, "subgroupMaxSize": 32}
 CHROME_F16 = {"backend": "browser", "vendor": "nvidia", "features": ["shader-f16", "subgroups", "timestamp-query"],
-              "limits": {"maxStorageBufferBindingSize": 2**31}}
-SWIFTSHADER = {"backend": "browser", "vendor": "google", "features": [], "limits": {}}
+              "limits": {"maxStorageBufferBindingSize": 2**31}, **SUBGROUP_MATRIX}
+SWIFTSHADER = {"backend": "browser", "vendor": "google", "features": [], "limits": {}, **SUBGROUP_MATRIX,
+               "subgroupMinSize": 4, "subgroupMaxSize": 64}
+# Chromium on an NVIDIA driver: int8 configs only by default; f16 ones with shader-f16 ($CHROME_F16_FLAGS).
+NVIDIA_INT8 = ["i8>i32 16x16x32", "u8>u32 16x8x32"]
+NVIDIA_F16 = NVIDIA_INT8 + ["f16>f16 16x16x16", "f16>f32 16x16x16", "f16>f32 16x8x16"]
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +36,19 @@ def test_kernel_dtype_paths_follow_device_features(book, device, stored, math, s
     assert book.select_rule_value("kernels", "matmul.variant", context) == "tiled"
 
 
+@pytest.mark.parametrize("features, configs, sizes, variant", [
+    (["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"], NVIDIA_F16, (32, 32), "subgroup-matrix"),
+    (["subgroups", "chromium-experimental-subgroup-matrix"], NVIDIA_INT8, (32, 32), "tiled"),  # driver < 615.71
+    (["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"], NVIDIA_F16, (16, 64), "tiled"),  # not 32
+    (["shader-f16", "chromium-experimental-subgroup-matrix"], NVIDIA_F16, (32, 32), "tiled"),  # no subgroup_id
+    (["shader-f16"], [], (32, 32), "tiled"),
+])
+def test_tensor_cores_need_f16_subgroup_matrices_of_32_invocations(book, features, configs, sizes, variant):
+    context = {**CHROME_F16, "features": features, "subgroupMatrixConfigs": configs,
+               "subgroupMinSize": sizes[0], "subgroupMaxSize": sizes[1]}
+    assert book.select_rule_value("kernels", "matmul.variant", context) == variant
+
+
 def write_rules(folder, name, rules, domain="test"):
     path = folder / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,6 +64,7 @@ MATCHER_RULES = {
         {"when": {"limits.maxBytes": {"lte": 1024}}, "value": "lte (dotted)"},
         {"when": {"vendor": {"in": ["intel", "amd"]}}, "value": "in"},
         {"when": {"features": {"contains": "shader-f16"}}, "value": "contains"},
+        {"when": {"features": {"containsAll": ["subgroups", "timestamp-query"]}}, "value": "containsAll"},
         {"default": "default"},
     ],
 }
@@ -62,6 +81,8 @@ BASE = {"backend": "browser", "vendor": "apple", "size": 10, "limits": {"maxByte
     ({"limits": {"maxBytes": 1024}}, "lte (dotted)"),
     ({"vendor": "amd"}, "in"),
     ({"features": ["subgroups", "shader-f16"]}, "contains"),
+    ({"features": ["timestamp-query", "subgroups"]}, "containsAll"),
+    ({"features": ["subgroups"]}, "default"),  # containsAll needs every item
     ({}, "default"),
 ])
 def test_each_matcher(tmp_path, change, expected):
@@ -87,7 +108,8 @@ def test_files_in_subfolders_share_a_domain(tmp_path):
 
 @pytest.mark.parametrize("rules, expected", [
     ({"k": [{"when": {"x": {"like": 1}}, "value": 1}, {"default": 0}]},
-     "test.k[0]: when.x: unknown matcher 'like'; known: eq, neq, gt, gte, lt, lte, in, contains"),
+     "test.k[0]: when.x: unknown matcher 'like'; known: eq, neq, gt, gte, lt, lte, in, contains, "
+     "containsAll"),
     ({"k": [{"when": {"x": {"eq": 1}}, "value": 1}]},
      'test.k[0]: the last rule must be {"default": value}'),
     ({"k": [{"default": 0}, {"when": {"x": {"eq": 1}}, "value": 1}]},
@@ -150,7 +172,8 @@ def test_missing_context_key_is_named(book, rules_dir):
     with pytest.raises(RuleError) as caught:
         book.select_rule_value("kernels", "weightStorage", CHROME_F16)
     assert str(caught.value) == (f"{rules_dir / 'kernels' / 'dtype.rules.json'}: kernels.weightStorage[0]: the "
-                                 "context has no 'storedDtype' (given: backend, features, limits, vendor); "
+                                 "context has no 'storedDtype' (given: backend, features, limits, "
+                                 "subgroupMatrixConfigs, subgroupMaxSize, subgroupMinSize, vendor); "
                                  "rules/README.md lists the keys each domain needs")
 
 

@@ -62,6 +62,8 @@ class BrowserBackend:
             description=summary["description"],
             features=frozenset(enabled),
             limits=all_limits,
+            subgroup_matrix_configs=tuple(summary["subgroupMatrixConfigs"]),
+            subgroup_sizes=(summary["subgroupMinSize"], summary["subgroupMaxSize"]),
         )
         return cls(device, caps)
 

@@ -40,6 +40,9 @@ class Capabilities:
     description: str
     features: frozenset[str]  # enabled on the device
     limits: dict[str, int] = field(hash=False)
+    # chromium-experimental-subgroup-matrix shapes, "f16>f32 16x16x16" (operands>results MxNxK); none natively
+    subgroup_matrix_configs: tuple[str, ...] = ()
+    subgroup_sizes: tuple[int, int] = (0, 0)  # (min, max) invocations per subgroup; 0 where the adapter does not say
 
     def has(self, feature: str) -> bool:
         return feature in self.features
@@ -52,6 +55,9 @@ class Capabilities:
             "architecture": self.architecture,
             "features": sorted(self.features),
             "limits": dict(self.limits),
+            "subgroupMatrixConfigs": list(self.subgroup_matrix_configs),
+            "subgroupMinSize": self.subgroup_sizes[0],
+            "subgroupMaxSize": self.subgroup_sizes[1],
         }
 
     def summary(self) -> dict:
@@ -60,4 +66,6 @@ class Capabilities:
             "adapter": {"vendor": self.vendor, "architecture": self.architecture, "description": self.description},
             "features": sorted(self.features),
             "limits": dict(self.limits),
+            "subgroupMatrixConfigs": list(self.subgroup_matrix_configs),
+            "subgroupSizes": list(self.subgroup_sizes),
         }

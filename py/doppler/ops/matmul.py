@@ -1,8 +1,11 @@
-"""Linear layers and batched matmul: y = act(x W^T + b) + r (`wgsl/matmul.wgsl`, `wgsl/matmul_f16.wgsl`).
+"""Linear layers and batched matmul: y = act(x W^T + b) + r (`wgsl/matmul.wgsl`, `wgsl/matmul_f16.wgsl`,
+`wgsl/matmul_subgroup_matrix.wgsl`).
 
 x (..., K), W [N, K] (PyTorch's [out, in]), b (N), y and r (..., N); batched: x (B, M, K), W (B, N, K), y (B, M, N).
 The tensors' dtypes pick the path: f32 activations run f32 math with W (and b) stored f32 or f16 (packed, widened
-on load); f16 activations run f16 math (device feature shader-f16) with every tensor f16.
+on load); f16 activations run f16 math (device feature shader-f16) with every tensor f16. Under f32 activations the
+tiles pick the cores: scalar FMAs, or tensor cores (`GemmTiles.tensor_cores`: f16 x f16 -> f32 subgroup matrices,
+where the rule `matmul.variant` gives "subgroup-matrix").
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from ..errors import GpuError
 from ..gpu.tensor import DTYPE_BYTES
 from ..gpu.uniforms import pack, u32
 from .grid import linear_groups, require_output_apart, require_whole_bindings, tile_groups
+from .variants import kernel_rule
 
 # Fused activations, by the code the kernels' ACTIVATION override takes.
 ACTIVATIONS = {"none": 0, "gelu": 1, "silu": 2, "quick_gelu": 3}
@@ -28,6 +32,12 @@ MAX_LOADS = 4  # quads of x (and of W) per invocation per K step, at most (the k
 SPLIT_K_WORKGROUPS = 512
 MIN_SPLIT_STEPS = 8  # TILE_K steps per split, at least: fewer and the partial sums cost more than they save
 REDUCE_WORKGROUP = 256
+# Tensor-core tiles (lib/gemm_subgroup_matrix.wgsl): a subgroup of SUBGROUP_MATRIX_LANES owns a 32 x 64 block; tiles
+# are whole multiples of 64 x 128 so each invocation's 8 x 8 outputs sit in one 16 x 16 result matrix per subgroup.
+SUBGROUP_MATRIX_TILE = (64, 128)
+SUBGROUP_MATRIX_THREAD = 8
+SUBGROUP_MATRIX_LANES = 32
+SUBGROUP_MATRIX_PAD = 8  # halves after each staged row (the kernel's PAD)
 
 
 @dataclass(frozen=True)
@@ -59,8 +69,13 @@ class GemmTiles:
     tile_k: int = 16
     thread_m: int = 4
     thread_n: int = 4
+    tensor_cores: bool = False  # f16 x f16 -> f32 subgroup matrices (f32 activations only)
 
     def __post_init__(self):
+        if self.tensor_cores and (self.tile_m % SUBGROUP_MATRIX_TILE[0] or self.tile_n % SUBGROUP_MATRIX_TILE[1]
+                                  or self.tile_k % 16 or (self.thread_m, self.thread_n) != (8, 8)):
+            raise GpuError(f"{self}: tensor-core tiles are multiples of {SUBGROUP_MATRIX_TILE[0]} x "
+                           f"{SUBGROUP_MATRIX_TILE[1]} x 16 with thread_m = thread_n = {SUBGROUP_MATRIX_THREAD}")
         if self.thread_m not in THREAD_TILES or self.thread_n not in THREAD_TILES:
             raise GpuError(f"{self}: thread_m and thread_n must be one of {THREAD_TILES}")
         if self.tile_m % self.thread_m or self.tile_n % self.thread_n:
@@ -79,7 +94,11 @@ class GemmTiles:
         return (self.tile_m // self.thread_m) * (self.tile_n // self.thread_n)
 
     def workgroup_bytes(self, element_bytes: int) -> int:
-        return self.tile_k * (self.tile_m + self.tile_n) * element_bytes
+        """Staged tiles of this element size, and with tensor cores the f32 result slots (16 x 16 per subgroup)."""
+        if not self.tensor_cores:
+            return self.tile_k * (self.tile_m + self.tile_n) * element_bytes
+        slots = self.invocations // SUBGROUP_MATRIX_LANES * 16 * 16 * 4
+        return self.tile_k * (self.tile_m + self.tile_n + 2 * SUBGROUP_MATRIX_PAD) * element_bytes + slots
 
     def overrides(self, gpu, label: str, element_bytes: int) -> dict:
         """The kernels' override constants, after checking the device can run this tile."""
@@ -98,10 +117,14 @@ DEFAULT_TILES = GemmTiles()
 # Outputs N % 128 == 0 wide take 64 x 128 tiles (4 x 8 per thread): on an H100 they ran 5-20% faster than 64 x 64
 # at every such SD 1.5 shape (bench/RESULTS.md), and slower where N = 320 leaves a third of a 128 tile idle.
 WIDE_TILES = GemmTiles(64, 128, 16, 4, 8)
+TENSOR_CORE_TILES = GemmTiles(128, 256, 32, 8, 8, tensor_cores=True)
 
 
-def default_tiles(n: int) -> GemmTiles:
-    """The tiles for an output n wide."""
+def default_tiles(gpu, n: int, math: str) -> GemmTiles:
+    """The tiles for an output n wide in this math dtype: tensor cores under f32 activations where the rules give
+    them, else by width."""
+    if math == "f32" and kernel_rule(gpu, "matmul.variant") == "subgroup-matrix":
+        return TENSOR_CORE_TILES
     return WIDE_TILES if n % WIDE_TILES.tile_n == 0 else DEFAULT_TILES
 MATH_DTYPES = ("f32", "f16")
 
@@ -132,12 +155,17 @@ def check_dtypes(label: str, activations: dict, weights: dict) -> str:
 
 
 async def gemm_kernel(gpu, name: str, math: str, weight_dtype: str, tiles: GemmTiles, fused: dict):
-    """The kernel of a GEMM file (`name`.wgsl or `name`_f16.wgsl) for these dtypes, tiles and fused epilogue."""
-    label = f"{name} ({math} math, {weight_dtype} weights)"
-    overrides = {**tiles.overrides(gpu, label, DTYPE_BYTES[math]), **fused}  # tiles are staged in the math dtype
+    """The kernel of a GEMM file (`name`.wgsl, `name`_f16.wgsl or `name`_subgroup_matrix.wgsl) for these dtypes,
+    tiles and fused epilogue."""
+    label = f"{name} ({math} math, {weight_dtype} weights{', tensor cores' if tiles.tensor_cores else ''})"
+    if tiles.tensor_cores and math != "f32":
+        raise GpuError(f"{label}: tensor-core tiles take f32 activations (they round x and W to f16 as they stage)")
+    staged = DTYPE_BYTES["f16" if tiles.tensor_cores else math]  # tiles are staged in the math dtype, or f16
+    overrides = {**tiles.overrides(gpu, label, staged), **fused}
     if math == "f16":
         return await gpu.kernel(f"{name}_f16", "main", overrides)
-    return await gpu.kernel(name, "main", {**overrides, "F16_WEIGHTS": weight_dtype == "f16"})
+    file = f"{name}_subgroup_matrix" if tiles.tensor_cores else name
+    return await gpu.kernel(file, "main", {**overrides, "F16_WEIGHTS": weight_dtype == "f16"})
 
 
 def k_split(tiles: GemmTiles, tile_count: int, k: int, math: str) -> int:
@@ -177,7 +205,7 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
 
 
 async def _gemm(gpu, label, x, w, out, bias, residual, activation, batch, m, n, k, w_batch_stride, tiles):
-    tiles = tiles or default_tiles(n)
+    tiles = tiles or default_tiles(gpu, n, x.dtype)
     check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": w, "bias": bias})
     require_whole_bindings(gpu, label, x=x, weight=w, bias=bias, residual=residual, out=out)
     require_output_apart(label, out, x=x, weight=w, bias=bias, residual=residual if residual is not out else None)

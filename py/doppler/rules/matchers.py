@@ -2,6 +2,7 @@
 
 eq/neq: JSON equality. gt/gte/lt/lte: numbers. in: actual is one of the operand array's items.
 contains: the actual array has the operand among its items (e.g. "shader-f16" in features).
+containsAll: the actual array has every item of the operand array.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ def _scalar(value) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
 
+def _scalars(value) -> bool:
+    return _array(value) and all(_scalar(v) for v in value)
+
+
 @dataclass(frozen=True)
 class Matcher:
     operand: str  # what the operand must be, in words
@@ -46,4 +51,6 @@ MATCHERS = {
     "in": Matcher("an array", _array, "any JSON value", _anything, lambda actual, operand: actual in operand),
     "contains": Matcher("a string, number, boolean or null", _scalar, "an array", _array,
                         lambda actual, operand: operand in actual),
+    "containsAll": Matcher("an array of strings, numbers, booleans or nulls", _scalars, "an array", _array,
+                           lambda actual, operand: all(item in actual for item in operand)),
 }

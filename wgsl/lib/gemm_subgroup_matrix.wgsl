@@ -1,0 +1,116 @@
+// GEMM core on tensor cores: y[row, col] = act(sum_k X[row, k] W[col, k] + b[col]) + r[row, col] with the products
+// summed by subgroup matrices (chromium_experimental_subgroup_matrix, f16 x f16 -> f32, 16 x 16 x 16). Same
+// bindings, staging loads, epilogue and store as gemm_f32.wgsl (gemm_f32_bindings.wgsl, gemm_tile.wgsl), so a
+// kernel swaps cores and nothing else. The including kernel begins with `enable f16;`, `enable subgroups;` and
+// `enable chromium_experimental_subgroup_matrix;`.
+// Precision: X (f32 activations) and W are rounded to f16 as they are staged, products and sums are f32 (the result
+//   matrices); bias, activation and residual f32 as in gemm_tile.wgsl.
+// Geometry: a subgroup (SUBGROUP = 32 invocations; its index is @builtin(subgroup_id), which the uniformity analysis
+//   accepts in a store offset where lid / 32 is refused) owns a 32 x 64 block of the tile as 2 x 4 result matrices;
+//   subgroup s takes rows (s / SG_N) * 32 and columns (s % SG_N) * 64, SG_N = TILE_N / 64. Tiles are 64i x 128j
+//   with THREAD_M = THREAD_N = 8 in gemm_tile.wgsl's terms (WG = TILE_M * TILE_N / 64: 32 per subgroup).
+// K loop: gemm_tile.wgsl's loads, staged TILE_K at a time k-major as f16 (element (row, k) at k * X_STRIDE + row, so
+//   left matrices load column-major; (k, col) at k * W_STRIDE + col, right matrices row-major); 8
+//   multiply-accumulates per subgroup for each 16 of k. The strides are the tile widths plus PAD halves: at a
+//   multiple of 128 bytes, the 16-byte rows a matrix load reads at once would all sit in the same memory banks.
+// Store: the result matrices leave through one 16 x 16 f32 slot per subgroup in workgroup memory, one matrix index
+//   (i, j) a round. An invocation's outputs in gemm_tile.wgsl's layout (rows 4 tm + r + 32 g, as 4 x WG_M divides
+//   32) all sit at matrix ((tm % 8) / 4, (tn % 16) / 4) of 4 subgroups, so it takes them in that round, and
+//   gemm_tile.wgsl's store writes them.
+
+#include "lib/gemm_f32_bindings.wgsl"
+#include "lib/gemm_tile.wgsl"
+
+alias Math = f32;
+alias Out = f32;
+alias Left = subgroup_matrix_left<f16, 16, 16>;
+alias Right = subgroup_matrix_right<f16, 16, 16>;
+alias Result = subgroup_matrix_result<f32, 16, 16>;
+
+const SUBGROUP: u32 = 32u;
+const MATRIX: u32 = 16u;  // rows = columns = depth of one multiply-accumulate
+const PAD: u32 = 8u;  // halves after each staged row of k
+override SG_N: u32 = TILE_N / 64u;
+override X_STRIDE: u32 = TILE_M + PAD;
+override W_STRIDE: u32 = TILE_N + PAD;
+
+var<workgroup> x_tile: array<f16, TILE_K * X_STRIDE>;  // [k][row]
+var<workgroup> w_tile: array<f16, TILE_K * W_STRIDE>;  // [k][col]
+var<workgroup> out_slots: array<f32, WG / SUBGROUP * MATRIX * MATRIX>;  // a 16 x 16 row-major slot per subgroup
+
+fn stage_x(row: u32, k: u32, v: f32) {
+  x_tile[k * X_STRIDE + row] = f16(v);
+}
+
+fn stage_w(col: u32, k: u32, v: f32) {
+  w_tile[k * W_STRIDE + col] = f16(v);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_id) sg: u32) {
+  gemm_main(wg, lid, sg);
+}
+
+// Round i * 4 + j: copy this invocation's outputs out of the slots if they are matrix (i, j) of their subgroups.
+fn take_round(acc: ptr<function, array<vec4f, ACC>>, lid: u32, round: u32) {
+  let tm = lid / WG_N;
+  let tn = lid % WG_N;
+  if (((tm % 8u) / 4u) * 4u + (tn % 16u) / 4u != round) { return; }
+  for (var g = 0u; g < 2u; g++) {
+    for (var r = 0u; r < 4u; r++) {
+      let row = out_row(lid, g, r);
+      for (var h = 0u; h < 2u; h++) {
+        for (var c = 0u; c < 4u; c++) {
+          let col = out_col(lid, h, c);
+          let slot = (row / 32u) * SG_N + col / 64u;
+          (*acc)[(g * 4u + r) * MAX_VEC + h][c] = out_slots[slot * MATRIX * MATRIX + (row % 16u) * MATRIX + col % 16u];
+        }
+      }
+    }
+  }
+}
+
+// The K loop over `ks` = [begin, end) of rows of length k by subgroup sg, then the results into acc (gemm_tile.wgsl's
+// layout).
+fn accumulate(acc: ptr<function, array<vec4f, ACC>>, lid: u32, sg: u32, ks: vec2u, n0: u32, n: u32, k: u32,
+              w_rows: u32) {
+  let m_sub = (sg / SG_N) * 32u;
+  let n_sub = (sg % SG_N) * 64u;
+  // The 2 x 4 result matrices as plain variables, loads and multiplies written out: an array indexed in loops
+  // may be spilled to local memory where the compiler does not unroll them.
+  var c00 = Result(); var c01 = Result(); var c02 = Result(); var c03 = Result();
+  var c10 = Result(); var c11 = Result(); var c12 = Result(); var c13 = Result();
+  var next = load_step(lid, ks.x, ks.y, n0, n, k, w_rows);
+  for (var k0 = ks.x; k0 < ks.y; k0 += TILE_K) {
+    store_step(lid, next);
+    workgroupBarrier();
+    if (k0 + TILE_K < ks.y) { next = load_step(lid, k0 + TILE_K, ks.y, n0, n, k, w_rows); }
+    for (var kk = 0u; kk < TILE_K; kk += MATRIX) {
+      let x0 = kk * X_STRIDE + m_sub;
+      let w0 = kk * W_STRIDE + n_sub;
+      let a0 = subgroupMatrixLoad<Left, col_major>(&x_tile, x0, X_STRIDE);
+      let a1 = subgroupMatrixLoad<Left, col_major>(&x_tile, x0 + MATRIX, X_STRIDE);
+      let b0 = subgroupMatrixLoad<Right, row_major>(&w_tile, w0, W_STRIDE);
+      let b1 = subgroupMatrixLoad<Right, row_major>(&w_tile, w0 + MATRIX, W_STRIDE);
+      let b2 = subgroupMatrixLoad<Right, row_major>(&w_tile, w0 + 2u * MATRIX, W_STRIDE);
+      let b3 = subgroupMatrixLoad<Right, row_major>(&w_tile, w0 + 3u * MATRIX, W_STRIDE);
+      c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
+      c01 = subgroupMatrixMultiplyAccumulate(a0, b1, c01);
+      c02 = subgroupMatrixMultiplyAccumulate(a0, b2, c02);
+      c03 = subgroupMatrixMultiplyAccumulate(a0, b3, c03);
+      c10 = subgroupMatrixMultiplyAccumulate(a1, b0, c10);
+      c11 = subgroupMatrixMultiplyAccumulate(a1, b1, c11);
+      c12 = subgroupMatrixMultiplyAccumulate(a1, b2, c12);
+      c13 = subgroupMatrixMultiplyAccumulate(a1, b3, c13);
+    }
+    workgroupBarrier();
+  }
+  var sums = array<Result, 8>(c00, c01, c02, c03, c10, c11, c12, c13);  // (i, j) at i * 4 + j
+  for (var round = 0u; round < 8u; round++) {
+    subgroupMatrixStore<row_major>(&out_slots, sg * MATRIX * MATRIX, sums[round], MATRIX);
+    workgroupBarrier();
+    take_round(acc, lid, round);
+    workgroupBarrier();
+  }
+}
