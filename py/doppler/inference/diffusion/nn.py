@@ -14,12 +14,13 @@ from ...ops import activation, attention, conv2d, groupnorm, layernorm, matmul, 
 # 3x3 stride-1 convolutions run Winograd F(2x2, 3x3) (2.25x fewer multiplies) where Cout * Cin is at most this and
 # the output has at most WINOGRAD_MAX_PIXELS pixels (batch included). The transformed weights (16/9 the originals)
 # are made per call into scratch, which a recorded step owns for good: so only the smaller weights take it, SD 1.5's
-# 320- and 640-channel UNet convs (up to 1920 concatenated -> 640 channels) and the VAE's (<= 512 x 512), none at
-# 1280 channels, where maps are 16x16 and smaller. On an H100 in Chromium (bench/RESULTS.md) Winograd ran 1.9-2x
-# the implicit GEMM at the UNet's 64x64 and 32x32 levels and 1.4x at the VAE's 256x256, but only 1.2x at its
-# 512x512, whose scratch (V, M: 4x a 128 MiB map, in chunks) would not fit the 4 GiB budget beside the rest.
+# 320- and 640-channel UNet convs (up to 1920 concatenated -> 640 channels), none at 1280 channels, where maps are
+# 16x16 and smaller. On an H100 in Chromium (bench/RESULTS.md) Winograd ran 1.9-2x the implicit GEMM at the UNet's
+# 64x64 and 32x32 levels and 1.4x at the VAE's 256x256, but bigger maps run in chunks of scratch (winograd.py), a
+# few dispatches each: the eager VAE decode's 128x128 and 256x256 levels took 180 ms of host time that way, twice
+# what Winograd saved them on the GPU. So Winograd stops at the UNet's 64x64 latents with CFG (2 x 64 x 64).
 WINOGRAD_MAX_WEIGHTS = 1920 * 640
-WINOGRAD_MAX_PIXELS = 256 * 256
+WINOGRAD_MAX_PIXELS = 2 * 64 * 64
 
 
 def out_like(gpu, shape, label: str):
