@@ -31,10 +31,11 @@ TRANSFORM_WORKGROUP = 256
 WEIGHTS_WORKGROUP = 256
 F32_BYTES = 4
 # V (16, tiles, Cin) and M (16, tiles, Cout) are 4x the size of x and y: cap each, and the tiles per chunk with it,
-# so big maps need no scratch 4x their size. 16 MiB runs SD 1.5's UNet convs at 64x64 and batch 2 in three chunks
-# (V 42 MiB at 320 channels) of GEMMs that still fill the GPU; scratch stays inside a recorded step for good (the
-# plan owns it), and the 4 GiB budget has little room beside SD 1.5's weights and working set.
-SCRATCH_BYTES = 16 << 20
+# so big maps need no scratch 4x their size. Scratch stays inside a recorded step for good (the plan owns it), and
+# the 4 GiB budget has little room beside SD 1.5's weights and working set. 32 MiB runs the UNet's 1920-channel
+# convs at 32x32 (batch 2: 512 tiles) in two chunks of 256 tiles; at 16 MiB they took four of 128, each GEMM split
+# along K into partial sums (8.5 of a UNet step's 85 ms on an H100).
+SCRATCH_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
