@@ -58,13 +58,17 @@ def test_linear_at_reduced_sd_shapes(native_run, stored):
 
 
 def test_split_k_choice():
-    from doppler.ops.matmul import DEFAULT_TILES, SPLIT_K_WORKGROUPS, k_split
+    from doppler.ops.matmul import DEFAULT_TILES, SPLIT_K_INVOCATIONS, TENSOR_CORE_TILES, k_split
 
-    assert k_split(DEFAULT_TILES, SPLIT_K_WORKGROUPS, 11520, "f32") == 11520  # enough tiles: whole K
+    enough = SPLIT_K_INVOCATIONS // DEFAULT_TILES.invocations
+    assert k_split(DEFAULT_TILES, enough, 11520, "f32") == 11520  # enough tiles: whole K
     assert k_split(DEFAULT_TILES, 40, 11520, "f16") == 11520  # f16 math keeps the fused epilogue
     split = k_split(DEFAULT_TILES, 40, 11520, "f32")  # SD 1.5's 8x8 level: 40 tiles
     assert split % DEFAULT_TILES.tile_k == 0 and -(-11520 // split) == 13
     assert k_split(DEFAULT_TILES, 1, 100, "f32") == 100  # under 2 x MIN_SPLIT_STEPS steps: no split
+    # Tensor-core tiles hold twice the invocations: the 16x16 level's 20 tiles of 128 x 256 split 13 ways, not 26.
+    split = k_split(TENSOR_CORE_TILES, 20, 11520, "f32")
+    assert split % TENSOR_CORE_TILES.tile_k == 0 and -(-11520 // split) == 13
 
 
 @pytest.mark.parametrize("stored", ["f32", "f16"])

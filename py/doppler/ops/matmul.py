@@ -27,9 +27,11 @@ RESIDUAL_NONE, RESIDUAL_TENSOR, RESIDUAL_IN_PLACE = 0, 1, 2
 THREAD_TILES = (4, 8)  # per-thread outputs each way: whole vec4s, at most two (the kernels' MAX_VEC)
 QUAD = 4  # staging loads 4 consecutive k at a time (one vec4 where K is a multiple of 4)
 MAX_LOADS = 4  # quads of x (and of W) per invocation per K step, at most (the kernels' MAX_LOADS)
-# Split K while a GEMM has fewer output tiles than this: SD 1.5's 8x8 and 16x16 levels make 40-160 tiles of 64x64,
-# which leave most of a big GPU (132 SMs on an H100) idle through K = 11520.
-SPLIT_K_WORKGROUPS = 512
+# Split K while a GEMM's output tiles hold fewer invocations than this (512 workgroups of 256): SD 1.5's 8x8 and
+# 16x16 levels make 40-160 tiles of 64x64, which leave most of a big GPU (132 SMs on an H100) idle through
+# K = 11520. Counted in invocations, so tensor-core tiles (512 invocations each) split half as often as the scalar
+# tiles (256): on an H100 their partial sums cost 28 of 85 ms of a UNet step split to 512 workgroups.
+SPLIT_K_INVOCATIONS = 512 * 256
 MIN_SPLIT_STEPS = 8  # TILE_K steps per split, at least: fewer and the partial sums cost more than they save
 REDUCE_WORKGROUP = 256
 # Tensor-core tiles (lib/gemm_subgroup_matrix.wgsl): a subgroup of SUBGROUP_MATRIX_LANES owns a 32 x 64 block; tiles
@@ -169,10 +171,10 @@ async def gemm_kernel(gpu, name: str, math: str, weight_dtype: str, tiles: GemmT
 
 
 def k_split(tiles: GemmTiles, tile_count: int, k: int, math: str) -> int:
-    """K elements per split: k itself (no split) unless the output has fewer than SPLIT_K_WORKGROUPS tiles, then
-    enough splits to reach about that many workgroups, each at least MIN_SPLIT_STEPS steps. f32 math only."""
+    """K elements per split: k itself (no split) unless the output's tiles hold fewer than SPLIT_K_INVOCATIONS
+    invocations, then enough splits to reach about that many, each at least MIN_SPLIT_STEPS steps. f32 math only."""
     steps = -(-k // tiles.tile_k)
-    splits = min(-(-SPLIT_K_WORKGROUPS // tile_count), steps // MIN_SPLIT_STEPS)
+    splits = min(-(-SPLIT_K_INVOCATIONS // (tile_count * tiles.invocations)), steps // MIN_SPLIT_STEPS)
     if math != "f32" or splits < 2:
         return k
     return -(-steps // splits) * tiles.tile_k
