@@ -10,6 +10,22 @@
 alias Math = f32;
 alias Out = f32;
 
+fn x_vec(i: u32) -> vec4f {
+  return load_x4(i);
+}
+
+fn x_one(i: u32) -> f32 {
+  return load_x1(i);
+}
+
+fn w_vec(i: u32) -> vec4f {
+  return load_w4(i);
+}
+
+fn w_one(i: u32) -> f32 {
+  return load_w1(i);
+}
+
 fn multiply_tiles(acc: ptr<function, array<vec4f, ACC>>, lid: u32) {
   let tm = lid / WG_N;
   let tn = lid % WG_N;

@@ -1,5 +1,6 @@
-// The bindings of the GEMM cores with f32 activations (gemm_f32.wgsl, gemm_subgroup_matrix.wgsl) and their readers
-// (gemm_tile.wgsl's x_vec, x_one, w_vec, w_one and bias_at, all f32): x bound as vec4s, W as pairs of u32 words:
+// The bindings of the GEMM cores with f32 activations (gemm_f32.wgsl, gemm_subgroup_matrix.wgsl), bias_at and f32
+// readers of X and W (load_x4, load_x1, load_w4, load_w1), which the cores' x_vec ... w_one wrap: x bound as vec4s,
+// W as pairs of u32 words:
 // 4 f16 packed two per word (F16_WEIGHTS, widened with unpack2x16float), or 2 f32; b as u32 words
 // (packed_weights.wgsl). Bindings are whole vec4s (the GPU layer rounds them up to 16 bytes).
 // Bindings: 0 x f32, 1 W, 2 b, 3 r f32, 4 y f32 (read_write); the kernel's uniform is binding 5. b and r are
@@ -13,15 +14,15 @@
 @group(0) @binding(3) var<storage, read> residual: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-fn x_vec(i: u32) -> vec4f {
+fn load_x4(i: u32) -> vec4f {
   return x[i / 4u];
 }
 
-fn x_one(i: u32) -> f32 {
+fn load_x1(i: u32) -> f32 {
   return x[i / 4u][i % 4u];
 }
 
-fn w_vec(i: u32) -> vec4f {
+fn load_w4(i: u32) -> vec4f {
   if (F16_WEIGHTS) {
     let pair = w[i / 4u];
     return vec4f(unpack2x16float(pair.x), unpack2x16float(pair.y));
@@ -29,7 +30,7 @@ fn w_vec(i: u32) -> vec4f {
   return bitcast<vec4f>(vec4u(w[i / 2u], w[i / 2u + 1u]));
 }
 
-fn w_one(i: u32) -> f32 {
+fn load_w1(i: u32) -> f32 {
   if (F16_WEIGHTS) { return unpack2x16float(w[i / 4u][(i / 2u) % 2u])[i % 2u]; }
   return bitcast<f32>(w[i / 2u][i % 2u]);
 }

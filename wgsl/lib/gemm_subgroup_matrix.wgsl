@@ -3,15 +3,15 @@
 // bindings, staging loads, epilogue and store as gemm_f32.wgsl (gemm_f32_bindings.wgsl, gemm_tile.wgsl), so a
 // kernel swaps cores and nothing else. The including kernel begins with `enable f16;`, `enable subgroups;` and
 // `enable chromium_experimental_subgroup_matrix;`.
-// Precision: X (f32 activations) and W are rounded to f16 as they are staged, products and sums are f32 (the result
-//   matrices); bias, activation and residual f32 as in gemm_tile.wgsl.
+// Precision: X (f32 activations) and W are rounded to f16 as they are loaded (f16 weights are taken as they are, by
+//   bitcast), products and sums are f32 (the result matrices); bias, activation and residual f32 as in gemm_tile.wgsl.
 // Geometry: a subgroup (SUBGROUP = 32 invocations; its index is @builtin(subgroup_id), which the uniformity analysis
 //   accepts in a store offset where lid / 32 is refused) owns a 32 x 64 block of the tile as 2 x 4 result matrices;
 //   subgroup s takes rows (s / SG_N) * 32 and columns (s % SG_N) * 64, SG_N = TILE_N / 64. Tiles are 64i x 128j
 //   with THREAD_M = THREAD_N = 8 in gemm_tile.wgsl's terms (WG = TILE_M * TILE_N / 64: 32 per subgroup).
-// K loop: gemm_tile.wgsl's loads, staged TILE_K at a time k-major as f16 (element (row, k) at k * X_STRIDE + row, so
-//   left matrices load column-major; (k, col) at k * W_STRIDE + col, right matrices row-major); 8
-//   multiply-accumulates per subgroup for each 16 of k. The strides are the tile widths plus PAD halves: at a
+// K loop: gemm_tile.wgsl's loads, staged TILE_K at a time row by row as f16 (element (row, k) at row * STRIDE + k,
+//   a quad's 4 halves side by side; left matrices load row-major, right ones (W's rows are its columns)
+//   column-major); 8 multiply-accumulates per subgroup for each 16 of k. STRIDE is TILE_K plus PAD halves: at a
 //   multiple of 128 bytes, the 16-byte rows a matrix load reads at once would all sit in the same memory banks.
 // Store: the result matrices leave through one 16 x 16 f32 slot per subgroup in workgroup memory, one matrix index
 //   (i, j) a round. An invocation's outputs in gemm_tile.wgsl's layout (rows 4 tm + r + 32 g, as 4 x WG_M divides
@@ -21,7 +21,7 @@
 #include "lib/gemm_f32_bindings.wgsl"
 #include "lib/gemm_tile.wgsl"
 
-alias Math = f32;
+alias Math = f16;
 alias Out = f32;
 alias Left = subgroup_matrix_left<f16, 16, 16>;
 alias Right = subgroup_matrix_right<f16, 16, 16>;
@@ -31,19 +31,35 @@ const SUBGROUP: u32 = 32u;
 const MATRIX: u32 = 16u;  // rows = columns = depth of one multiply-accumulate
 const PAD: u32 = 8u;  // halves after each staged row of k
 override SG_N: u32 = TILE_N / 64u;
-override X_STRIDE: u32 = TILE_M + PAD;
-override W_STRIDE: u32 = TILE_N + PAD;
+override STRIDE: u32 = TILE_K + PAD;
 
-var<workgroup> x_tile: array<f16, TILE_K * X_STRIDE>;  // [k][row]
-var<workgroup> w_tile: array<f16, TILE_K * W_STRIDE>;  // [k][col]
+var<workgroup> x_tile: array<f16, TILE_M * STRIDE>;  // [row][k]
+var<workgroup> w_tile: array<f16, TILE_N * STRIDE>;  // [col][k]
 var<workgroup> out_slots: array<f32, WG / SUBGROUP * MATRIX * MATRIX>;  // a 16 x 16 row-major slot per subgroup
 
-fn stage_x(row: u32, k: u32, v: f32) {
-  x_tile[k * X_STRIDE + row] = f16(v);
+fn x_vec(i: u32) -> vec4<f16> {
+  return vec4<f16>(load_x4(i));
 }
 
-fn stage_w(col: u32, k: u32, v: f32) {
-  w_tile[k * W_STRIDE + col] = f16(v);
+fn x_one(i: u32) -> f16 {
+  return f16(load_x1(i));
+}
+
+fn w_vec(i: u32) -> vec4<f16> {
+  if (F16_WEIGHTS) { return bitcast<vec4<f16>>(w[i / 4u]); }
+  return vec4<f16>(load_w4(i));
+}
+
+fn w_one(i: u32) -> f16 {
+  return f16(load_w1(i));
+}
+
+fn stage_x(row: u32, k: u32, v: f16) {
+  x_tile[row * STRIDE + k] = v;
+}
+
+fn stage_w(col: u32, k: u32, v: f16) {
+  w_tile[col * STRIDE + k] = v;
 }
 
 @compute @workgroup_size(WG)
@@ -87,14 +103,14 @@ fn accumulate(acc: ptr<function, array<vec4f, ACC>>, lid: u32, sg: u32, ks: vec2
     workgroupBarrier();
     if (k0 + TILE_K < ks.y) { next = load_step(lid, k0 + TILE_K, ks.y, n0, n, k, w_rows); }
     for (var kk = 0u; kk < TILE_K; kk += MATRIX) {
-      let x0 = kk * X_STRIDE + m_sub;
-      let w0 = kk * W_STRIDE + n_sub;
-      let a0 = subgroupMatrixLoad<Left, col_major>(&x_tile, x0, X_STRIDE);
-      let a1 = subgroupMatrixLoad<Left, col_major>(&x_tile, x0 + MATRIX, X_STRIDE);
-      let b0 = subgroupMatrixLoad<Right, row_major>(&w_tile, w0, W_STRIDE);
-      let b1 = subgroupMatrixLoad<Right, row_major>(&w_tile, w0 + MATRIX, W_STRIDE);
-      let b2 = subgroupMatrixLoad<Right, row_major>(&w_tile, w0 + 2u * MATRIX, W_STRIDE);
-      let b3 = subgroupMatrixLoad<Right, row_major>(&w_tile, w0 + 3u * MATRIX, W_STRIDE);
+      let x0 = m_sub * STRIDE + kk;
+      let w0 = n_sub * STRIDE + kk;
+      let a0 = subgroupMatrixLoad<Left, row_major>(&x_tile, x0, STRIDE);
+      let a1 = subgroupMatrixLoad<Left, row_major>(&x_tile, x0 + MATRIX * STRIDE, STRIDE);
+      let b0 = subgroupMatrixLoad<Right, col_major>(&w_tile, w0, STRIDE);
+      let b1 = subgroupMatrixLoad<Right, col_major>(&w_tile, w0 + MATRIX * STRIDE, STRIDE);
+      let b2 = subgroupMatrixLoad<Right, col_major>(&w_tile, w0 + 2u * MATRIX * STRIDE, STRIDE);
+      let b3 = subgroupMatrixLoad<Right, col_major>(&w_tile, w0 + 3u * MATRIX * STRIDE, STRIDE);
       c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
       c01 = subgroupMatrixMultiplyAccumulate(a0, b1, c01);
       c02 = subgroupMatrixMultiplyAccumulate(a0, b2, c02);

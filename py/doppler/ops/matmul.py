@@ -39,7 +39,7 @@ REDUCE_WORKGROUP = 256
 SUBGROUP_MATRIX_TILE = (64, 128)
 SUBGROUP_MATRIX_THREAD = 8
 SUBGROUP_MATRIX_LANES = 32
-SUBGROUP_MATRIX_PAD = 8  # halves after each staged row (the kernel's PAD)
+SUBGROUP_MATRIX_PAD = 8  # halves after each staged row of k (the kernel's PAD)
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class GemmTiles:
         if not self.tensor_cores:
             return self.tile_k * (self.tile_m + self.tile_n) * element_bytes
         slots = self.invocations // SUBGROUP_MATRIX_LANES * 16 * 16 * 4
-        return self.tile_k * (self.tile_m + self.tile_n + 2 * SUBGROUP_MATRIX_PAD) * element_bytes + slots
+        return (self.tile_k + SUBGROUP_MATRIX_PAD) * (self.tile_m + self.tile_n) * element_bytes + slots
 
     def overrides(self, gpu, label: str, element_bytes: int) -> dict:
         """The kernels' override constants, after checking the device can run this tile."""
