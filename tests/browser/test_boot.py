@@ -13,6 +13,8 @@ def test_page_reports_the_gpu(app_page):
     assert "swiftshader" in info.lower() and "subgroups" in info
     summary = run_python(app_page, "gpu.summary()")
     assert summary["backend"] == "browser" and summary["limits"]["maxStorageBufferBindingSize"] >= 2**27
+    # The adapter's subgroup sizes and subgroup-matrix shapes reach the rules (SwiftShader: sizes, no matrices).
+    assert summary["subgroupMatrixConfigs"] == [] and 1 <= summary["subgroupSizes"][0] <= summary["subgroupSizes"][1]
 
 
 def test_python_in_the_worker_imports_no_tools(app_page):
