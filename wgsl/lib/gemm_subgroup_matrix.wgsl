@@ -11,8 +11,8 @@
 //   with THREAD_M = THREAD_N = 8 in gemm_tile.wgsl's terms (WG = TILE_M * TILE_N / 64: 32 per subgroup).
 // K loop: gemm_tile.wgsl's loads, staged TILE_K at a time row by row as f16 (element (row, k) at row * STRIDE + k,
 //   a quad's 4 halves side by side; left matrices load row-major, right ones (W's rows are its columns)
-//   column-major); 8 multiply-accumulates per subgroup for each 16 of k. STRIDE is TILE_K plus PAD halves: at a
-//   multiple of 128 bytes, the 16-byte rows a matrix load reads at once would all sit in the same memory banks.
+//   column-major); 8 multiply-accumulates per subgroup for each 16 of k. STRIDE is TILE_K plus PAD halves (80 bytes
+//   at TILE_K = 32), so the 8 16-byte rows a matrix load reads at once fall in distinct memory banks.
 // Store: the result matrices leave through one 16 x 16 f32 slot per subgroup in workgroup memory, one matrix index
 //   (i, j) a round. An invocation's outputs in gemm_tile.wgsl's layout (rows 4 tm + r + 32 g, as 4 x WG_M divides
 //   32) all sit at matrix ((tm % 8) / 4, (tn % 16) / 4) of 4 subgroups, so it takes them in that round, and
