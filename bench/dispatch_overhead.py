@@ -31,8 +31,8 @@ def main() -> None:
         browser.close()
     print(json.dumps(result))
     print(f"| dispatch overhead | {result['adapter']} | {result['dispatches']} dispatches | "
-          f"direct {result['directUsPerDispatch']} us | replay {result['replayUsPerDispatch']} us | "
-          f"{result['speedup']}x |")
+          f"issue {result['issueUsPerDispatch']} us | direct {result['directUsPerDispatch']} us | "
+          f"replay {result['replayUsPerDispatch']} us | {result['speedup']}x |")
 
 
 if __name__ == "__main__":
