@@ -20,6 +20,23 @@ export function adapterSummary(adapter) {
   });
 }
 
+// A bind group from a flat [binding, buffer, offset, size, ...] array: one FFI call with one array, instead of the
+// nested descriptor objects Python would convert entry by entry (the eager path makes one per dispatch). Each
+// pipeline's layout is asked for once.
+const bindGroupLayouts = new WeakMap();
+export function bindGroup(device, pipeline, flat, label) {
+  let layout = bindGroupLayouts.get(pipeline);
+  if (!layout) {
+    layout = pipeline.getBindGroupLayout(0);
+    bindGroupLayouts.set(pipeline, layout);
+  }
+  const entries = [];
+  for (let i = 0; i < flat.length; i += 4) {
+    entries.push({ binding: flat[i], resource: { buffer: flat[i + 1], offset: flat[i + 2], size: flat[i + 3] } });
+  }
+  return device.createBindGroup({ layout, entries, label });
+}
+
 // Collects uncaptured device errors (out of memory, validation) so Python can raise them at its next sync point.
 export function watchDevice(device) {
   const state = { errors: [], lost: null };

@@ -94,16 +94,8 @@ class BrowserBackend:
         return pipeline
 
     def create_bind_group(self, pipeline, entries, label):
-        return self.device.createBindGroup(
-            _js({
-                "layout": pipeline.getBindGroupLayout(0),
-                "entries": [
-                    {"binding": i, "resource": {"buffer": b, "offset": off, "size": size}}
-                    for i, (b, off, size) in entries
-                ],
-                "label": label,
-            })
-        )
+        flat = [value for i, (b, off, size) in entries for value in (i, b, off, size)]
+        return doppler_js.bindGroup(self.device, pipeline, to_js(flat), label)
 
     def create_query_set(self, count):
         return self.device.createQuerySet(_js({"type": "timestamp", "count": count}))
