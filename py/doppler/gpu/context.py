@@ -21,6 +21,7 @@ from .tensor import Tensor, storage_bytes
 
 UNIFORM_SLOT = 256  # minUniformBufferOffsetAlignment upper bound across devices
 UNIFORM_PAGE = 64 * 1024  # maxUniformBufferBindingSize's guaranteed minimum
+SLOTS_PER_PAGE = UNIFORM_PAGE // UNIFORM_SLOT
 DEFAULT_BUDGET = 4 * 2**30
 DEFAULT_MAX_DISPATCHES_PER_SUBMIT = 512
 # Eager work is submitted every this many dispatches, so the GPU starts while Python queues the rest (an eager VAE
@@ -30,27 +31,39 @@ MAX_QUERIES = 4096  # WebGPU's maxQuerySetSize
 
 
 class _UniformArena:
+    """Uniform slots in pages of one buffer each. `slot` stages a dispatch's bytes on the host; `upload` writes what
+    was staged since the last upload, one writeBuffer per page (one FFI call per page, not per dispatch), and must
+    run before the dispatches using those slots are submitted."""
+
     def __init__(self, backend, label: str):
         self.backend = backend
         self.label = label
         self.pages: list = []
+        self.staged: list[bytearray] = []  # each page's bytes, as the host wrote them
         self.used = 0  # slots handed out
+        self.uploaded = 0  # slots written to the GPU
 
     def slot(self, data: bytes) -> tuple:
         if len(data) > UNIFORM_SLOT:
             raise GpuError(f"a uniform of {len(data)} bytes exceeds the {UNIFORM_SLOT}-byte slot")
-        per_page = UNIFORM_PAGE // UNIFORM_SLOT
-        page, index = divmod(self.used, per_page)
+        page, index = divmod(self.used, SLOTS_PER_PAGE)
         if page == len(self.pages):
             self.pages.append(self.backend.create_buffer(UNIFORM_PAGE, UNIFORM_USAGE, f"{self.label}[{page}]"))
+            self.staged.append(bytearray(UNIFORM_PAGE))
         self.used += 1
-        buffer, offset = self.pages[page], index * UNIFORM_SLOT
-        padded = bytes(data) + bytes(-len(data) % 16)
-        self.backend.write_buffer(buffer, offset, padded)
-        return (buffer, offset, len(padded))
+        offset, size = index * UNIFORM_SLOT, -(-len(data) // 16) * 16
+        self.staged[page][offset:offset + size] = bytes(data) + bytes(size - len(data))
+        return (self.pages[page], offset, size)
+
+    def upload(self) -> None:
+        for page in range(self.uploaded // SLOTS_PER_PAGE, -(-self.used // SLOTS_PER_PAGE)):
+            first = max(self.uploaded - page * SLOTS_PER_PAGE, 0) * UNIFORM_SLOT
+            end = min(self.used - page * SLOTS_PER_PAGE, SLOTS_PER_PAGE) * UNIFORM_SLOT
+            self.backend.write_buffer(self.pages[page], first, memoryview(self.staged[page])[first:end])
+        self.uploaded = self.used
 
     def reset(self) -> None:
-        self.used = 0
+        self.used = self.uploaded = 0
 
     def destroy(self) -> None:
         for page in self.pages:
@@ -263,6 +276,7 @@ class Gpu:
     def flush(self) -> None:
         if not self._pending:
             return
+        self._arena.upload()
         timing = self._timing_for(self._pending_kernels)
         self.stats.submits += self.backend.submit(self._pending, self.max_dispatches_per_submit, timing)
         self.stats.dispatches.update(self._pending_kernels)
@@ -282,6 +296,7 @@ class Gpu:
         finally:
             self._recording = None
             self.pool.pinned.difference_update(plan.freed)
+        plan.uniforms.upload()
         # Intermediates freed inside the recording are still the plan's at every replay: keep them out of the pool.
         plan.owned = self.pool.claim(plan.freed)
         plan.freed = []
