@@ -79,17 +79,24 @@ def gpu_run(request, event_loop_runner):
     return lambda source, **inputs: run_python(page, browser_source(source, **inputs))
 
 
-@pytest.fixture
-def tensor_core_run(app_page):
-    """`gpu_run` in the page where its GPU has tensor cores (the rule matmul.variant gives "subgroup-matrix": Chromium
-    with shader-f16 on an NVIDIA GPU, bench/h100_tests.sh); skips elsewhere, saying why."""
+def skip_without_tensor_cores(page) -> None:
+    """Skip, saying why, unless the page's GPU has tensor cores (the rule matmul.variant gives "subgroup-matrix":
+    Chromium with shader-f16 on an NVIDIA GPU, bench/h100_tests.sh)."""
     from browser_harness import run_python
-    from gpu_runner import browser_source
 
-    variant = run_python(app_page, "from doppler.ops.variants import kernel_rule\nkernel_rule(gpu, 'matmul.variant')")
+    variant = run_python(page, "from doppler.ops.variants import kernel_rule\nkernel_rule(gpu, 'matmul.variant')")
     if variant != "subgroup-matrix":
         pytest.skip(f"this page's GPU offers no f16 subgroup matrices (matmul.variant: {variant!r}; SwiftShader and "
                     f"naga have none): these run in Chromium on an NVIDIA GPU, bench/h100_tests.sh")
+
+
+@pytest.fixture
+def tensor_core_run(app_page):
+    """`gpu_run` in the page where its GPU has tensor cores; skips elsewhere, saying why."""
+    from browser_harness import run_python
+    from gpu_runner import browser_source
+
+    skip_without_tensor_cores(app_page)
     return lambda source, **inputs: run_python(app_page, browser_source(source, **inputs))
 
 
