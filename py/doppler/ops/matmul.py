@@ -75,7 +75,7 @@ class GemmTiles:
 
     def __post_init__(self):
         if self.tensor_cores and (self.tile_m % SUBGROUP_MATRIX_TILE[0] or self.tile_n % SUBGROUP_MATRIX_TILE[1]
-                                  or self.tile_k % 16 or (self.thread_m, self.thread_n) != (8, 8)):
+                                  or self.tile_k % 16 or {self.thread_m, self.thread_n} != {SUBGROUP_MATRIX_THREAD}):
             raise GpuError(f"{self}: tensor-core tiles are multiples of {SUBGROUP_MATRIX_TILE[0]} x "
                            f"{SUBGROUP_MATRIX_TILE[1]} x 16 with thread_m = thread_n = {SUBGROUP_MATRIX_THREAD}")
         if self.thread_m not in THREAD_TILES or self.thread_n not in THREAD_TILES:
@@ -119,6 +119,8 @@ DEFAULT_TILES = GemmTiles()
 # Outputs N % 128 == 0 wide take 64 x 128 tiles (4 x 8 per thread): on an H100 they ran 5-20% faster than 64 x 64
 # at every such SD 1.5 shape (bench/RESULTS.md), and slower where N = 320 leaves a third of a 128 tile idle.
 WIDE_TILES = GemmTiles(64, 128, 16, 4, 8)
+# 16 subgroups of 32 x 64 outputs: on an H100 the best or within 5% of it at every UNet shape (bench/RESULTS.md,
+# session 3), against 64 x 128 and 128 x 128 (too few subgroups to hide the staging) and 64 x 256.
 TENSOR_CORE_TILES = GemmTiles(128, 256, 32, 8, 8, tensor_cores=True)
 
 
@@ -128,6 +130,8 @@ def default_tiles(gpu, n: int, math: str) -> GemmTiles:
     if math == "f32" and kernel_rule(gpu, "matmul.variant") == "subgroup-matrix":
         return TENSOR_CORE_TILES
     return WIDE_TILES if n % WIDE_TILES.tile_n == 0 else DEFAULT_TILES
+
+
 MATH_DTYPES = ("f32", "f16")
 
 
