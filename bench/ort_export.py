@@ -60,7 +60,7 @@ def main() -> None:
         program = torch.onnx.export(NoisePrediction(unet), tuple(inputs.values()), input_names=list(inputs),
                                     output_names=["noise"], dynamo=True)
     program.save(str(args.out / "unet.onnx"), external_data=False)
-    feeds = {name: {"shape": list(t.shape), "dtype": "int64" if name == "timestep" else args.dtype}
+    feeds = {name: {"shape": list(t.shape), "dtype": args.dtype if t.is_floating_point() else "int64"}
              for name, t in inputs.items()}
     (args.out / "unet.json").write_text(json.dumps({"inputs": feeds, "output": "noise", "tiny": args.tiny}))
     print(f"wrote {args.out / 'unet.onnx'} ({(args.out / 'unet.onnx').stat().st_size / 2**20:.0f} MiB)")

@@ -155,11 +155,11 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
                   attention_overrides: list[dict] | None = None) -> list[dict]:
     """GPU time (timestamp queries, the best of WINDOWS windows of at least `reps` runs) of each heavy kernel at
     SD 1.5 512x512 shapes, as TFLOP/s and GB/s. GEMM kernels (conv, linear) run once per tile configuration in
-    `gemm_tiles` ([tile_m, tile_n, tile_k, thread_m, thread_n, tensor_cores] each, tensor_cores optional; default: chosen
-    by the ops per shape and device), attention
-    once with its defaults and once per knob set in `attention_overrides` (e.g. {"KEY_TILE": 32}; see
-    doppler/ops/attention.py). A set the kernel refuses (unknown knob, too much workgroup memory for the head) gives
-    a row with its error instead of a time."""
+    `gemm_tiles` ([tile_m, tile_n, tile_k, thread_m, thread_n, tensor_cores] each, tensor_cores optional; default:
+    chosen by the ops per shape and device), attention once with its defaults and once per knob set in
+    `attention_overrides` (e.g. {"KEY_TILE": 32}; see doppler/ops/attention.py). A set the kernel refuses (unknown
+    knob, too much workgroup memory for the head, a feature the device lacks) gives a row with its error instead of
+    a time."""
     rows = []
     configs = [None] + [matmul.GemmTiles(*t) for t in gemm_tiles or []]
     knob_sets = [None] + list(attention_overrides or [])

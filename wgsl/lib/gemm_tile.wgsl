@@ -2,8 +2,9 @@
 // staging loads, the fused epilogue and the store. A core declares alias Math (the dtype X and W are read and staged
 // in) and alias Out (y's element type), the bindings x, residual and y, bias_at(col) -> f32, x_vec(i) and w_vec(i)
 // (elements i .. i+3, i a multiple of 4, as vec4<Math>), x_one(i) and w_one(i) (element i), stage_x(row, k, v) and
-// stage_w(col, k, v) (into its workgroup tiles) and accumulate (the K loop). The including kernel
-// declares x_quad(slot, k): X elements k .. k+3 of the tile row staged in load slot `slot` (zero past the edges).
+// stage_w(col, k, v) (into its workgroup tiles), accumulate (the K loop) and the entry point, which calls the
+// kernel's gemm_main. The kernel declares x_quad(slot, k): X elements k .. k+3 of the tile row staged in load slot
+// `slot` (zero past the edges).
 // ACTIVATION: a code of activation.wgsl, applied before the residual; HAS_BIAS, RESIDUAL: residual.wgsl.
 // A workgroup computes a TILE_M x TILE_N block of outputs with (TILE_M / THREAD_M) x (TILE_N / THREAD_N) invocations,
 // each THREAD_M x THREAD_N outputs (4 or 8 each way) held in registers as vec4 rows when stored. A thread's rows
