@@ -80,13 +80,12 @@ def gpu_run(request, event_loop_runner):
 
 
 def skip_without_tensor_cores(page) -> None:
-    """Skip, saying why, unless the page's GPU has tensor cores (the rule matmul.variant gives "subgroup-matrix":
+    """Skip, saying why, unless the page's GPU has tensor cores (the rule tensor_cores is true:
     Chromium with shader-f16 on an NVIDIA GPU, bench/h100_tests.sh)."""
     from browser_harness import run_python
 
-    variant = run_python(page, "from doppler.ops.variants import kernel_rule\nkernel_rule(gpu, 'matmul.variant')")
-    if variant != "subgroup-matrix":
-        pytest.skip(f"this page's GPU offers no f16 subgroup matrices (matmul.variant: {variant!r}; SwiftShader and "
+    if not run_python(page, "from doppler.ops.variants import kernel_rule\nkernel_rule(gpu, 'tensor_cores')"):
+        pytest.skip(f"this page's GPU offers no f16 subgroup matrices (the rule tensor_cores is false; SwiftShader and "
                     f"naga have none): these run in Chromium on an NVIDIA GPU, bench/h100_tests.sh")
 
 

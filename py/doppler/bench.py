@@ -105,6 +105,7 @@ def kernel_cases(batch: int = 2) -> list[dict]:
     cases += [{"op": "attention", "b": batch, "tq": 4096, "tk": 4096, "heads": 8, "d": 40},
               {"op": "attention", "b": batch, "tq": 4096, "tk": 77, "heads": 8, "d": 40},
               {"op": "attention", "b": batch, "tq": 1024, "tk": 1024, "heads": 8, "d": 80},
+              {"op": "attention", "b": batch, "tq": 256, "tk": 256, "heads": 8, "d": 160},
               {"op": "groupnorm", "b": batch, "hw": 64, "c": 320}]
     return cases
 

@@ -2,7 +2,9 @@
 160), cross-attention over 77 text tokens, CLIP's causal 77 x 77 with d = 64, the VAE's one wide head (up to 512),
 token counts that are not multiples of the query and key tiles. Heads up to 80 run attention_subgroups.wgsl where
 the device has subgroups (both test devices do) and attention.wgsl when SUBGROUPS = 0 forces it, each with STAGES 1
-and 2, and the largest KEY_TILE; wider or odd heads run attention_wide.wgsl."""
+and 2, and the largest KEY_TILE; wider or odd heads run attention_wide.wgsl. On tensor cores (Chromium on an NVIDIA
+GPU, bench/h100_tests.sh; skipped elsewhere) heads up to 160 run attention_subgroup_matrix.wgsl, within the f16
+bound."""
 
 import numpy as np
 import pytest
@@ -69,6 +71,44 @@ def test_attention_matches_reference(gpu_run, request, case):
     assert_close(np.frombuffer(got, np.float32), ref.attention(q, k, v, heads, scale, causal), "f32")
 
 
+# On tensor cores: (batch, queries, keys, heads, head dim, scale, causal, knobs replacing the defaults)
+TENSOR_CORE_CASES = {
+    "self-d40": (2, 64 + 13, 64 + 13, 2, 40, None, False, None),
+    # keys from GROW_FROM score twice as high: rows' maxima outgrow the first tiles' by more than RESCALE_SLACK
+    "self-d40-grow": (1, 150, 200, 2, 40, 0.6, False, None),
+    "self-d40-grow-tile16": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 16, "QUERY_BLOCKS": 1}),
+    "self-d40-tile48": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 48, "QUERY_BLOCKS": 2}),
+    "cross-77": (2, 29, 77, 2, 40, None, False, None),
+    "self-d80": (1, 100, 100, 2, 80, 0.5, False, None),
+    "self-d160": (1, 70, 70, 1, 160, None, False, None),
+    "causal-clip": (1, 77, 77, 12, 64, None, True, None),
+    "causal-clip-tile16": (1, 77, 77, 12, 64, None, True, {"KEY_TILE": 16, "QUERY_BLOCKS": 1}),
+    "tiny-d4": (1, 9, 20, 3, 4, None, False, None),
+}
+GROW_FROM = 130
+RESCALE_SLACK = 8.0  # attention_subgroup_matrix.wgsl, log2 units
+
+
+@pytest.mark.parametrize("case", TENSOR_CORE_CASES)
+def test_tensor_cores_match_reference(tensor_core_run, case):
+    batch, queries, keys, heads, d, scale, causal, overrides = TENSOR_CORE_CASES[case]
+    r = rng(12)
+    q_shape, kv_shape = (batch, queries, heads * d), (batch, keys, heads * d)
+    q, k, v = (r.standard_normal(s).astype(np.float32) for s in (q_shape, kv_shape, kv_shape))
+    if "grow" in case:
+        k[:, GROW_FROM:] *= 2
+        scores = np.einsum("bqd,bkd->bqk", q[..., :d], k[..., :d]) * scale / np.log(2)
+        assert (scores[..., GROW_FROM:].max(-1) > scores[..., :16].max(-1) + RESCALE_SLACK).any()
+    source = SOURCE.format(q_shape=q_shape, kv_shape=kv_shape, heads=heads, scale=scale, causal=causal,
+                           overrides=overrides)
+    got = tensor_core_run(source, q=q.tobytes(), k=k.tobytes(), v=v.tobytes(),
+                          poison=np.full(q_shape, POISON, np.float32).tobytes())
+    assert_close(np.frombuffer(got, np.float32), ref.attention(q, k, v, heads, scale, causal), "f16")
+    plan = tensor_core_run(f"from doppler.ops import attention\nattention.tiling({d}, True, {overrides}, "
+                           f"tensor_cores=True).kernel")
+    assert plan == "attention_subgroup_matrix"
+
+
 def test_reference_matches_torch():
     torch = pytest.importorskip("torch")
     r = rng(10)
@@ -126,6 +166,28 @@ def test_tiling_picks_the_variant(native_gpu):
         assert plan.queries_per_workgroup == 4 * rows
     for d in (33, 160, 512):
         assert attention.tiling(d, True).kernel == "attention_wide"
+
+
+def test_tiling_takes_tensor_cores_where_offered():
+    from doppler.errors import GpuError
+    from doppler.ops import attention
+
+    for d in (4, 40, 64, 80, 160):
+        plan = attention.tiling(d, True, tensor_cores=True)
+        assert plan.kernel == "attention_subgroup_matrix" and plan.workgroup_bytes <= attention.TARGET_WORKGROUP_BYTES
+        assert plan.queries_per_workgroup == 16 * plan.overrides["QUERY_BLOCKS"]
+        small = attention.tiling(d, True, workgroup_limit=16384, tensor_cores=True)
+        assert small.workgroup_bytes <= 16384 and small.kernel == "attention_subgroup_matrix"
+    # d = 40 takes 4 query blocks and 64 keys; d = 160 fits 48 KiB with 32 keys
+    assert attention.tiling(40, True, tensor_cores=True).overrides == {"HEAD_DIM": 40, "QUERY_BLOCKS": 4, "KEY_TILE": 64}
+    assert attention.tiling(160, True, tensor_cores=True).overrides["KEY_TILE"] == 32
+    for d in (33, 164, 512):
+        assert attention.tiling(d, True, tensor_cores=True).kernel == "attention_wide"
+    assert attention.tiling(40, True, {"TENSOR_CORES": 0}, tensor_cores=True).kernel == "attention_subgroups"
+    with pytest.raises(GpuError, match="TENSOR_CORES 1 asked, but this device has no f16 subgroup matrices"):
+        attention.tiling(40, True, {"TENSOR_CORES": 1})
+    with pytest.raises(GpuError, match=r"need QUERY_BLOCKS >= 1 and KEY_TILE one of \(16, 32, 48, 64\)"):
+        attention.tiling(40, True, {"KEY_TILE": 24}, tensor_cores=True)
 
 
 SINGLE_HEAD_SOURCE = """

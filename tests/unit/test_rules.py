@@ -33,20 +33,20 @@ def test_kernel_dtype_paths_follow_device_features(book, device, stored, math, s
     assert book.select_rule_value("kernels", "mathDtype", context) == math
     assert book.select_rule_value("kernels", "weightStorage", context) == storage
     assert book.select_rule_value("kernels", "subgroups", context) is subgroups
-    assert book.select_rule_value("kernels", "matmul.variant", context) == "tiled"
+    assert book.select_rule_value("kernels", "tensor_cores", context) is False
 
 
-@pytest.mark.parametrize("features, configs, sizes, variant", [
-    (["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"], NVIDIA_F16, (32, 32), "subgroup-matrix"),
-    (["subgroups", "chromium-experimental-subgroup-matrix"], NVIDIA_INT8, (32, 32), "tiled"),  # driver < 615.71
-    (["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"], NVIDIA_F16, (16, 64), "tiled"),  # not 32
-    (["shader-f16", "chromium-experimental-subgroup-matrix"], NVIDIA_F16, (32, 32), "tiled"),  # no subgroup_id
-    (["shader-f16"], [], (32, 32), "tiled"),
+@pytest.mark.parametrize("features, configs, sizes, tensor_cores", [
+    (["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"], NVIDIA_F16, (32, 32), True),
+    (["subgroups", "chromium-experimental-subgroup-matrix"], NVIDIA_INT8, (32, 32), False),  # driver < 615.71
+    (["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"], NVIDIA_F16, (16, 64), False),  # not 32
+    (["shader-f16", "chromium-experimental-subgroup-matrix"], NVIDIA_F16, (32, 32), False),  # no subgroup_id
+    (["shader-f16"], [], (32, 32), False),
 ])
-def test_tensor_cores_need_f16_subgroup_matrices_of_32_invocations(book, features, configs, sizes, variant):
+def test_tensor_cores_need_f16_subgroup_matrices_of_32_invocations(book, features, configs, sizes, tensor_cores):
     context = {**CHROME_F16, "features": features, "subgroupMatrixConfigs": configs,
                "subgroupMinSize": sizes[0], "subgroupMaxSize": sizes[1]}
-    assert book.select_rule_value("kernels", "matmul.variant", context) == variant
+    assert book.select_rule_value("kernels", "tensor_cores", context) is tensor_cores
 
 
 def write_rules(folder, name, rules, domain="test"):
@@ -164,7 +164,7 @@ def test_empty_folder(tmp_path):
 
 def test_unknown_domain_key_lists_known(book):
     with pytest.raises(RuleError, match=r"^no rules for kernels\.attention; known: kernels\.mathDtype, "
-                                        r"kernels\.matmul\.variant, kernels\.subgroups, kernels\.weightStorage$"):
+                                        r"kernels\.subgroups, kernels\.tensor_cores, kernels\.weightStorage$"):
         book.select_rule_value("kernels", "attention", CHROME_F16)
 
 

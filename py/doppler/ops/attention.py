@@ -4,6 +4,9 @@ Per batch b and head h (channels h*d .. h*d+d of each token, as diffusers' head_
 out[b, i, h*d:(h+1)*d] = softmax_k(scale * q_i . k_k) v_k, scale = 1/sqrt(d) unless given; causal: k <= i only.
 
 Kernels, chosen by `tiling` (the one place their knobs are set):
+- on tensor cores (the rule `tensor_cores`), heads of d <= 160, a multiple of 4: `attention_subgroup_matrix.wgsl`,
+  16 queries a subgroup, both products on f16 subgroup matrices. Knobs: QUERY_BLOCKS (subgroups per workgroup),
+  KEY_TILE, and TENSOR_CORES (0 or 1: 0 takes the kernels below).
 - heads of d <= 80, a multiple of 4 (every UNet and CLIP head but the 16x16 level's 160): `attention_subgroups.wgsl`
   where the rules give `subgroups`, else `attention.wgsl` (the same core,
   `lib/attention.wgsl`, merging rows through workgroup memory). Groups of LANES = 4 invocations share
@@ -52,7 +55,15 @@ DIM_CHUNK = 16  # DC: head dims staged at a time; 8 where that divides the head 
 KEYS_PER_TILE = 64  # BK
 STAGED_VALUES = 1024  # f32 words of V staged at a time, at most: VC keys of 16 * MV columns
 
+# attention_subgroup_matrix.wgsl
+TENSOR_CORE_MAX_DIM = 160  # 16 BLOCKS_MAX
+TENSOR_CORE_KEY_TILES = (16, 32, 48, 64)  # 16 KEY_BLOCKS, up to 2 PAIRS_MAX
+MATRIX = 16  # queries per subgroup; rows = columns = depth of a subgroup matrix
+# Defaults (QUERY_BLOCKS, KEY_TILE): the first whose workgroup memory fits the limit.
+TENSOR_CORE_SHAPES = ((4, 64), (4, 32), (2, 64), (2, 32), (1, 32), (1, 16))
+
 SUBGROUPS = "SUBGROUPS"  # a knob that picks the file, not a WGSL constant
+TENSOR_CORES = "TENSOR_CORES"  # a knob that picks the file, not a WGSL constant
 
 
 @dataclass(frozen=True)
@@ -76,9 +87,21 @@ class Tiling:
 
 
 def tiling(head_dim: int, subgroups: bool, overrides: dict | None = None,
-           workgroup_limit: int = TARGET_WORKGROUP_BYTES) -> Tiling:
+           workgroup_limit: int = TARGET_WORKGROUP_BYTES, tensor_cores: bool = False) -> Tiling:
     """The kernel for heads of head_dim and its knobs: defaults (fitting `workgroup_limit` bytes of workgroup
-    memory), replaced by `overrides` (names of the chosen kernel's knobs; others are a GpuError)."""
+    memory), replaced by `overrides` (names of the chosen kernel's knobs; others are a GpuError). `tensor_cores`:
+    the device has them (overrides may still pass TENSOR_CORES 0)."""
+    overrides = dict(overrides or {})
+    wanted = overrides.pop(TENSOR_CORES, int(tensor_cores))
+    if wanted and not tensor_cores:
+        raise GpuError(f"attention over heads of {head_dim}: TENSOR_CORES 1 asked, but this device has no f16 "
+                       f"subgroup matrices (the rule tensor_cores is false); drop the knob")
+    if wanted and head_dim % 4 == 0 and head_dim <= TENSOR_CORE_MAX_DIM:
+        for blocks, keys in TENSOR_CORE_SHAPES:
+            knobs = _replaced({"QUERY_BLOCKS": blocks, "KEY_TILE": keys}, overrides, head_dim)
+            if _tensor_cores(head_dim, knobs).workgroup_bytes <= workgroup_limit:
+                break
+        return _tensor_cores(head_dim, knobs)
     if head_dim % 4 == 0 and head_dim <= MAX_DIM:
         # knobs not given take the first default shape that, with those given, is valid and fits
         for rows, keys, stages in DEFAULT_SHAPES:
@@ -130,6 +153,19 @@ def _fast(head_dim: int, knobs: dict) -> Tiling:
     return Tiling(kernel, overrides, QUERIES_PER_LANE * rows, 1, VEC4 * vec4s)
 
 
+def _tensor_cores(head_dim: int, knobs: dict) -> Tiling:
+    blocks, keys = knobs["QUERY_BLOCKS"], knobs["KEY_TILE"]
+    if not (blocks >= 1 and keys in TENSOR_CORE_KEY_TILES):
+        raise GpuError(f"attention_subgroup_matrix.wgsl over heads of {head_dim}, knobs {knobs}: need QUERY_BLOCKS "
+                       f">= 1 and KEY_TILE one of {TENSOR_CORE_KEY_TILES}")
+    stride = MATRIX * -(-head_dim // MATRIX) + 8  # STRIDE, halves
+    queries = MATRIX * blocks
+    halves = (max(queries, keys) + keys) * stride + queries * (keys + 8)  # K (and Q) and V tiles, P slots
+    nbytes = 2 * halves + F32 * queries * (keys + 4) + F32  # S slots, the rescale flag
+    overrides = {"HEAD_DIM": head_dim, "QUERY_BLOCKS": blocks, "KEY_TILE": keys}
+    return Tiling("attention_subgroup_matrix", overrides, queries, 1, nbytes)
+
+
 def column_split(head_dim: int) -> tuple[int, int]:
     """(chunks, MV): the head's output columns in `chunks` workgroups of 16 * MV columns, MV <= 8, as even as can be."""
     chunks = -(-head_dim // (COLUMN_THREADS * MAX_COLUMNS_PER_THREAD))
@@ -156,7 +192,8 @@ async def attention(gpu, q, k, v, out, heads: int, scale: float | None = None, c
         raise GpuError(f"attention: causal attention needs as many queries as keys; got {tq} and {tk}")
     head_dim = channels // heads
     offered = gpu.caps.limits.get("maxComputeWorkgroupStorageSize", 16384)
-    plan = tiling(head_dim, bool(kernel_rule(gpu, "subgroups")), overrides, min(offered, TARGET_WORKGROUP_BYTES))
+    plan = tiling(head_dim, bool(kernel_rule(gpu, "subgroups")), overrides, min(offered, TARGET_WORKGROUP_BYTES),
+                  bool(kernel_rule(gpu, "tensor_cores")))
     if plan.workgroup_bytes > offered:
         raise GpuError(f"{plan.kernel}.wgsl over heads of {head_dim} with {plan.overrides} needs "
                        f"{plan.workgroup_bytes} bytes of workgroup memory; this GPU offers {offered}: pass smaller "

@@ -5,7 +5,7 @@ x (..., K), W [N, K] (PyTorch's [out, in]), b (N), y and r (..., N); batched: x 
 The tensors' dtypes pick the path: f32 activations run f32 math with W (and b) stored f32 or f16 (packed, widened
 on load); f16 activations run f16 math (device feature shader-f16) with every tensor f16. Under f32 activations the
 tiles pick the cores: scalar FMAs, or tensor cores (`GemmTiles.tensor_cores`: f16 x f16 -> f32 subgroup matrices,
-where the rule `matmul.variant` gives "subgroup-matrix").
+where the rule `tensor_cores` is true).
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ TENSOR_CORE_TILES = GemmTiles(128, 256, 32, 8, 8, tensor_cores=True)
 def default_tiles(gpu, n: int, math: str) -> GemmTiles:
     """The tiles for an output n wide in this math dtype: tensor cores under f32 activations where the rules give
     them, else by width."""
-    if math == "f32" and kernel_rule(gpu, "matmul.variant") == "subgroup-matrix":
+    if math == "f32" and kernel_rule(gpu, "tensor_cores"):
         return TENSOR_CORE_TILES
     return WIDE_TILES if n % WIDE_TILES.tile_n == 0 else DEFAULT_TILES
 

@@ -1,0 +1,218 @@
+// Attention on tensor cores for heads of HEAD_DIM <= 160, a multiple of 4: scaled dot-product attention with an
+// online softmax (flash-attention style: the Tq x Tk scores never exist in memory), both products summed by
+// f16 x f16 -> f32 subgroup matrices (16 x 16 x 16). Per batch b and head h, with channels h*d .. h*d+d of each token
+// (diffusers' head_to_batch_dim split):
+//   out[b,i,h*d+j] = sum_k softmax_k(scale * q[b,i,h*d:] . k[b,k,h*d:]) v[b,k,h*d+j]
+// causal (Tq = Tk): key k is seen by query i only when k <= i.
+// Precision: Q (scaled by scale log2 e), K, V and P are rounded to f16 as they are staged; S, O, the running max m
+//   and the row sums l are f32.
+//
+// A workgroup takes BQ = 16 QUERY_BLOCKS queries of one (b, h); subgroup s (SUBGROUP = 32 invocations, named by
+// @builtin(subgroup_id)) owns queries 16s .. 16s+15, all head columns, and holds its Q as DB = ceil(d / 16) left
+// matrices and its O as DB result matrices (head dims past d are zeros in every staged tile). Keys go in tiles of
+// KEY_TILE, staged as f16 rows [key][dim] (Q first passes through the same tile). Per key tile:
+//   1. S (16 x KEY_TILE) = Q K^T: KEY_TILE / 16 result matrices, each into the subgroup's slot of s_tile; barrier.
+//   2. The subgroup's invocations take its rows: invocation t has row t / 2 and the keys 2c + t % 2 (S_STRIDE is
+//      4 mod 32 words, so the 32 read 16 banks). Masked keys (past the last, or past the causal diagonal)
+//      score MASKED. Row maxima merge over the pair with one shuffle. A row whose tile max passes its running max m
+//      by more than RESCALE_SLACK raises a workgroup flag; workgroupUniformLoad reads it back (barrier) so that
+//      the rescale below is uniform.
+//      Lazy rescale: m moves only when the flag is up, and then only in rows whose max outgrew it; otherwise
+//      P = exp2(S - m) may reach 2^RESCALE_SLACK, exact in f16 and f32 (the final division by l cancels it).
+//      On a move, l and the rows of O scale by exp2(m_old - m_new): O goes block by block through the slot of
+//      s_tile (store, barrier, scale, barrier, load), skipped on the first tile where O is zero.
+//      P (f16) into the subgroup's slot of p_tile; barrier.
+//   3. O += P V: KEY_TILE / 16 left matrices of P, DB right matrices of V each; barrier; the next tile staged;
+//      barrier.
+// At the end O / l leaves block by block through the slot (invocation t: row t / 2, columns 8 (t % 2) ..).
+//
+// Layouts: q (B, Tq, heads*d), k and v (B, Tk, heads*d), out (B, Tq, heads*d), all f32, row-major, bound as vec4s.
+// Bindings: 0 q, 1 k, 2 v, 3 out, 4 uniform Attention (as attention.wgsl).
+// Dispatch: (ceil(Tq / BQ), 1, B * heads), workgroups of 32 QUERY_BLOCKS invocations. Needs shader-f16, subgroups of
+// exactly 32 and chromium-experimental-subgroup-matrix with the f16>f32 16x16x16 config.
+
+enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+
+#include "lib/attention_uniform.wgsl"
+
+alias Left = subgroup_matrix_left<f16, 16, 16>;
+alias Right = subgroup_matrix_right<f16, 16, 16>;
+alias Result = subgroup_matrix_result<f32, 16, 16>;
+
+const MATRIX: u32 = 16u;  // rows = columns = depth of one multiply-accumulate
+const SUBGROUP: u32 = 32u;
+const BLOCKS_MAX: u32 = 10u;  // head-dim blocks of 16: d <= 160
+const PAIRS_MAX: u32 = 32u;  // keys an invocation scores per tile: KEY_TILE / 2 <= 32
+const LOG2E: f32 = 1.4426950408889634;
+const MASKED: f32 = -1.0e30;  // score of a key a query must not see; exp2 of it (less any max) is 0
+const RESCALE_SLACK: f32 = 8.0;  // log2 units a row's scores may pass its running max before it moves
+
+override HEAD_DIM: u32 = 40u;  // d: a multiple of 4, at most 16 BLOCKS_MAX
+override QUERY_BLOCKS: u32 = 4u;  // subgroups per workgroup, 16 queries each
+override KEY_TILE: u32 = 64u;  // keys per tile: 16, 32, 48 or 64
+
+override DQ: u32 = HEAD_DIM / 4u;  // vec4s per head row
+override DB: u32 = (HEAD_DIM + MATRIX - 1u) / MATRIX;  // head-dim blocks
+override DQP: u32 = DB * 4u;  // vec4s per staged row, zeros past DQ
+override STRIDE: u32 = DB * MATRIX + 8u;  // halves per staged row: 16-byte rows, 8 of them in distinct banks
+override BQ: u32 = MATRIX * QUERY_BLOCKS;  // queries per workgroup
+override WG: u32 = SUBGROUP * QUERY_BLOCKS;
+override ROWS: u32 = max(BQ, KEY_TILE);  // rows of the staging tile: Q's, then K's
+override KEY_BLOCKS: u32 = KEY_TILE / MATRIX;
+override S_STRIDE: u32 = KEY_TILE + 4u;  // f32 per score row: a multiple of 16 bytes, 4 mod 32 words (2-way reads)
+override P_STRIDE: u32 = KEY_TILE + 8u;  // halves per P row
+override PAIRS: u32 = KEY_TILE / 2u;  // keys an invocation scores per tile
+
+@group(0) @binding(0) var<storage, read> q: array<vec4f>;
+@group(0) @binding(1) var<storage, read> k: array<vec4f>;
+@group(0) @binding(2) var<storage, read> v: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> out: array<vec4f>;
+@group(0) @binding(4) var<uniform> u: Attention;
+
+var<workgroup> k_tile: array<f16, ROWS * STRIDE>;  // [key][dim]; Q's [query][dim] before the first key tile
+var<workgroup> v_tile: array<f16, KEY_TILE * STRIDE>;  // [key][dim]
+var<workgroup> s_tile: array<f32, QUERY_BLOCKS * MATRIX * S_STRIDE>;  // per subgroup [query][key]; O blocks pass here
+var<workgroup> p_tile: array<f16, QUERY_BLOCKS * MATRIX * P_STRIDE>;  // per subgroup [query][key]
+var<workgroup> rescale_flag: u32;
+
+// Staging sources (constants at every call, so the branches below fold away).
+const FROM_Q: u32 = 0u;
+const FROM_K: u32 = 1u;
+const FROM_V: u32 = 2u;
+
+// `rows` token rows of this head from row r0 of q, k or v (`stride` vec4s a token, the head's first vec4 at `base`)
+// into k_tile (Q and K) or v_tile (V), [row][dim] as f16, Q times `scale`; zeros past `count` rows and past d.
+fn stage(src: u32, rows: u32, r0: u32, count: u32, base: u32, stride: u32, scale: f32, lid: u32) {
+  for (var e = lid; e < rows * DQP; e += WG) {
+    let row = e / DQP;
+    let quad = e % DQP;
+    var value = vec4f(0.0);
+    if (r0 + row < count && quad < DQ) {
+      let at = base + (r0 + row) * stride + quad;
+      if (src == FROM_Q) { value = q[at] * scale; } else if (src == FROM_K) { value = k[at]; } else { value = v[at]; }
+    }
+    let h = vec4<f16>(value);
+    let at = row * STRIDE + 4u * quad;
+    for (var i = 0u; i < 4u; i++) {
+      if (src == FROM_V) { v_tile[at + i] = h[i]; } else { k_tile[at + i] = h[i]; }
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  let stride = u.heads * DQ;  // vec4s per token
+  let head = (wg.z % u.heads) * DQ;  // first vec4 of this head
+  let q0 = wg.x * BQ;
+  let q_base = (wg.z / u.heads) * u.queries * stride + head;
+  let kv_base = (wg.z / u.heads) * u.keys * stride + head;
+  let row = lane / 2u;  // this invocation's query row of the subgroup's 16
+  let half = lane % 2u;  // its keys: 2c + half
+  let query = q0 + MATRIX * sg + row;
+  let slot_s = sg * MATRIX * S_STRIDE;
+  let slot_p = sg * MATRIX * P_STRIDE;
+
+  // Q, scaled by scale log2 e, into left matrices.
+  stage(FROM_Q, BQ, q0, u.queries, q_base, stride, u.scale * LOG2E, lid);
+  if (lid == 0u) { rescale_flag = 0u; }
+  workgroupBarrier();
+  var qm: array<Left, BLOCKS_MAX>;
+  for (var i = 0u; i < DB; i++) {
+    qm[i] = subgroupMatrixLoad<Left, row_major>(&k_tile, MATRIX * sg * STRIDE + MATRIX * i, STRIDE);
+  }
+  var o: array<Result, BLOCKS_MAX>;
+  for (var i = 0u; i < DB; i++) { o[i] = Result(); }
+  workgroupBarrier();
+
+  var m = MASKED;  // running max of this row, base 2 (both invocations of a row hold it)
+  var l = 0.0;  // this invocation's share of the row's sum
+  // Causal: key tiles past this block's last query hold nothing any of its queries sees.
+  let key_end = select(u.keys, min(u.keys, q0 + BQ), u.causal != 0u);
+  stage(FROM_K, KEY_TILE, 0u, u.keys, kv_base, stride, 1.0, lid);
+  stage(FROM_V, KEY_TILE, 0u, u.keys, kv_base, stride, 1.0, lid);
+  workgroupBarrier();
+  var s: array<f32, PAIRS_MAX>;
+  for (var k0 = 0u; k0 < key_end; k0 += KEY_TILE) {
+    // 1. S = Q K^T into the subgroup's slot.
+    for (var j = 0u; j < KEY_BLOCKS; j++) {
+      var acc = Result();
+      for (var i = 0u; i < DB; i++) {
+        let kb = subgroupMatrixLoad<Right, col_major>(&k_tile, MATRIX * j * STRIDE + MATRIX * i, STRIDE);
+        acc = subgroupMatrixMultiplyAccumulate(qm[i], kb, acc);
+      }
+      subgroupMatrixStore<row_major>(&s_tile, slot_s + MATRIX * j, acc, S_STRIDE);
+    }
+    workgroupBarrier();
+
+    // 2. Mask, row max, the workgroup's rescale decision.
+    var tile_max = MASKED;
+    for (var c = 0u; c < PAIRS; c++) {
+      let key = k0 + 2u * c + half;
+      var x = s_tile[slot_s + row * S_STRIDE + 2u * c + half];
+      if (key >= u.keys || (u.causal != 0u && key > query)) { x = MASKED; }
+      s[c] = x;
+      tile_max = max(tile_max, x);
+    }
+    tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
+    let grows = tile_max > m + RESCALE_SLACK;
+    if (grows) { rescale_flag = 1u; }
+    let rescale = workgroupUniformLoad(&rescale_flag) != 0u;
+    var alpha = 1.0;
+    if (grows) {
+      alpha = exp2(m - tile_max);
+      m = tile_max;
+    }
+    l *= alpha;
+    for (var c = 0u; c < PAIRS; c++) {
+      let p = exp2(s[c] - m);
+      l += p;
+      p_tile[slot_p + row * P_STRIDE + 2u * c + half] = f16(p);
+    }
+    if (rescale && k0 > 0u) {
+      // O's rows times alpha, block by block through the slot (S is consumed: every invocation is past its reads)
+      for (var i = 0u; i < DB; i++) {
+        workgroupBarrier();
+        subgroupMatrixStore<row_major>(&s_tile, slot_s, o[i], MATRIX);
+        workgroupBarrier();
+        for (var c = 0u; c < 8u; c++) { s_tile[slot_s + row * MATRIX + 8u * half + c] *= alpha; }
+        workgroupBarrier();
+        o[i] = subgroupMatrixLoad<Result, row_major>(&s_tile, slot_s, MATRIX);
+      }
+    }
+    workgroupBarrier();  // P is written; every invocation has read the flag
+    if (lid == 0u) { rescale_flag = 0u; }
+
+    // 3. O += P V.
+    for (var j = 0u; j < KEY_BLOCKS; j++) {
+      let pm = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + MATRIX * j, P_STRIDE);
+      for (var i = 0u; i < DB; i++) {
+        let vb = subgroupMatrixLoad<Right, row_major>(&v_tile, MATRIX * j * STRIDE + MATRIX * i, STRIDE);
+        o[i] = subgroupMatrixMultiplyAccumulate(pm, vb, o[i]);
+      }
+    }
+    workgroupBarrier();  // K, V and P are free
+    let next = k0 + KEY_TILE;
+    if (next < key_end) {
+      stage(FROM_K, KEY_TILE, next, u.keys, kv_base, stride, 1.0, lid);
+      stage(FROM_V, KEY_TILE, next, u.keys, kv_base, stride, 1.0, lid);
+    }
+    workgroupBarrier();
+  }
+
+  // out = O / l, block by block through the slot.
+  let total = l + subgroupShuffleXor(l, 1u);
+  for (var i = 0u; i < DB; i++) {
+    subgroupMatrixStore<row_major>(&s_tile, slot_s, o[i], MATRIX);
+    workgroupBarrier();
+    for (var c = 0u; c < 2u; c++) {
+      let quad = 4u * i + 2u * half + c;  // of the head's vec4s
+      let at = slot_s + row * MATRIX + 4u * (2u * half + c);
+      let x = vec4f(s_tile[at], s_tile[at + 1u], s_tile[at + 2u], s_tile[at + 3u]);
+      if (query < u.queries && quad < DQ) { out[q_base + query * stride + quad] = x / total; }
+    }
+    workgroupBarrier();
+  }
+}
