@@ -23,7 +23,8 @@
 //      s_tile (store, barrier, scale, barrier, load), skipped on the first tile where O is zero.
 //      P (f16) into the subgroup's slot of p_tile; barrier.
 //   3. O += P V: KEY_TILE / 16 left matrices of P, DB right matrices of V each; barrier; the next tile staged;
-//      barrier.
+//      barrier. PREFETCH 1 loads the next tile into registers (SLOTS quads of K and of V an invocation) between 1
+//      and 2, so its latency hides behind the softmax and O += P V, and stores it after the barrier.
 // At the end O / l leaves block by block through the slot (invocation t: row t / 2, columns 8 (t % 2) ..).
 //
 // Layouts: q (B, Tq, heads*d), k and v (B, Tk, heads*d), out (B, Tq, heads*d), all f32, row-major, bound as vec4s.
@@ -47,6 +48,7 @@ const BLOCKS_MAX: u32 = 10u;  // head-dim blocks of 16: d <= 160
 const PAIRS_MAX: u32 = 32u;  // keys an invocation scores per tile: KEY_TILE / 2 <= 32
 const LOG2E: f32 = 1.4426950408889634;
 const MASKED: f32 = -1.0e30;  // score of a key a query must not see; exp2 of it (less any max) is 0
+const SLOTS_MAX: u32 = 16u;
 const RESCALE_SLACK: f32 = 8.0;  // log2 units a row's scores may pass its running max before it moves
 
 override HEAD_DIM: u32 = 40u;  // d: a multiple of 4, at most 16 BLOCKS_MAX
@@ -64,6 +66,8 @@ override KEY_BLOCKS: u32 = KEY_TILE / MATRIX;
 override S_STRIDE: u32 = KEY_TILE + 4u;  // f32 per score row: a multiple of 16 bytes, 4 mod 32 words (2-way reads)
 override P_STRIDE: u32 = KEY_TILE + 8u;  // halves per P row
 override PAIRS: u32 = KEY_TILE / 2u;  // keys an invocation scores per tile
+override PREFETCH: u32 = 1u;  // 1: the next tile's K and V load into registers before O += P V (SLOTS <= SLOTS_MAX)
+override SLOTS: u32 = (KEY_TILE * DQP + WG - 1u) / WG;  // K (and V) quads an invocation stages per tile
 
 @group(0) @binding(0) var<storage, read> q: array<vec4f>;
 @group(0) @binding(1) var<storage, read> k: array<vec4f>;
@@ -75,30 +79,41 @@ var<workgroup> k_tile: array<f16, ROWS * STRIDE>;  // [key][dim]; Q's [query][di
 var<workgroup> v_tile: array<f16, KEY_TILE * STRIDE>;  // [key][dim]
 var<workgroup> s_tile: array<f32, QUERY_BLOCKS * MATRIX * S_STRIDE>;  // per subgroup [query][key]; O blocks pass here
 var<workgroup> p_tile: array<f16, QUERY_BLOCKS * MATRIX * P_STRIDE>;  // per subgroup [query][key]
-var<workgroup> rescale_flag: u32;
+// [0]: a row's max outgrew its running max. 16 bytes, as every workgroup variable here: the driver packs them, and a
+// subgroup matrix load from an array that starts off a 16-byte boundary reads shifted elements.
+var<workgroup> rescale_flag: array<u32, 4>;
+
+struct Prefetch { k: array<vec4<f16>, SLOTS_MAX>, v: array<vec4<f16>, SLOTS_MAX> }  // the next tile's, per invocation
 
 // Staging sources (constants at every call, so the branches below fold away).
 const FROM_Q: u32 = 0u;
 const FROM_K: u32 = 1u;
 const FROM_V: u32 = 2u;
 
-// `rows` token rows of this head from row r0 of q, k or v (`stride` vec4s a token, the head's first vec4 at `base`)
-// into k_tile (Q and K) or v_tile (V), [row][dim] as f16, Q times `scale`; zeros past `count` rows and past d.
-fn stage(src: u32, rows: u32, r0: u32, count: u32, base: u32, stride: u32, scale: f32, lid: u32) {
-  for (var e = lid; e < rows * DQP; e += WG) {
-    let row = e / DQP;
-    let quad = e % DQP;
-    var value = vec4f(0.0);
-    if (r0 + row < count && quad < DQ) {
-      let at = base + (r0 + row) * stride + quad;
-      if (src == FROM_Q) { value = q[at] * scale; } else if (src == FROM_K) { value = k[at]; } else { value = v[at]; }
-    }
-    let h = vec4<f16>(value);
-    let at = row * STRIDE + 4u * quad;
-    for (var i = 0u; i < 4u; i++) {
-      if (src == FROM_V) { v_tile[at + i] = h[i]; } else { k_tile[at + i] = h[i]; }
-    }
+// Quad e of `rows` token rows of this head from row r0 of q, k or v (`stride` vec4s a token, the head's first vec4
+// at `base`; row e / DQP, quad e % DQP) as f16, Q times `scale`; zeros past `count` rows and past d.
+fn load_quad(src: u32, e: u32, r0: u32, count: u32, base: u32, stride: u32, scale: f32) -> vec4<f16> {
+  let row = e / DQP;
+  let quad = e % DQP;
+  var value = vec4f(0.0);
+  if (r0 + row < count && quad < DQ) {
+    let at = base + (r0 + row) * stride + quad;
+    if (src == FROM_Q) { value = q[at] * scale; } else if (src == FROM_K) { value = k[at]; } else { value = v[at]; }
   }
+  return vec4<f16>(value);
+}
+
+// Quad e into k_tile (Q and K) or v_tile (V), [row][dim].
+fn store_quad(src: u32, e: u32, h: vec4<f16>) {
+  let at = (e / DQP) * STRIDE + 4u * (e % DQP);
+  for (var i = 0u; i < 4u; i++) {
+    if (src == FROM_V) { v_tile[at + i] = h[i]; } else { k_tile[at + i] = h[i]; }
+  }
+}
+
+// `rows` rows from r0 of q, k or v, by all invocations.
+fn stage(src: u32, rows: u32, r0: u32, count: u32, base: u32, stride: u32, scale: f32, lid: u32) {
+  for (var e = lid; e < rows * DQP; e += WG) { store_quad(src, e, load_quad(src, e, r0, count, base, stride, scale)); }
 }
 
 @compute @workgroup_size(WG)
@@ -117,7 +132,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
 
   // Q, scaled by scale log2 e, into left matrices.
   stage(FROM_Q, BQ, q0, u.queries, q_base, stride, u.scale * LOG2E, lid);
-  if (lid == 0u) { rescale_flag = 0u; }
+  if (lid == 0u) { rescale_flag[0] = 0u; }
   workgroupBarrier();
   var qm: array<Left, BLOCKS_MAX>;
   for (var i = 0u; i < DB; i++) {
@@ -145,6 +160,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       }
       subgroupMatrixStore<row_major>(&s_tile, slot_s + MATRIX * j, acc, S_STRIDE);
     }
+    let next = k0 + KEY_TILE;
+    var staged: Prefetch;
+    if (PREFETCH == 1u && next < key_end) {
+      for (var i = 0u; i < SLOTS; i++) {
+        let e = lid + WG * i;
+        if (e < KEY_TILE * DQP) {
+          staged.k[i] = load_quad(FROM_K, e, next, u.keys, kv_base, stride, 1.0);
+          staged.v[i] = load_quad(FROM_V, e, next, u.keys, kv_base, stride, 1.0);
+        }
+      }
+    }
     workgroupBarrier();
 
     // 2. Mask, row max, the workgroup's rescale decision.
@@ -158,8 +184,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     }
     tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
     let grows = tile_max > m + RESCALE_SLACK;
-    if (grows) { rescale_flag = 1u; }
-    let rescale = workgroupUniformLoad(&rescale_flag) != 0u;
+    if (grows) { rescale_flag[0] = 1u; }
+    let rescale = workgroupUniformLoad(&rescale_flag[0]) != 0u;
     var alpha = 1.0;
     if (grows) {
       alpha = exp2(m - tile_max);
@@ -183,7 +209,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       }
     }
     workgroupBarrier();  // P is written; every invocation has read the flag
-    if (lid == 0u) { rescale_flag = 0u; }
+    if (lid == 0u) { rescale_flag[0] = 0u; }
 
     // 3. O += P V.
     for (var j = 0u; j < KEY_BLOCKS; j++) {
@@ -194,10 +220,19 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       }
     }
     workgroupBarrier();  // K, V and P are free
-    let next = k0 + KEY_TILE;
     if (next < key_end) {
-      stage(FROM_K, KEY_TILE, next, u.keys, kv_base, stride, 1.0, lid);
-      stage(FROM_V, KEY_TILE, next, u.keys, kv_base, stride, 1.0, lid);
+      if (PREFETCH == 1u) {
+        for (var i = 0u; i < SLOTS; i++) {
+          let e = lid + WG * i;
+          if (e < KEY_TILE * DQP) {
+            store_quad(FROM_K, e, staged.k[i]);
+            store_quad(FROM_V, e, staged.v[i]);
+          }
+        }
+      } else {
+        stage(FROM_K, KEY_TILE, next, u.keys, kv_base, stride, 1.0, lid);
+        stage(FROM_V, KEY_TILE, next, u.keys, kv_base, stride, 1.0, lid);
+      }
     }
     workgroupBarrier();
   }

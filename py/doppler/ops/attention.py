@@ -6,7 +6,8 @@ out[b, i, h*d:(h+1)*d] = softmax_k(scale * q_i . k_k) v_k, scale = 1/sqrt(d) unl
 Kernels, chosen by `tiling` (the one place their knobs are set):
 - on tensor cores (the rule `tensor_cores`), heads of d <= 160, a multiple of 4: `attention_subgroup_matrix.wgsl`,
   16 queries a subgroup, both products on f16 subgroup matrices. Knobs: QUERY_BLOCKS (subgroups per workgroup),
-  KEY_TILE, and TENSOR_CORES (0 or 1: 0 takes the kernels below).
+  KEY_TILE, PREFETCH (0 or 1: the next K and V tile loaded into registers during the softmax and O += P V), and
+  TENSOR_CORES (0 or 1: 0 takes the kernels below).
 - heads of d <= 80, a multiple of 4 (every UNet and CLIP head but the 16x16 level's 160): `attention_subgroups.wgsl`
   where the rules give `subgroups`, else `attention.wgsl` (the same core,
   `lib/attention.wgsl`, merging rows through workgroup memory). Groups of LANES = 4 invocations share
@@ -59,8 +60,10 @@ STAGED_VALUES = 1024  # f32 words of V staged at a time, at most: VC keys of 16 
 TENSOR_CORE_MAX_DIM = 160  # 16 BLOCKS_MAX
 TENSOR_CORE_KEY_TILES = (16, 32, 48, 64)  # 16 KEY_BLOCKS, up to 2 PAIRS_MAX
 MATRIX = 16  # queries per subgroup; rows = columns = depth of a subgroup matrix
-# Defaults (QUERY_BLOCKS, KEY_TILE): the first whose workgroup memory fits the limit.
-TENSOR_CORE_SHAPES = ((4, 64), (4, 32), (2, 64), (2, 32), (1, 32), (1, 16))
+SUBGROUP = 32
+PREFETCH_SLOTS_MAX = 16  # K (and V) quads an invocation prefetches per tile (SLOTS_MAX)
+# Defaults (QUERY_BLOCKS, KEY_TILE): the first whose workgroup memory fits the limit; PREFETCH where its registers do.
+TENSOR_CORE_SHAPES = ((8, 32), (8, 16), (4, 64), (4, 32), (2, 32), (1, 32), (1, 16))
 
 SUBGROUPS = "SUBGROUPS"  # a knob that picks the file, not a WGSL constant
 TENSOR_CORES = "TENSOR_CORES"  # a knob that picks the file, not a WGSL constant
@@ -98,9 +101,15 @@ def tiling(head_dim: int, subgroups: bool, overrides: dict | None = None,
                        f"subgroup matrices (the rule tensor_cores is false); drop the knob")
     if wanted and head_dim % 4 == 0 and head_dim <= TENSOR_CORE_MAX_DIM:
         for blocks, keys in TENSOR_CORE_SHAPES:
-            knobs = _replaced({"QUERY_BLOCKS": blocks, "KEY_TILE": keys}, overrides, head_dim)
-            if _tensor_cores(head_dim, knobs).workgroup_bytes <= workgroup_limit:
-                break
+            knobs = _replaced({"QUERY_BLOCKS": blocks, "KEY_TILE": keys, "PREFETCH": 1}, overrides, head_dim)
+            if "PREFETCH" not in overrides:  # where its registers fit
+                fits = knobs["KEY_TILE"] * _quads(head_dim) <= PREFETCH_SLOTS_MAX * SUBGROUP * knobs["QUERY_BLOCKS"]
+                knobs["PREFETCH"] = int(fits)
+            try:
+                if _tensor_cores(head_dim, knobs).workgroup_bytes <= workgroup_limit:
+                    break
+            except GpuError:
+                continue
         return _tensor_cores(head_dim, knobs)
     if head_dim % 4 == 0 and head_dim <= MAX_DIM:
         # knobs not given take the first default shape that, with those given, is valid and fits
@@ -153,16 +162,23 @@ def _fast(head_dim: int, knobs: dict) -> Tiling:
     return Tiling(kernel, overrides, QUERIES_PER_LANE * rows, 1, VEC4 * vec4s)
 
 
+def _quads(head_dim: int) -> int:
+    """DQP: vec4s of a staged row, the head padded to whole subgroup matrices."""
+    return 4 * -(-head_dim // MATRIX)
+
+
 def _tensor_cores(head_dim: int, knobs: dict) -> Tiling:
-    blocks, keys = knobs["QUERY_BLOCKS"], knobs["KEY_TILE"]
-    if not (blocks >= 1 and keys in TENSOR_CORE_KEY_TILES):
+    blocks, keys, prefetch = knobs["QUERY_BLOCKS"], knobs["KEY_TILE"], knobs["PREFETCH"]
+    if not (blocks >= 1 and keys in TENSOR_CORE_KEY_TILES and prefetch in (0, 1)
+            and (not prefetch or keys * _quads(head_dim) <= PREFETCH_SLOTS_MAX * SUBGROUP * blocks)):
         raise GpuError(f"attention_subgroup_matrix.wgsl over heads of {head_dim}, knobs {knobs}: need QUERY_BLOCKS "
-                       f">= 1 and KEY_TILE one of {TENSOR_CORE_KEY_TILES}")
+                       f">= 1, KEY_TILE one of {TENSOR_CORE_KEY_TILES}, PREFETCH 0 or 1 (1: KEY_TILE "
+                       f"{_quads(head_dim)} <= {PREFETCH_SLOTS_MAX * SUBGROUP} QUERY_BLOCKS)")
     stride = MATRIX * -(-head_dim // MATRIX) + 8  # STRIDE, halves
     queries = MATRIX * blocks
     halves = (max(queries, keys) + keys) * stride + queries * (keys + 8)  # K (and Q) and V tiles, P slots
-    nbytes = 2 * halves + F32 * queries * (keys + 4) + F32  # S slots, the rescale flag
-    overrides = {"HEAD_DIM": head_dim, "QUERY_BLOCKS": blocks, "KEY_TILE": keys}
+    nbytes = 2 * halves + F32 * queries * (keys + 4) + 16  # S slots, the rescale flag
+    overrides = {"HEAD_DIM": head_dim, "QUERY_BLOCKS": blocks, "KEY_TILE": keys, "PREFETCH": prefetch}
     return Tiling("attention_subgroup_matrix", overrides, queries, 1, nbytes)
 
 
