@@ -3,8 +3,9 @@ for ONNX Runtime Web's WebGPU execution provider (bench/h100_ort.sh, bench/ort_p
 
     python3 bench/ort_export.py OUT_DIR [--dtype f16|f32] [--tiny]
 
-Writes OUT_DIR/unet.onnx (weights inside: SD 1.5's UNet is 1.7 GB in f16, under protobuf's 2 GB) and
-OUT_DIR/unet.json (its inputs' shapes and dtypes, which the page feeds). Inputs: sample (2, 4, 64, 64) and
+Writes OUT_DIR/unet.onnx with its weights beside it in OUT_DIR/unet.onnx.data (torch.onnx moves large weights out
+whatever it is asked, so they always go there), and OUT_DIR/unet.json (its inputs' shapes and dtypes, which the page
+feeds, and the weights file, which the page hands ONNX Runtime as external data). Inputs: sample (2, 4, 64, 64) and
 encoder_hidden_states (2, 77, 768) in the model's dtype, timestep (1,) int64: one CFG evaluation at 512x512.
 --tiny: a two-level UNet at 32x32 latents, for a dry run of the harness (in SwiftShader: f32, no shader-f16).
 Needs torch, diffusers, onnx and onnxscript (the GPU machine has all but diffusers, carried as a wheel).
@@ -59,11 +60,14 @@ def main() -> None:
     with torch.inference_mode():
         program = torch.onnx.export(NoisePrediction(unet), tuple(inputs.values()), input_names=list(inputs),
                                     output_names=["noise"], dynamo=True)
-    program.save(str(args.out / "unet.onnx"), external_data=False)
+    program.save(str(args.out / "unet.onnx"), external_data=True)
     feeds = {name: {"shape": list(t.shape), "dtype": args.dtype if t.is_floating_point() else "int64"}
              for name, t in inputs.items()}
-    (args.out / "unet.json").write_text(json.dumps({"inputs": feeds, "output": "noise", "tiny": args.tiny}))
-    print(f"wrote {args.out / 'unet.onnx'} ({(args.out / 'unet.onnx').stat().st_size / 2**20:.0f} MiB)")
+    weights = [p.name for p in args.out.iterdir() if p.name not in ("unet.onnx", "unet.json")]
+    (args.out / "unet.json").write_text(json.dumps({"inputs": feeds, "output": "noise", "tiny": args.tiny,
+                                                    "externalData": weights}))
+    sizes = ", ".join(f"{p.name} {p.stat().st_size / 2**20:.0f} MiB" for p in sorted(args.out.iterdir()))
+    print(f"wrote {sizes}")
 
 
 if __name__ == "__main__":
