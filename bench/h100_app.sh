@@ -9,15 +9,15 @@ out=${OUT:-.}
 export PYTHONPATH=$PWD/py
 preset=${PRESET:-sd15}  # sd15 (full size) or tiny (a local dry run)
 if [ "${JOB:-bench_suite}" = bench_kernels ]; then  # no model needed
-  python3 -m doppler.cli dist /tmp/site > /dev/null
+  python3 -m doppler.cli dist /tmp/doppler-site > /dev/null
 else
   [ -f /tmp/$preset/manifest.json ] || python3 -m doppler.cli convert --random $preset --seed 0 /tmp/$preset --dtype f16 > "$out/convert.log"
-  python3 -m doppler.cli dist /tmp/site --models /tmp/$preset > /dev/null
+  python3 -m doppler.cli dist /tmp/doppler-site --models /tmp/$preset > /dev/null
 fi
 # JOB: an api call (bench_suite, bench_pipeline, bench_kernels); ARGS: JSON merged into its arguments.
 job=$(python3 -c 'import json, sys, urllib.parse; print(urllib.parse.quote(json.dumps({"call": sys.argv[1], "args": {"model": f"models/{sys.argv[2]}/manifest.json", "size": int(sys.argv[3]), **json.loads(sys.argv[4])}})))' "${JOB:-bench_suite}" $preset "${SIZE:-512}" "${ARGS:-{\}}")
 port=$((20000 + RANDOM % 20000))
-python3 bench/report_server.py $port /tmp/site "$out/app.json" "${TIMEOUT_S:-420}" &
+python3 bench/report_server.py $port /tmp/doppler-site "$out/app.json" "${TIMEOUT_S:-420}" &
 server=$!
 sleep 0.5
 "$CHROME" $CHROME_FLAGS "$@" --enable-logging=stderr --user-data-dir="$(mktemp -d)" \

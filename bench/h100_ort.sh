@@ -14,8 +14,8 @@ set -euo pipefail
 out=${OUT:-.}
 site=$(mktemp -d)
 if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/wheels .whl/*.whl
+  export PYTHONPATH=/tmp/wheels${PYTHONPATH:+:$PYTHONPATH}
 fi
 python3 bench/ort_export.py "$site" ${EXPORT_ARGS:-} > "$out/ort_export.log" 2>&1 || { tail -20 "$out/ort_export.log"; exit 1; }
 cp bench/ort_peer.html "$site/"

@@ -7,8 +7,8 @@
 #   3. carry .device-chrome/b and node_modules:
 #        . .device-chrome/b/setup.sh && bench/h100_tests.sh $CHROME_F16_FLAGS [PYTEST_ARGS...]
 # Leading --flags go to Chromium; the rest to pytest (default: the tensor-core tests; the pipeline one builds the tiny
-# fixture with diffusers: carry .whl, install it to /tmp/site as for bench/torch_reference.py and export
-# PYTHONPATH=/tmp/site first). Make .whl-pw here with
+# fixture with diffusers: carry .whl, install it to /tmp/wheels as for bench/torch_reference.py and export
+# PYTHONPATH=/tmp/wheels first). Make .whl-pw here with
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux1_x86_64 -d .whl-pw playwright==1.65.2 greenlet==3.5.6
 set -euo pipefail

@@ -9,22 +9,24 @@
 //
 // A workgroup takes BQ = 16 QUERY_BLOCKS queries of one (b, h); subgroup s (SUBGROUP = 32 invocations, named by
 // @builtin(subgroup_id)) owns queries 16s .. 16s+15, all head columns, and holds its Q as DB = ceil(d / 16) left
-// matrices and its O as DB result matrices (head dims past d are zeros in every staged tile). Keys go in tiles of
-// KEY_TILE, staged as f16 rows [key][dim] (Q first passes through the same tile). Per key tile:
-//   1. S (16 x KEY_TILE) = Q K^T: KEY_TILE / 16 result matrices, each into the subgroup's slot of s_tile; barrier.
-//   2. The subgroup's invocations take its rows: invocation t has row t / 2 and the keys 2c + t % 2 (S_STRIDE is
-//      4 mod 32 words, so the 32 read 16 banks). Masked keys (past the last, or past the causal diagonal)
-//      score MASKED. Row maxima merge over the pair with one shuffle. A row whose tile max passes its running max m
-//      by more than RESCALE_SLACK raises a workgroup flag; workgroupUniformLoad reads it back (barrier) so that
-//      the rescale below is uniform.
-//      Lazy rescale: m moves only when the flag is up, and then only in rows whose max outgrew it; otherwise
-//      P = exp2(S - m) may reach 2^RESCALE_SLACK, exact in f16 and f32 (the final division by l cancels it).
-//      On a move, l and the rows of O scale by exp2(m_old - m_new): O goes block by block through the slot of
-//      s_tile (store, barrier, scale, barrier, load), skipped on the first tile where O is zero.
-//      P (f16) into the subgroup's slot of p_tile; barrier.
-//   3. O += P V: KEY_TILE / 16 left matrices of P, DB right matrices of V each; barrier; the next tile staged;
-//      barrier. PREFETCH 1 loads the next tile into registers (SLOTS quads of K and of V an invocation) between 1
-//      and 2, so its latency hides behind the softmax and O += P V, and stores it after the barrier.
+// matrices (staged once through p_tile) and its O as DB result matrices (head dims past d are zeros in every staged
+// tile). Keys go in tiles of KEY_TILE, staged as f16 rows [key][dim] into two buffers of K and of V, tile t in
+// buffer t % 2, so one tile's staging overlaps the last one's use. Per key tile, two barriers:
+//   1. S (16 x KEY_TILE) = Q K^T: KEY_TILE / 16 result matrices into the subgroup's slot of s_tile; barrier (a).
+//   2. The next tile into the other buffers (PREFETCH 1: loaded into registers, SLOTS quads of K and of V an
+//      invocation, before 1, so the loads' latency hides behind it). The subgroup's invocations take its rows:
+//      invocation t has row t / 2 and the keys 2c + t % 2 (S_STRIDE is 4 mod 32 words: the 32 read 16 banks). Masked
+//      keys (past the last, or past the causal diagonal; only tiles that reach them check) score MASKED. Row maxima
+//      merge over the pair with one shuffle. Lazy rescale: a row's running max m moves only when the tile's max
+//      passes it by more than RESCALE_SLACK; otherwise P = exp2(S - m) may reach 2^RESCALE_SLACK, exact in f16 and
+//      f32 (the final division by l cancels it). P (f16) into the subgroup's slot of p_tile. A moving row raises
+//      this tile's flag, which workgroupUniformLoad reads back (barrier (b), which also publishes P and the next
+//      tile); then, if any row moved (past the first tile, where O is zero), O's rows scale by exp2(m_old - m_new)
+//      block by block through the slot of s_tile (store, barrier, scale, barrier, load).
+//   3. O += P V: KEY_TILE / 16 left matrices of P, DB right matrices of V each.
+// Buffers are reused safely: a tile's stores follow barrier (a) of that tile, which every subgroup reaches only after
+// finishing the tile before (its last reads of those buffers, of P and of the flag raised two tiles before, which is
+// reset there).
 // At the end O / l leaves block by block through the slot (invocation t: row t / 2, columns 8 (t % 2) ..).
 //
 // Layouts: q (B, Tq, heads*d), k and v (B, Tk, heads*d), out (B, Tq, heads*d), all f32, row-major, bound as vec4s.
@@ -61,12 +63,12 @@ override DQP: u32 = DB * 4u;  // vec4s per staged row, zeros past DQ
 override STRIDE: u32 = DB * MATRIX + 8u;  // halves per staged row: 16-byte rows, 8 of them in distinct banks
 override BQ: u32 = MATRIX * QUERY_BLOCKS;  // queries per workgroup
 override WG: u32 = SUBGROUP * QUERY_BLOCKS;
-override ROWS: u32 = max(BQ, KEY_TILE);  // rows of the staging tile: Q's, then K's
 override KEY_BLOCKS: u32 = KEY_TILE / MATRIX;
 override S_STRIDE: u32 = KEY_TILE + 4u;  // f32 per score row: a multiple of 16 bytes, 4 mod 32 words (2-way reads)
-override P_STRIDE: u32 = KEY_TILE + 8u;  // halves per P row
+override P_STRIDE: u32 = max(KEY_TILE, DB * MATRIX) + 8u;  // halves per P row (and Q's, staged there first)
+override BUFFER: u32 = KEY_TILE * STRIDE;  // halves of one K (or V) buffer
 override PAIRS: u32 = KEY_TILE / 2u;  // keys an invocation scores per tile
-override PREFETCH: u32 = 1u;  // 1: the next tile's K and V load into registers before O += P V (SLOTS <= SLOTS_MAX)
+override PREFETCH: u32 = 1u;  // 1: the next tile's K and V load into registers before S (SLOTS <= SLOTS_MAX)
 override SLOTS: u32 = (KEY_TILE * DQP + WG - 1u) / WG;  // K (and V) quads an invocation stages per tile
 
 @group(0) @binding(0) var<storage, read> q: array<vec4f>;
@@ -75,12 +77,12 @@ override SLOTS: u32 = (KEY_TILE * DQP + WG - 1u) / WG;  // K (and V) quads an in
 @group(0) @binding(3) var<storage, read_write> out: array<vec4f>;
 @group(0) @binding(4) var<uniform> u: Attention;
 
-var<workgroup> k_tile: array<f16, ROWS * STRIDE>;  // [key][dim]; Q's [query][dim] before the first key tile
-var<workgroup> v_tile: array<f16, KEY_TILE * STRIDE>;  // [key][dim]
+var<workgroup> k_tile: array<f16, 2u * BUFFER>;  // [buffer][key][dim]
+var<workgroup> v_tile: array<f16, 2u * BUFFER>;  // [buffer][key][dim]
 var<workgroup> s_tile: array<f32, QUERY_BLOCKS * MATRIX * S_STRIDE>;  // per subgroup [query][key]; O blocks pass here
-var<workgroup> p_tile: array<f16, QUERY_BLOCKS * MATRIX * P_STRIDE>;  // per subgroup [query][key]
-// [0]: a row's max outgrew its running max. 16 bytes, as every workgroup variable here: the driver packs them, and a
-// subgroup matrix load from an array that starts off a 16-byte boundary reads shifted elements.
+var<workgroup> p_tile: array<f16, BQ * P_STRIDE>;  // per subgroup [query][key]; Q's [query][dim] at the start
+// [t % 2]: a row's max outgrew its running max in tile t. 16 bytes, as every workgroup variable here: the driver
+// packs them, and a subgroup matrix load from an array that starts off a 16-byte boundary reads shifted elements.
 var<workgroup> rescale_flag: array<u32, 4>;
 
 struct Prefetch { k: array<vec4<f16>, SLOTS_MAX>, v: array<vec4<f16>, SLOTS_MAX> }  // the next tile's, per invocation
@@ -103,17 +105,25 @@ fn load_quad(src: u32, e: u32, r0: u32, count: u32, base: u32, stride: u32, scal
   return vec4<f16>(value);
 }
 
-// Quad e into k_tile (Q and K) or v_tile (V), [row][dim].
-fn store_quad(src: u32, e: u32, h: vec4<f16>) {
-  let at = (e / DQP) * STRIDE + 4u * (e % DQP);
+// Quad e into p_tile (Q), or buffer `buf` of k_tile (K) or v_tile (V), [row][dim].
+fn store_quad(src: u32, e: u32, buf: u32, h: vec4<f16>) {
+  let quad = 4u * (e % DQP);
   for (var i = 0u; i < 4u; i++) {
-    if (src == FROM_V) { v_tile[at + i] = h[i]; } else { k_tile[at + i] = h[i]; }
+    if (src == FROM_Q) {
+      p_tile[(e / DQP) * P_STRIDE + quad + i] = h[i];
+    } else if (src == FROM_K) {
+      k_tile[buf * BUFFER + (e / DQP) * STRIDE + quad + i] = h[i];
+    } else {
+      v_tile[buf * BUFFER + (e / DQP) * STRIDE + quad + i] = h[i];
+    }
   }
 }
 
-// `rows` rows from r0 of q, k or v, by all invocations.
-fn stage(src: u32, rows: u32, r0: u32, count: u32, base: u32, stride: u32, scale: f32, lid: u32) {
-  for (var e = lid; e < rows * DQP; e += WG) { store_quad(src, e, load_quad(src, e, r0, count, base, stride, scale)); }
+// `rows` rows from r0 of q, k or v into buffer `buf`, by all invocations.
+fn stage(src: u32, rows: u32, r0: u32, count: u32, base: u32, stride: u32, scale: f32, buf: u32, lid: u32) {
+  for (var e = lid; e < rows * DQP; e += WG) {
+    store_quad(src, e, buf, load_quad(src, e, r0, count, base, stride, scale));
+  }
 }
 
 @compute @workgroup_size(WG)
@@ -129,39 +139,30 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let query = q0 + MATRIX * sg + row;
   let slot_s = sg * MATRIX * S_STRIDE;
   let slot_p = sg * MATRIX * P_STRIDE;
+  // Causal: key tiles past this block's last query hold nothing any of its queries sees.
+  let key_end = select(u.keys, min(u.keys, q0 + BQ), u.causal != 0u);
 
-  // Q, scaled by scale log2 e, into left matrices.
-  stage(FROM_Q, BQ, q0, u.queries, q_base, stride, u.scale * LOG2E, lid);
-  if (lid == 0u) { rescale_flag[0] = 0u; }
+  // Q (scaled by scale log2 e) through p_tile into left matrices; the first key tile into buffer 0. P overwrites Q
+  // only after barrier (a) of the first tile, past every subgroup's loads of it.
+  stage(FROM_Q, BQ, q0, u.queries, q_base, stride, u.scale * LOG2E, 0u, lid);
+  stage(FROM_K, KEY_TILE, 0u, u.keys, kv_base, stride, 1.0, 0u, lid);
+  stage(FROM_V, KEY_TILE, 0u, u.keys, kv_base, stride, 1.0, 0u, lid);
+  if (lid == 0u) { rescale_flag[0] = 0u; rescale_flag[1] = 0u; }
   workgroupBarrier();
   var qm: array<Left, BLOCKS_MAX>;
   for (var i = 0u; i < DB; i++) {
-    qm[i] = subgroupMatrixLoad<Left, row_major>(&k_tile, MATRIX * sg * STRIDE + MATRIX * i, STRIDE);
+    qm[i] = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + MATRIX * i, P_STRIDE);
   }
   var o: array<Result, BLOCKS_MAX>;
   for (var i = 0u; i < DB; i++) { o[i] = Result(); }
-  workgroupBarrier();
 
   var m = MASKED;  // running max of this row, base 2 (both invocations of a row hold it)
   var l = 0.0;  // this invocation's share of the row's sum
-  // Causal: key tiles past this block's last query hold nothing any of its queries sees.
-  let key_end = select(u.keys, min(u.keys, q0 + BQ), u.causal != 0u);
-  stage(FROM_K, KEY_TILE, 0u, u.keys, kv_base, stride, 1.0, lid);
-  stage(FROM_V, KEY_TILE, 0u, u.keys, kv_base, stride, 1.0, lid);
-  workgroupBarrier();
   var s: array<f32, PAIRS_MAX>;
+  var staged: Prefetch;
+  var buf = 0u;  // this tile's K and V buffers
   for (var k0 = 0u; k0 < key_end; k0 += KEY_TILE) {
-    // 1. S = Q K^T into the subgroup's slot.
-    for (var j = 0u; j < KEY_BLOCKS; j++) {
-      var acc = Result();
-      for (var i = 0u; i < DB; i++) {
-        let kb = subgroupMatrixLoad<Right, col_major>(&k_tile, MATRIX * j * STRIDE + MATRIX * i, STRIDE);
-        acc = subgroupMatrixMultiplyAccumulate(qm[i], kb, acc);
-      }
-      subgroupMatrixStore<row_major>(&s_tile, slot_s + MATRIX * j, acc, S_STRIDE);
-    }
     let next = k0 + KEY_TILE;
-    var staged: Prefetch;
     if (PREFETCH == 1u && next < key_end) {
       for (var i = 0u; i < SLOTS; i++) {
         let e = lid + WG * i;
@@ -171,25 +172,49 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
         }
       }
     }
-    workgroupBarrier();
+    // 1. S = Q K^T into the subgroup's slot.
+    for (var j = 0u; j < KEY_BLOCKS; j++) {
+      var acc = Result();
+      for (var i = 0u; i < DB; i++) {
+        let at = buf * BUFFER + MATRIX * j * STRIDE + MATRIX * i;
+        acc = subgroupMatrixMultiplyAccumulate(qm[i], subgroupMatrixLoad<Right, col_major>(&k_tile, at, STRIDE), acc);
+      }
+      subgroupMatrixStore<row_major>(&s_tile, slot_s + MATRIX * j, acc, S_STRIDE);
+    }
+    workgroupBarrier();  // (a)
 
-    // 2. Mask, row max, the workgroup's rescale decision.
+    // 2. The next tile into the other buffers; mask, row max, P; the workgroup's rescale decision.
+    if (lid == 0u) { rescale_flag[1u - buf] = 0u; }
+    if (next < key_end) {
+      if (PREFETCH == 1u) {
+        for (var i = 0u; i < SLOTS; i++) {
+          let e = lid + WG * i;
+          if (e < KEY_TILE * DQP) {
+            store_quad(FROM_K, e, 1u - buf, staged.k[i]);
+            store_quad(FROM_V, e, 1u - buf, staged.v[i]);
+          }
+        }
+      } else {
+        stage(FROM_K, KEY_TILE, next, u.keys, kv_base, stride, 1.0, 1u - buf, lid);
+        stage(FROM_V, KEY_TILE, next, u.keys, kv_base, stride, 1.0, 1u - buf, lid);
+      }
+    }
+    let masked = next > u.keys || (u.causal != 0u && next > q0 + 1u);  // uniform: does this tile hide keys?
     var tile_max = MASKED;
     for (var c = 0u; c < PAIRS; c++) {
-      let key = k0 + 2u * c + half;
       var x = s_tile[slot_s + row * S_STRIDE + 2u * c + half];
-      if (key >= u.keys || (u.causal != 0u && key > query)) { x = MASKED; }
+      let key = k0 + 2u * c + half;
+      if (masked && (key >= u.keys || (u.causal != 0u && key > query))) { x = MASKED; }
       s[c] = x;
       tile_max = max(tile_max, x);
     }
     tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
     let grows = tile_max > m + RESCALE_SLACK;
-    if (grows) { rescale_flag[0] = 1u; }
-    let rescale = workgroupUniformLoad(&rescale_flag[0]) != 0u;
     var alpha = 1.0;
     if (grows) {
       alpha = exp2(m - tile_max);
       m = tile_max;
+      rescale_flag[buf] = 1u;
     }
     l *= alpha;
     for (var c = 0u; c < PAIRS; c++) {
@@ -197,47 +222,31 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       l += p;
       p_tile[slot_p + row * P_STRIDE + 2u * c + half] = f16(p);
     }
+    let rescale = workgroupUniformLoad(&rescale_flag[buf]) != 0u;  // (b)
     if (rescale && k0 > 0u) {
-      // O's rows times alpha, block by block through the slot (S is consumed: every invocation is past its reads)
+      // O's rows times alpha, block by block through the slot (every invocation read its S before (b))
       for (var i = 0u; i < DB; i++) {
-        workgroupBarrier();
         subgroupMatrixStore<row_major>(&s_tile, slot_s, o[i], MATRIX);
         workgroupBarrier();
         for (var c = 0u; c < 8u; c++) { s_tile[slot_s + row * MATRIX + 8u * half + c] *= alpha; }
         workgroupBarrier();
         o[i] = subgroupMatrixLoad<Result, row_major>(&s_tile, slot_s, MATRIX);
+        workgroupBarrier();
       }
     }
-    workgroupBarrier();  // P is written; every invocation has read the flag
-    if (lid == 0u) { rescale_flag[0] = 0u; }
 
     // 3. O += P V.
     for (var j = 0u; j < KEY_BLOCKS; j++) {
       let pm = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + MATRIX * j, P_STRIDE);
       for (var i = 0u; i < DB; i++) {
-        let vb = subgroupMatrixLoad<Right, row_major>(&v_tile, MATRIX * j * STRIDE + MATRIX * i, STRIDE);
-        o[i] = subgroupMatrixMultiplyAccumulate(pm, vb, o[i]);
+        let at = buf * BUFFER + MATRIX * j * STRIDE + MATRIX * i;
+        o[i] = subgroupMatrixMultiplyAccumulate(pm, subgroupMatrixLoad<Right, row_major>(&v_tile, at, STRIDE), o[i]);
       }
     }
-    workgroupBarrier();  // K, V and P are free
-    if (next < key_end) {
-      if (PREFETCH == 1u) {
-        for (var i = 0u; i < SLOTS; i++) {
-          let e = lid + WG * i;
-          if (e < KEY_TILE * DQP) {
-            store_quad(FROM_K, e, staged.k[i]);
-            store_quad(FROM_V, e, staged.v[i]);
-          }
-        }
-      } else {
-        stage(FROM_K, KEY_TILE, next, u.keys, kv_base, stride, 1.0, lid);
-        stage(FROM_V, KEY_TILE, next, u.keys, kv_base, stride, 1.0, lid);
-      }
-    }
-    workgroupBarrier();
+    buf = 1u - buf;
   }
 
-  // out = O / l, block by block through the slot.
+  // out = O / l, block by block through the slot (every invocation read its last S before the last (b)).
   let total = l + subgroupShuffleXor(l, 1u);
   for (var i = 0u; i < DB; i++) {
     subgroupMatrixStore<row_major>(&s_tile, slot_s, o[i], MATRIX);

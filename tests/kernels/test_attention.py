@@ -77,7 +77,7 @@ TENSOR_CORE_CASES = {
     # keys from GROW_FROM score twice as high: rows' maxima outgrow the first tiles' by more than RESCALE_SLACK
     "self-d40-grow": (1, 150, 200, 2, 40, 0.6, False, None),
     "self-d40-grow-tile16": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 16, "QUERY_BLOCKS": 1}),
-    "self-d40-grow-no-prefetch": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 64, "QUERY_BLOCKS": 4, "PREFETCH": 0}),
+    "self-d40-grow-no-prefetch": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 64, "QUERY_BLOCKS": 2, "PREFETCH": 0}),
     "self-d40-tile48": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 48, "QUERY_BLOCKS": 2}),
     "cross-77": (2, 29, 77, 2, 40, None, False, None),
     "self-d80": (1, 100, 100, 2, 80, 0.5, False, None),
@@ -178,12 +178,14 @@ def test_tiling_takes_tensor_cores_where_offered():
         assert plan.kernel == "attention_subgroup_matrix" and plan.workgroup_bytes <= attention.TARGET_WORKGROUP_BYTES
         assert plan.queries_per_workgroup == 16 * plan.overrides["QUERY_BLOCKS"]
         small = attention.tiling(d, True, workgroup_limit=16384, tensor_cores=True)
-        assert small.workgroup_bytes <= 16384 and small.kernel == "attention_subgroup_matrix"
-    # d = 40 takes 8 query blocks and 32 keys; d = 160 fits 48 KiB with 4 and 32
+        # d = 160 fits no tensor-core shape there: attention_wide takes it (its own defaults)
+        assert small.kernel == ("attention_wide" if d == 160 else "attention_subgroup_matrix")
+        assert small.workgroup_bytes <= 16384 or d == 160
+    # d = 40 takes 8 query blocks and 32 keys; d = 160 fits 48 KiB with 4 and 16
     assert attention.tiling(40, True, tensor_cores=True).overrides == {"HEAD_DIM": 40, "QUERY_BLOCKS": 8,
                                                                        "KEY_TILE": 32, "PREFETCH": 1}
     assert attention.tiling(160, True, tensor_cores=True).overrides == {"HEAD_DIM": 160, "QUERY_BLOCKS": 4,
-                                                                        "KEY_TILE": 32, "PREFETCH": 1}
+                                                                        "KEY_TILE": 16, "PREFETCH": 1}
     # one query block prefetches 32 keys of 40 dims (12 quads a key: 12 quads of K an invocation), not 64 (24)
     assert attention.tiling(40, True, {"QUERY_BLOCKS": 1}, tensor_cores=True).overrides["PREFETCH"] == 1
     assert attention.tiling(40, True, {"QUERY_BLOCKS": 1, "KEY_TILE": 64}, tensor_cores=True).overrides[

@@ -63,7 +63,7 @@ MATRIX = 16  # queries per subgroup; rows = columns = depth of a subgroup matrix
 SUBGROUP = 32
 PREFETCH_SLOTS_MAX = 16  # K (and V) quads an invocation prefetches per tile (SLOTS_MAX)
 # Defaults (QUERY_BLOCKS, KEY_TILE): the first whose workgroup memory fits the limit; PREFETCH where its registers do.
-TENSOR_CORE_SHAPES = ((8, 32), (8, 16), (4, 64), (4, 32), (2, 32), (1, 32), (1, 16))
+TENSOR_CORE_SHAPES = ((8, 32), (8, 16), (4, 32), (4, 16), (2, 16), (1, 16))
 
 SUBGROUPS = "SUBGROUPS"  # a knob that picks the file, not a WGSL constant
 TENSOR_CORES = "TENSOR_CORES"  # a knob that picks the file, not a WGSL constant
@@ -106,11 +106,14 @@ def tiling(head_dim: int, subgroups: bool, overrides: dict | None = None,
                 fits = knobs["KEY_TILE"] * _quads(head_dim) <= PREFETCH_SLOTS_MAX * SUBGROUP * knobs["QUERY_BLOCKS"]
                 knobs["PREFETCH"] = int(fits)
             try:
-                if _tensor_cores(head_dim, knobs).workgroup_bytes <= workgroup_limit:
-                    break
+                plan = _tensor_cores(head_dim, knobs)
             except GpuError:
                 continue
-        return _tensor_cores(head_dim, knobs)
+            if plan.workgroup_bytes <= workgroup_limit:
+                return plan
+        if overrides:  # the knobs asked for: the caller names what they need
+            return _tensor_cores(head_dim, knobs)
+        # no shape fits this GPU's workgroup memory: the kernels below
     if head_dim % 4 == 0 and head_dim <= MAX_DIM:
         # knobs not given take the first default shape that, with those given, is valid and fits
         for rows, keys, stages in DEFAULT_SHAPES:
@@ -174,10 +177,10 @@ def _tensor_cores(head_dim: int, knobs: dict) -> Tiling:
         raise GpuError(f"attention_subgroup_matrix.wgsl over heads of {head_dim}, knobs {knobs}: need QUERY_BLOCKS "
                        f">= 1, KEY_TILE one of {TENSOR_CORE_KEY_TILES}, PREFETCH 0 or 1 (1: KEY_TILE "
                        f"{_quads(head_dim)} <= {PREFETCH_SLOTS_MAX * SUBGROUP} QUERY_BLOCKS)")
-    stride = MATRIX * -(-head_dim // MATRIX) + 8  # STRIDE, halves
+    padded = MATRIX * -(-head_dim // MATRIX)
     queries = MATRIX * blocks
-    halves = (max(queries, keys) + keys) * stride + queries * (keys + 8)  # K (and Q) and V tiles, P slots
-    nbytes = 2 * halves + F32 * queries * (keys + 4) + 16  # S slots, the rescale flag
+    halves = 2 * 2 * keys * (padded + 8) + queries * (max(keys, padded) + 8)  # two K and V buffers, P (and Q) slots
+    nbytes = 2 * halves + F32 * queries * (keys + 4) + 16  # S slots, the rescale flags
     overrides = {"HEAD_DIM": head_dim, "QUERY_BLOCKS": blocks, "KEY_TILE": keys, "PREFETCH": prefetch}
     return Tiling("attention_subgroup_matrix", overrides, queries, 1, nbytes)
 
