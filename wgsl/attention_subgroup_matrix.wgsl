@@ -47,10 +47,9 @@ alias Result = subgroup_matrix_result<f32, 16, 16>;
 const MATRIX: u32 = 16u;  // rows = columns = depth of one multiply-accumulate
 const SUBGROUP: u32 = 32u;
 const BLOCKS_MAX: u32 = 10u;  // head-dim blocks of 16: d <= 160
-const PAIRS_MAX: u32 = 32u;  // keys an invocation scores per tile: KEY_TILE / 2 <= 32
 const LOG2E: f32 = 1.4426950408889634;
 const MASKED: f32 = -1.0e30;  // score of a key a query must not see; exp2 of it (less any max) is 0
-const SLOTS_MAX: u32 = 16u;
+const SLOTS_MAX: u32 = 8u;
 const RESCALE_SLACK: f32 = 8.0;  // log2 units a row's scores may pass its running max before it moves
 
 override HEAD_DIM: u32 = 40u;  // d: a multiple of 4, at most 16 BLOCKS_MAX
@@ -85,7 +84,6 @@ var<workgroup> p_tile: array<f16, BQ * P_STRIDE>;  // per subgroup [query][key];
 // packs them, and a subgroup matrix load from an array that starts off a 16-byte boundary reads shifted elements.
 var<workgroup> rescale_flag: array<u32, 4>;
 
-struct Prefetch { k: array<vec4<f16>, SLOTS_MAX>, v: array<vec4<f16>, SLOTS_MAX> }  // the next tile's, per invocation
 
 // Staging sources (constants at every call, so the branches below fold away).
 const FROM_Q: u32 = 0u;
@@ -126,6 +124,55 @@ fn stage(src: u32, rows: u32, r0: u32, count: u32, base: u32, stride: u32, scale
   }
 }
 
+// The register state lives in plain variables, never in arrays indexed in loops: an H100 kept such arrays of
+// subgroup matrices (and of prefetched quads) in local memory. Blocks past DB (and slots past SLOTS) are
+// override-constant branches the compiler drops.
+
+// acc + Q block q times K block (keys from row `at` of k_tile, head dims from column `at % STRIDE`), transposed.
+fn qk(qb: Left, at: u32, acc: Result) -> Result {
+  return subgroupMatrixMultiplyAccumulate(qb, subgroupMatrixLoad<Right, col_major>(&k_tile, at, STRIDE), acc);
+}
+
+// o + P block times V block at `at` of v_tile.
+fn pv(pb: Left, at: u32, o: Result) -> Result {
+  return subgroupMatrixMultiplyAccumulate(pb, subgroupMatrixLoad<Right, row_major>(&v_tile, at, STRIDE), o);
+}
+
+// o with this invocation's row (its 8 columns from `at`) times alpha, through the subgroup's slot of s_tile.
+fn rescaled(o: Result, slot: u32, at: u32, alpha: f32) -> Result {
+  subgroupMatrixStore<row_major>(&s_tile, slot, o, MATRIX);
+  workgroupBarrier();
+  for (var c = 0u; c < 8u; c++) { s_tile[at + c] *= alpha; }
+  workgroupBarrier();
+  let scaled = subgroupMatrixLoad<Result, row_major>(&s_tile, slot, MATRIX);
+  workgroupBarrier();
+  return scaled;
+}
+
+// Head-dim block i of O / total through the slot: this invocation writes its query's 8 columns from 8 (lane % 2).
+fn emit(o: Result, i: u32, slot: u32, lane: u32, query: u32, out_row: u32, total: f32) {
+  subgroupMatrixStore<row_major>(&s_tile, slot, o, MATRIX);
+  workgroupBarrier();
+  for (var c = 0u; c < 2u; c++) {
+    let quad = 4u * i + 2u * (lane % 2u) + c;  // of the head's vec4s
+    let at = slot + (lane / 2u) * MATRIX + 4u * (2u * (lane % 2u) + c);
+    let x = vec4f(s_tile[at], s_tile[at + 1u], s_tile[at + 2u], s_tile[at + 3u]);
+    if (query < u.queries && quad < DQ) { out[out_row + quad] = x / total; }
+  }
+  workgroupBarrier();
+}
+
+// Slot i of the next tile's K or V (zeros past the tile).
+fn fetch(src: u32, i: u32, lid: u32, next: u32, kv: vec2u) -> vec4<f16> {
+  return load_quad(src, lid + WG * i, next, u.keys, kv.x, kv.y, 1.0);  // kv: the head's first vec4, the token stride
+}
+
+// Slot i of K or V into buffer buf.
+fn put(src: u32, i: u32, lid: u32, buf: u32, h: vec4<f16>) {
+  let e = lid + WG * i;
+  if (e < KEY_TILE * DQP) { store_quad(src, e, buf, h); }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
@@ -149,36 +196,55 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   stage(FROM_V, KEY_TILE, 0u, u.keys, kv_base, stride, 1.0, 0u, lid);
   if (lid == 0u) { rescale_flag[0] = 0u; rescale_flag[1] = 0u; }
   workgroupBarrier();
-  var qm: array<Left, BLOCKS_MAX>;
-  for (var i = 0u; i < DB; i++) {
-    qm[i] = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + MATRIX * i, P_STRIDE);
-  }
-  var o: array<Result, BLOCKS_MAX>;
-  for (var i = 0u; i < DB; i++) { o[i] = Result(); }
+  var q0m = Left(); var q1m = Left(); var q2m = Left(); var q3m = Left(); var q4m = Left();
+  var q5m = Left(); var q6m = Left(); var q7m = Left(); var q8m = Left(); var q9m = Left();
+  q0m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p, P_STRIDE);
+  if (DB > 1u) { q1m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 16u, P_STRIDE); }
+  if (DB > 2u) { q2m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 32u, P_STRIDE); }
+  if (DB > 3u) { q3m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 48u, P_STRIDE); }
+  if (DB > 4u) { q4m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 64u, P_STRIDE); }
+  if (DB > 5u) { q5m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 80u, P_STRIDE); }
+  if (DB > 6u) { q6m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 96u, P_STRIDE); }
+  if (DB > 7u) { q7m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 112u, P_STRIDE); }
+  if (DB > 8u) { q8m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 128u, P_STRIDE); }
+  if (DB > 9u) { q9m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 144u, P_STRIDE); }
+  var o0 = Result(); var o1 = Result(); var o2 = Result(); var o3 = Result(); var o4 = Result();
+  var o5 = Result(); var o6 = Result(); var o7 = Result(); var o8 = Result(); var o9 = Result();
+  // the next tile's K and V quads, slot i: this invocation's quad lid + WG i of each
+  var k0h = vec4<f16>(); var k1h = vec4<f16>(); var k2h = vec4<f16>(); var k3h = vec4<f16>();
+  var k4h = vec4<f16>(); var k5h = vec4<f16>(); var k6h = vec4<f16>(); var k7h = vec4<f16>();
+  var v0h = vec4<f16>(); var v1h = vec4<f16>(); var v2h = vec4<f16>(); var v3h = vec4<f16>();
+  var v4h = vec4<f16>(); var v5h = vec4<f16>(); var v6h = vec4<f16>(); var v7h = vec4<f16>();
 
   var m = MASKED;  // running max of this row, base 2 (both invocations of a row hold it)
   var l = 0.0;  // this invocation's share of the row's sum
-  var s: array<f32, PAIRS_MAX>;
-  var staged: Prefetch;
   var buf = 0u;  // this tile's K and V buffers
   for (var k0 = 0u; k0 < key_end; k0 += KEY_TILE) {
     let next = k0 + KEY_TILE;
     if (PREFETCH == 1u && next < key_end) {
-      for (var i = 0u; i < SLOTS; i++) {
-        let e = lid + WG * i;
-        if (e < KEY_TILE * DQP) {
-          staged.k[i] = load_quad(FROM_K, e, next, u.keys, kv_base, stride, 1.0);
-          staged.v[i] = load_quad(FROM_V, e, next, u.keys, kv_base, stride, 1.0);
-        }
-      }
+      let kv = vec2u(kv_base, stride);
+      k0h = fetch(FROM_K, 0u, lid, next, kv); v0h = fetch(FROM_V, 0u, lid, next, kv);
+      if (SLOTS > 1u) { k1h = fetch(FROM_K, 1u, lid, next, kv); v1h = fetch(FROM_V, 1u, lid, next, kv); }
+      if (SLOTS > 2u) { k2h = fetch(FROM_K, 2u, lid, next, kv); v2h = fetch(FROM_V, 2u, lid, next, kv); }
+      if (SLOTS > 3u) { k3h = fetch(FROM_K, 3u, lid, next, kv); v3h = fetch(FROM_V, 3u, lid, next, kv); }
+      if (SLOTS > 4u) { k4h = fetch(FROM_K, 4u, lid, next, kv); v4h = fetch(FROM_V, 4u, lid, next, kv); }
+      if (SLOTS > 5u) { k5h = fetch(FROM_K, 5u, lid, next, kv); v5h = fetch(FROM_V, 5u, lid, next, kv); }
+      if (SLOTS > 6u) { k6h = fetch(FROM_K, 6u, lid, next, kv); v6h = fetch(FROM_V, 6u, lid, next, kv); }
+      if (SLOTS > 7u) { k7h = fetch(FROM_K, 7u, lid, next, kv); v7h = fetch(FROM_V, 7u, lid, next, kv); }
     }
     // 1. S = Q K^T into the subgroup's slot.
     for (var j = 0u; j < KEY_BLOCKS; j++) {
-      var acc = Result();
-      for (var i = 0u; i < DB; i++) {
-        let at = buf * BUFFER + MATRIX * j * STRIDE + MATRIX * i;
-        acc = subgroupMatrixMultiplyAccumulate(qm[i], subgroupMatrixLoad<Right, col_major>(&k_tile, at, STRIDE), acc);
-      }
+      let at = buf * BUFFER + MATRIX * j * STRIDE;
+      var acc = qk(q0m, at, Result());
+      if (DB > 1u) { acc = qk(q1m, at + 16u, acc); }
+      if (DB > 2u) { acc = qk(q2m, at + 32u, acc); }
+      if (DB > 3u) { acc = qk(q3m, at + 48u, acc); }
+      if (DB > 4u) { acc = qk(q4m, at + 64u, acc); }
+      if (DB > 5u) { acc = qk(q5m, at + 80u, acc); }
+      if (DB > 6u) { acc = qk(q6m, at + 96u, acc); }
+      if (DB > 7u) { acc = qk(q7m, at + 112u, acc); }
+      if (DB > 8u) { acc = qk(q8m, at + 128u, acc); }
+      if (DB > 9u) { acc = qk(q9m, at + 144u, acc); }
       subgroupMatrixStore<row_major>(&s_tile, slot_s + MATRIX * j, acc, S_STRIDE);
     }
     workgroupBarrier();  // (a)
@@ -186,27 +252,28 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     // 2. The next tile into the other buffers; mask, row max, P; the workgroup's rescale decision.
     if (lid == 0u) { rescale_flag[1u - buf] = 0u; }
     if (next < key_end) {
+      let nb = 1u - buf;
       if (PREFETCH == 1u) {
-        for (var i = 0u; i < SLOTS; i++) {
-          let e = lid + WG * i;
-          if (e < KEY_TILE * DQP) {
-            store_quad(FROM_K, e, 1u - buf, staged.k[i]);
-            store_quad(FROM_V, e, 1u - buf, staged.v[i]);
-          }
-        }
+        put(FROM_K, 0u, lid, nb, k0h); put(FROM_V, 0u, lid, nb, v0h);
+        if (SLOTS > 1u) { put(FROM_K, 1u, lid, nb, k1h); put(FROM_V, 1u, lid, nb, v1h); }
+        if (SLOTS > 2u) { put(FROM_K, 2u, lid, nb, k2h); put(FROM_V, 2u, lid, nb, v2h); }
+        if (SLOTS > 3u) { put(FROM_K, 3u, lid, nb, k3h); put(FROM_V, 3u, lid, nb, v3h); }
+        if (SLOTS > 4u) { put(FROM_K, 4u, lid, nb, k4h); put(FROM_V, 4u, lid, nb, v4h); }
+        if (SLOTS > 5u) { put(FROM_K, 5u, lid, nb, k5h); put(FROM_V, 5u, lid, nb, v5h); }
+        if (SLOTS > 6u) { put(FROM_K, 6u, lid, nb, k6h); put(FROM_V, 6u, lid, nb, v6h); }
+        if (SLOTS > 7u) { put(FROM_K, 7u, lid, nb, k7h); put(FROM_V, 7u, lid, nb, v7h); }
       } else {
-        stage(FROM_K, KEY_TILE, next, u.keys, kv_base, stride, 1.0, 1u - buf, lid);
-        stage(FROM_V, KEY_TILE, next, u.keys, kv_base, stride, 1.0, 1u - buf, lid);
+        stage(FROM_K, KEY_TILE, next, u.keys, kv_base, stride, 1.0, nb, lid);
+        stage(FROM_V, KEY_TILE, next, u.keys, kv_base, stride, 1.0, nb, lid);
       }
     }
     let masked = next > u.keys || (u.causal != 0u && next > q0 + 1u);  // uniform: does this tile hide keys?
+    let s_row = slot_s + row * S_STRIDE + half;
     var tile_max = MASKED;
     for (var c = 0u; c < PAIRS; c++) {
-      var x = s_tile[slot_s + row * S_STRIDE + 2u * c + half];
       let key = k0 + 2u * c + half;
-      if (masked && (key >= u.keys || (u.causal != 0u && key > query))) { x = MASKED; }
-      s[c] = x;
-      tile_max = max(tile_max, x);
+      let hidden = masked && (key >= u.keys || (u.causal != 0u && key > query));
+      tile_max = max(tile_max, select(s_tile[s_row + 2u * c], MASKED, hidden));
     }
     tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
     let grows = tile_max > m + RESCALE_SLACK;
@@ -217,46 +284,58 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       rescale_flag[buf] = 1u;
     }
     l *= alpha;
-    for (var c = 0u; c < PAIRS; c++) {
-      let p = exp2(s[c] - m);
+    for (var c = 0u; c < PAIRS; c++) {  // S read again from the slot: cheaper than holding it in registers
+      let key = k0 + 2u * c + half;
+      let hidden = masked && (key >= u.keys || (u.causal != 0u && key > query));
+      let p = exp2(select(s_tile[s_row + 2u * c], MASKED, hidden) - m);
       l += p;
       p_tile[slot_p + row * P_STRIDE + 2u * c + half] = f16(p);
     }
     let rescale = workgroupUniformLoad(&rescale_flag[buf]) != 0u;  // (b)
     if (rescale && k0 > 0u) {
-      // O's rows times alpha, block by block through the slot (every invocation read its S before (b))
-      for (var i = 0u; i < DB; i++) {
-        subgroupMatrixStore<row_major>(&s_tile, slot_s, o[i], MATRIX);
-        workgroupBarrier();
-        for (var c = 0u; c < 8u; c++) { s_tile[slot_s + row * MATRIX + 8u * half + c] *= alpha; }
-        workgroupBarrier();
-        o[i] = subgroupMatrixLoad<Result, row_major>(&s_tile, slot_s, MATRIX);
-        workgroupBarrier();
-      }
+      // O's rows times alpha through the slot (every invocation read its S before (b))
+      let at = slot_s + row * MATRIX + 8u * half;
+      o0 = rescaled(o0, slot_s, at, alpha);
+      if (DB > 1u) { o1 = rescaled(o1, slot_s, at, alpha); }
+      if (DB > 2u) { o2 = rescaled(o2, slot_s, at, alpha); }
+      if (DB > 3u) { o3 = rescaled(o3, slot_s, at, alpha); }
+      if (DB > 4u) { o4 = rescaled(o4, slot_s, at, alpha); }
+      if (DB > 5u) { o5 = rescaled(o5, slot_s, at, alpha); }
+      if (DB > 6u) { o6 = rescaled(o6, slot_s, at, alpha); }
+      if (DB > 7u) { o7 = rescaled(o7, slot_s, at, alpha); }
+      if (DB > 8u) { o8 = rescaled(o8, slot_s, at, alpha); }
+      if (DB > 9u) { o9 = rescaled(o9, slot_s, at, alpha); }
     }
 
     // 3. O += P V.
     for (var j = 0u; j < KEY_BLOCKS; j++) {
       let pm = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + MATRIX * j, P_STRIDE);
-      for (var i = 0u; i < DB; i++) {
-        let at = buf * BUFFER + MATRIX * j * STRIDE + MATRIX * i;
-        o[i] = subgroupMatrixMultiplyAccumulate(pm, subgroupMatrixLoad<Right, row_major>(&v_tile, at, STRIDE), o[i]);
-      }
+      let at = buf * BUFFER + MATRIX * j * STRIDE;
+      o0 = pv(pm, at, o0);
+      if (DB > 1u) { o1 = pv(pm, at + 16u, o1); }
+      if (DB > 2u) { o2 = pv(pm, at + 32u, o2); }
+      if (DB > 3u) { o3 = pv(pm, at + 48u, o3); }
+      if (DB > 4u) { o4 = pv(pm, at + 64u, o4); }
+      if (DB > 5u) { o5 = pv(pm, at + 80u, o5); }
+      if (DB > 6u) { o6 = pv(pm, at + 96u, o6); }
+      if (DB > 7u) { o7 = pv(pm, at + 112u, o7); }
+      if (DB > 8u) { o8 = pv(pm, at + 128u, o8); }
+      if (DB > 9u) { o9 = pv(pm, at + 144u, o9); }
     }
     buf = 1u - buf;
   }
 
   // out = O / l, block by block through the slot (every invocation read its last S before the last (b)).
   let total = l + subgroupShuffleXor(l, 1u);
-  for (var i = 0u; i < DB; i++) {
-    subgroupMatrixStore<row_major>(&s_tile, slot_s, o[i], MATRIX);
-    workgroupBarrier();
-    for (var c = 0u; c < 2u; c++) {
-      let quad = 4u * i + 2u * half + c;  // of the head's vec4s
-      let at = slot_s + row * MATRIX + 4u * (2u * half + c);
-      let x = vec4f(s_tile[at], s_tile[at + 1u], s_tile[at + 2u], s_tile[at + 3u]);
-      if (query < u.queries && quad < DQ) { out[q_base + query * stride + quad] = x / total; }
-    }
-    workgroupBarrier();
-  }
+  let out_row = q_base + query * stride;
+  emit(o0, 0u, slot_s, lane, query, out_row, total);
+  if (DB > 1u) { emit(o1, 1u, slot_s, lane, query, out_row, total); }
+  if (DB > 2u) { emit(o2, 2u, slot_s, lane, query, out_row, total); }
+  if (DB > 3u) { emit(o3, 3u, slot_s, lane, query, out_row, total); }
+  if (DB > 4u) { emit(o4, 4u, slot_s, lane, query, out_row, total); }
+  if (DB > 5u) { emit(o5, 5u, slot_s, lane, query, out_row, total); }
+  if (DB > 6u) { emit(o6, 6u, slot_s, lane, query, out_row, total); }
+  if (DB > 7u) { emit(o7, 7u, slot_s, lane, query, out_row, total); }
+  if (DB > 8u) { emit(o8, 8u, slot_s, lane, query, out_row, total); }
+  if (DB > 9u) { emit(o9, 9u, slot_s, lane, query, out_row, total); }
 }

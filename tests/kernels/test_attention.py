@@ -186,9 +186,10 @@ def test_tiling_takes_tensor_cores_where_offered():
                                                                        "KEY_TILE": 32, "PREFETCH": 1}
     assert attention.tiling(160, True, tensor_cores=True).overrides == {"HEAD_DIM": 160, "QUERY_BLOCKS": 4,
                                                                         "KEY_TILE": 16, "PREFETCH": 1}
-    # one query block prefetches 32 keys of 40 dims (12 quads a key: 12 quads of K an invocation), not 64 (24)
-    assert attention.tiling(40, True, {"QUERY_BLOCKS": 1}, tensor_cores=True).overrides["PREFETCH"] == 1
-    assert attention.tiling(40, True, {"QUERY_BLOCKS": 1, "KEY_TILE": 64}, tensor_cores=True).overrides[
+    # one query block prefetches 16 keys of 40 dims (12 quads a key: 6 quads of K an invocation), not 32 (12)
+    assert attention.tiling(40, True, {"QUERY_BLOCKS": 1, "KEY_TILE": 16}, tensor_cores=True).overrides[
+        "PREFETCH"] == 1
+    assert attention.tiling(40, True, {"QUERY_BLOCKS": 1, "KEY_TILE": 32}, tensor_cores=True).overrides[
         "PREFETCH"] == 0
     for d in (33, 164, 512):
         assert attention.tiling(d, True, tensor_cores=True).kernel == "attention_wide"
@@ -197,7 +198,7 @@ def test_tiling_takes_tensor_cores_where_offered():
         attention.tiling(40, True, {"TENSOR_CORES": 1})
     with pytest.raises(GpuError, match=r"need QUERY_BLOCKS >= 1, KEY_TILE one of \(16, 32, 48, 64\), PREFETCH"):
         attention.tiling(40, True, {"KEY_TILE": 24}, tensor_cores=True)
-    with pytest.raises(GpuError, match=r"PREFETCH 0 or 1 \(1: KEY_TILE 12 <= 512 QUERY_BLOCKS\)"):
+    with pytest.raises(GpuError, match=r"PREFETCH 0 or 1 \(1: KEY_TILE 12 <= 256 QUERY_BLOCKS\)"):
         attention.tiling(40, True, {"QUERY_BLOCKS": 1, "KEY_TILE": 64, "PREFETCH": 1}, tensor_cores=True)
 
 

@@ -61,7 +61,7 @@ TENSOR_CORE_MAX_DIM = 160  # 16 BLOCKS_MAX
 TENSOR_CORE_KEY_TILES = (16, 32, 48, 64)  # 16 KEY_BLOCKS, up to 2 PAIRS_MAX
 MATRIX = 16  # queries per subgroup; rows = columns = depth of a subgroup matrix
 SUBGROUP = 32
-PREFETCH_SLOTS_MAX = 16  # K (and V) quads an invocation prefetches per tile (SLOTS_MAX)
+PREFETCH_SLOTS_MAX = 8  # K (and V) quads an invocation prefetches per tile (SLOTS_MAX)
 # Defaults (QUERY_BLOCKS, KEY_TILE): the first whose workgroup memory fits the limit; PREFETCH where its registers do.
 TENSOR_CORE_SHAPES = ((8, 32), (8, 16), (4, 32), (4, 16), (2, 16), (1, 16))
 
