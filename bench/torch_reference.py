@@ -1,6 +1,6 @@
 """PyTorch + diffusers on CUDA: the native peer of the in-browser benchmark, same random SD 1.5 at 512x512.
 
-    python3 bench/torch_reference.py --out results.json [--compile] [--steps 20]
+    python3 bench/torch_reference.py --out results.json [--compile] [--steps 20] [--runs fp16-compiled,...]
 
 Times (CUDA events, median of repeats, after warm-up): CLIP text encoder, UNet batch 2 (CFG), VAE decode, and the
 whole pipeline (DPM++ 2M with CFG for --steps, and 4-step LCM-style without CFG) in fp32 (TF32 off) and fp16,
@@ -106,13 +106,18 @@ def main() -> None:
     parser.add_argument("--out", default="torch_reference.json")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--runs", default="", help="only these of fp32-eager, fp32-compiled, fp16-eager, "
+                        "fp16-compiled (comma-separated; compiling takes minutes each)")
     args = parser.parse_args()
+    wanted = set(filter(None, args.runs.split(",")))
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
     for name, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
-        for compiled in (False, True) if args.compile else (False,):
+        for compiled in (False, True) if args.compile or args.runs else (False,):
             key = f"{name}-{'compiled' if compiled else 'eager'}"
+            if wanted and key not in wanted:
+                continue
             results[key] = measure(dtype, compiled, args.steps)
             print(key, results[key], flush=True)
             Path(args.out).write_text(json.dumps(results, indent=1))  # after each: a run cut short keeps the rest
