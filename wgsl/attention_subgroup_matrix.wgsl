@@ -46,15 +46,13 @@ alias Result = subgroup_matrix_result<f32, 16, 16>;
 
 const MATRIX: u32 = 16u;  // rows = columns = depth of one multiply-accumulate
 const SUBGROUP: u32 = 32u;
-const BLOCKS_MAX: u32 = 10u;  // head-dim blocks of 16: d <= 160
 const LOG2E: f32 = 1.4426950408889634;
 const MASKED: f32 = -1.0e30;  // score of a key a query must not see; exp2 of it (less any max) is 0
-const SLOTS_MAX: u32 = 8u;
 const RESCALE_SLACK: f32 = 8.0;  // log2 units a row's scores may pass its running max before it moves
 
-override HEAD_DIM: u32 = 40u;  // d: a multiple of 4, at most 16 BLOCKS_MAX
-override QUERY_BLOCKS: u32 = 4u;  // subgroups per workgroup, 16 queries each
-override KEY_TILE: u32 = 64u;  // keys per tile: 16, 32, 48 or 64
+override HEAD_DIM: u32 = 40u;  // d: a multiple of 4, at most 160 (10 blocks: q0m .. q9m, o0 .. o9 below)
+override QUERY_BLOCKS: u32 = 8u;  // subgroups per workgroup, 16 queries each
+override KEY_TILE: u32 = 32u;  // keys per tile: 16, 32, 48 or 64
 
 override DQ: u32 = HEAD_DIM / 4u;  // vec4s per head row
 override DB: u32 = (HEAD_DIM + MATRIX - 1u) / MATRIX;  // head-dim blocks
@@ -67,7 +65,7 @@ override S_STRIDE: u32 = KEY_TILE + 4u;  // f32 per score row: a multiple of 16 
 override P_STRIDE: u32 = max(KEY_TILE, DB * MATRIX) + 8u;  // halves per P row (and Q's, staged there first)
 override BUFFER: u32 = KEY_TILE * STRIDE;  // halves of one K (or V) buffer
 override PAIRS: u32 = KEY_TILE / 2u;  // keys an invocation scores per tile
-override PREFETCH: u32 = 1u;  // 1: the next tile's K and V load into registers before S (SLOTS <= SLOTS_MAX)
+override PREFETCH: u32 = 1u;  // 1: the next tile's K and V load into registers before S (SLOTS <= 8: k0h .. k7h)
 override SLOTS: u32 = (KEY_TILE * DQP + WG - 1u) / WG;  // K (and V) quads an invocation stages per tile
 
 @group(0) @binding(0) var<storage, read> q: array<vec4f>;

@@ -57,11 +57,11 @@ KEYS_PER_TILE = 64  # BK
 STAGED_VALUES = 1024  # f32 words of V staged at a time, at most: VC keys of 16 * MV columns
 
 # attention_subgroup_matrix.wgsl
-TENSOR_CORE_MAX_DIM = 160  # 16 BLOCKS_MAX
-TENSOR_CORE_KEY_TILES = (16, 32, 48, 64)  # 16 KEY_BLOCKS, up to 2 PAIRS_MAX
+TENSOR_CORE_MAX_DIM = 160  # 10 blocks of 16 (q0m .. q9m)
+TENSOR_CORE_KEY_TILES = (16, 32, 48, 64)  # 16 KEY_BLOCKS: the tested ones (S slots grow with it)
 MATRIX = 16  # queries per subgroup; rows = columns = depth of a subgroup matrix
 SUBGROUP = 32
-PREFETCH_SLOTS_MAX = 8  # K (and V) quads an invocation prefetches per tile (SLOTS_MAX)
+PREFETCH_SLOTS_MAX = 8  # K (and V) quads an invocation prefetches per tile (k0h .. k7h)
 # Defaults (QUERY_BLOCKS, KEY_TILE): the first whose workgroup memory fits the limit; PREFETCH where its registers do.
 TENSOR_CORE_SHAPES = ((8, 32), (8, 16), (4, 32), (4, 16), (2, 16), (1, 16))
 
@@ -177,7 +177,7 @@ def _tensor_cores(head_dim: int, knobs: dict) -> Tiling:
         raise GpuError(f"attention_subgroup_matrix.wgsl over heads of {head_dim}, knobs {knobs}: need QUERY_BLOCKS "
                        f">= 1, KEY_TILE one of {TENSOR_CORE_KEY_TILES}, PREFETCH 0 or 1 (1: KEY_TILE "
                        f"{_quads(head_dim)} <= {PREFETCH_SLOTS_MAX * SUBGROUP} QUERY_BLOCKS)")
-    padded = MATRIX * -(-head_dim // MATRIX)
+    padded = 4 * _quads(head_dim)  # head dims, halves of a staged row before its padding
     queries = MATRIX * blocks
     halves = 2 * 2 * keys * (padded + 8) + queries * (max(keys, padded) + 8)  # two K and V buffers, P (and Q) slots
     nbytes = 2 * halves + F32 * queries * (keys + 4) + 16  # S slots, the rescale flags
