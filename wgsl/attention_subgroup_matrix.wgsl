@@ -85,7 +85,6 @@ var<workgroup> p_tile: array<f16, BQ * P_STRIDE>;  // per subgroup [query][key];
 // packs them, and a subgroup matrix load from an array that starts off a 16-byte boundary reads shifted elements.
 var<workgroup> rescale_flag: array<u32, 4>;
 
-
 // Staging sources (constants at every call, so the branches below fold away).
 const FROM_Q: u32 = 0u;
 const FROM_K: u32 = 1u;
