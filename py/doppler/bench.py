@@ -153,26 +153,26 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None, overrides=None) -
 
 
 async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | None = None,
-                  attention_overrides: list[dict] | None = None) -> list[dict]:
+                  attention_overrides: list[dict] | None = None, cases: list[dict] | None = None) -> list[dict]:
     """GPU time (timestamp queries, the best of WINDOWS windows of at least `reps` runs) of each heavy kernel at
     SD 1.5 512x512 shapes, as TFLOP/s and GB/s. GEMM kernels (conv, linear) run once per tile configuration in
     `gemm_tiles` ([tile_m, tile_n, tile_k, thread_m, thread_n, tensor_cores] each, tensor_cores optional; default:
     chosen by the ops per shape and device), attention once with its defaults and once per knob set in
     `attention_overrides` (e.g. {"KEY_TILE": 32}; see doppler/ops/attention.py). A set the kernel refuses (unknown
     knob, too much workgroup memory for the head, a feature the device lacks) gives a row with its error instead of
-    a time."""
+    a time. `cases`: the shapes to time, as kernel_cases() gives them (default: those)."""
     rows = []
     configs = [None] + [matmul.GemmTiles(*t) for t in gemm_tiles or []]
     knob_sets = [None] + list(attention_overrides or [])
-    cases = []
-    for case in kernel_cases():
+    runs = []
+    for case in cases or kernel_cases():
         if case["op"] in ("conv3x3", "conv3x3_winograd", "linear"):
-            cases += [(case, {"tiles": t} if t else {}) for t in configs]
+            runs += [(case, {"tiles": t} if t else {}) for t in configs]
         elif case["op"] == "attention":
-            cases += [(case, {"overrides": o} if o else {}) for o in knob_sets]
+            runs += [(case, {"overrides": o} if o else {}) for o in knob_sets]
         else:
-            cases.append((case, {}))
-    for case, knobs in cases:
+            runs.append((case, {}))
+    for case, knobs in runs:
         run, flops, nbytes, tensors = await _run_case(gpu, case, weights, **knobs)
         tile = knobs.get("tiles")
         row = {**case, "tiles": list(dataclasses.astuple(tile)) if tile else "default", "weights": weights}

@@ -28,6 +28,13 @@ def test_kernel_bench_sweeps(native_gpu, event_loop_runner, monkeypatch):
     assert "chromium-experimental-subgroup-matrix" in rows[2]["error"] and "NO_SUCH_KNOB" in rows[11]["error"]
 
 
+def test_kernel_bench_times_the_cases_given(native_gpu, event_loop_runner):
+    given = [TOY_CASES[3], {**TOY_CASES[3], "heads": 3}]
+    rows = event_loop_runner(bench.kernels(native_gpu, reps=1, cases=given))
+    assert [(r["op"], r["heads"]) for r in rows] == [("attention", 2), ("attention", 3)]
+    assert all(r["ms"] > 0 for r in rows)
+
+
 def test_step_profile_names_layers(native_gpu, event_loop_runner):
     from types import SimpleNamespace
 
