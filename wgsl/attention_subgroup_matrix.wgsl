@@ -33,7 +33,7 @@
 // barriers a tile to two changed nothing.
 //
 // Layouts: q (B, Tq, heads*d), k and v (B, Tk, heads*d), out (B, Tq, heads*d), all f32, row-major, bound as vec4s.
-// Bindings: 0 q, 1 k, 2 v, 3 out, 4 uniform Attention (as attention.wgsl).
+// Bindings: 0 q, 1 k, 2 v, 3 out, 4 uniform Attention (as attention_rows.wgsl).
 // Dispatch: (ceil(Tq / BQ), 1, B * heads), workgroups of 32 QUERY_BLOCKS invocations. Needs shader-f16, subgroups of
 // exactly 32 and chromium-experimental-subgroup-matrix with the f16>f32 16x16x16 config.
 

@@ -1,4 +1,4 @@
-// Attention for the heads attention.wgsl does not take (d > 80, as the VAE's one head of 512, or d not a multiple
+// Attention for the heads attention_rows.wgsl does not take (d > 80, as the VAE's one head of 512, or d not a multiple
 // of 4): scaled dot-product attention with an online softmax (flash-attention style: the Tq x Tk scores never
 // exist in memory), Q and K staged chunk by chunk per key tile. Per batch b and head h, with channels h*d .. h*d+d
 // of each token (diffusers' head_to_batch_dim split):

@@ -1,8 +1,8 @@
 """Attention against the float64 reference at SD 1.5's cases scaled down: UNet self-attention (head dims 40, 80,
 160), cross-attention over 77 text tokens, CLIP's causal 77 x 77 with d = 64, the VAE's one wide head (up to 512),
-token counts that are not multiples of the query and key tiles. Heads up to 80 run attention_subgroups.wgsl where
-the device has subgroups (both test devices do) and attention.wgsl when SUBGROUPS = 0 forces it, each with STAGES 1
-and 2, and the largest KEY_TILE; wider or odd heads run attention_wide.wgsl. On tensor cores (Chromium on an NVIDIA
+token counts that are not multiples of the query and key tiles. Heads up to 80 run attention_rows.wgsl (no
+subgroups: nothing to fall back from) with its defaults, workgroups and key tiles that divide neither the queries nor
+the keys, and the largest KEY_TILE; wider or odd heads run attention_wide.wgsl. On tensor cores (Chromium on an NVIDIA
 GPU, bench/h100_tests.sh; skipped elsewhere) heads up to 160 run attention_subgroup_matrix.wgsl, within the f16
 bound."""
 
@@ -23,37 +23,27 @@ gpu.free(tq, tk, tv, out)
 result
 """
 
-FALLBACK = {"SUBGROUPS": 0}  # attention.wgsl: rows merged through workgroup memory
-TWO_STAGES = {"STAGES": 2, "ROW_GROUPS": 8}  # double-buffered K and V
-
 # (batch, queries, keys, heads, head dim, scale, causal, kernel knobs replacing the defaults)
 CASES = {
     "self-d40": (2, 64 + 13, 64 + 13, 2, 40, None, False, None),
-    "self-d40-fallback": (2, 64 + 13, 64 + 13, 2, 40, None, False, FALLBACK),
     # peaked softmax over many key tiles: the running max moves between tiles
     "self-d40-sharp": (1, 150, 200, 2, 40, 0.6, False, None),
-    "self-d40-sharp-fallback": (1, 150, 200, 2, 40, 0.6, False, FALLBACK),
-    "self-d40-sharp-tile32": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 32, "ROW_GROUPS": 4, "STAGES": 1}),
-    "self-d40-sharp-stages2": (1, 150, 200, 2, 40, 0.6, False, {"STAGES": 2, "ROW_GROUPS": 16}),
-    "self-d40-sharp-stages2-fallback": (1, 150, 200, 2, 40, 0.6, False, {**TWO_STAGES, **FALLBACK}),
+    "self-d40-sharp-odd-tiles": (1, 150, 200, 2, 40, 0.6, False, {"WG": 48, "KEY_TILE": 24}),
+    "self-d40-sharp-tile64": (1, 150, 200, 2, 40, 0.6, False, {"WG": 32, "KEY_TILE": 64}),
     "cross-77": (2, 29, 77, 2, 40, None, False, None),
-    "cross-77-fallback": (2, 29, 77, 2, 40, None, False, FALLBACK),
-    "cross-77-tile64": (1, 29, 77, 2, 40, None, False, {"KEY_TILE": 64, "ROW_GROUPS": 4}),
+    "cross-77-tile7": (1, 29, 77, 2, 40, None, False, {"WG": 16, "KEY_TILE": 7}),
     "self-d80-sharp": (1, 100, 100, 2, 80, 0.5, False, None),
-    "self-d80-sharp-fallback": (1, 100, 100, 2, 80, 0.5, False, FALLBACK),  # the default STAGES 2
-    "self-d80-tile32": (1, 100, 100, 2, 80, 0.5, False, {"KEY_TILE": 32, "ROW_GROUPS": 2, "SUBGROUPS": 0}),
+    "self-d80-tile32": (1, 100, 100, 2, 80, 0.5, False, {"WG": 40, "KEY_TILE": 32}),
     "causal-clip": (1, 77, 77, 12, 64, None, True, None),
-    "causal-clip-fallback": (1, 77, 77, 12, 64, None, True, {"SUBGROUPS": 0, "ROW_GROUPS": 1}),
-    "causal-clip-stages2": (1, 77, 77, 12, 64, None, True, TWO_STAGES),
-    "tiny-d4": (1, 9, 20, 3, 4, None, False, None),  # one column quad: three of the four lanes store nothing
-    # 5 column quads over 4 lanes, 2 slots each: the second slot of lanes 1-3 is padding
-    "self-d20-fallback": (1, 40, 33, 2, 20, None, False, {"SUBGROUPS": 0, "ROW_GROUPS": 4}),
+    "causal-clip-small-groups": (1, 77, 77, 12, 64, None, True, {"WG": 20, "KEY_TILE": 12}),
+    "tiny-d4": (1, 9, 20, 3, 4, None, False, None),
+    "self-d20": (1, 40, 33, 2, 20, None, False, None),
     "self-d160": (1, 70, 70, 1, 160, None, False, None),  # attention_wide: two column chunks
     "self-d160-mv4": (1, 70, 70, 1, 160, None, False, {"MV": 4}),  # three column chunks
     "vae-d512": (1, 37, 37, 1, 512, None, False, None),  # four column chunks of 128
     "odd-d": (1, 5, 3, 3, 33, None, False, None),
 }
-BROWSER = {"cross-77", "self-d40-sharp-fallback", "causal-clip-stages2"}
+BROWSER = {"cross-77", "self-d40-sharp-odd-tiles", "causal-clip"}
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -107,7 +97,7 @@ def test_tensor_cores_match_reference(tensor_core_run, case):
     got = tensor_core_run(source, q=q.tobytes(), k=k.tobytes(), v=v.tobytes(),
                           poison=np.full(q_shape, POISON, np.float32).tobytes())
     assert_close(np.frombuffer(got, np.float32), ref.attention(q, k, v, heads, scale, causal), "f16")
-    plan = tensor_core_run(f"from doppler.ops import attention\nattention.tiling({d}, True, {overrides}, "
+    plan = tensor_core_run(f"from doppler.ops import attention\nattention.tiling({d}, {overrides}, "
                            f"tensor_cores=True).kernel")
     assert plan == "attention_subgroup_matrix"
 
@@ -137,11 +127,9 @@ def test_bad_inputs_are_named(native_gpu, event_loop_runner):
         ((q, k, k, out, 3), {}, "64 channels of clip.q do not split into 3 heads"),
         ((q, k, k, q, 1), {}, "out clip.q shares a buffer with q, k or v"),
         ((q, q, q, out, 1), {"overrides": {"LANES": 2, "TILE": 8}}, r"unknown knobs \['LANES', 'TILE'\]; this "
-         r"kernel's are \['KEY_TILE', 'ROW_GROUPS', 'STAGES', 'SUBGROUPS'\]"),
-        ((q, q, q, out, 1), {"overrides": {"STAGES": 2, "ROW_GROUPS": 1}}, r"2: KEY_TILE d / 4 <= 40 ROW_GROUPS"),
-        ((q, q, q, out, 1), {"overrides": {"KEY_TILE": 24}}, "KEY_TILE a multiple of 16 up to 64"),
-        ((q, q, q, out, 1), {"overrides": {"ROW_GROUPS": 64, "KEY_TILE": 64}},
-         r"attention_subgroups.wgsl over heads of 64 with .* needs \d+ bytes of workgroup memory; this GPU offers"),
+         r"kernel's are \['KEY_TILE', 'WG'\]"),
+        ((q, q, q, out, 1), {"overrides": {"KEY_TILE": 65}}, "need WG >= 1 and 1 <= KEY_TILE <= 64"),
+        ((q, q, q, out, 1), {"overrides": {"WG": 0}}, "need WG >= 1 and 1 <= KEY_TILE <= 64"),
     ]
     try:
         for args, kwargs, message in cases:
@@ -151,24 +139,17 @@ def test_bad_inputs_are_named(native_gpu, event_loop_runner):
         native_gpu.free(q, k, out)
 
 
-def test_tiling_picks_the_variant(native_gpu):
+def test_tiling_picks_the_variant():
     from doppler.ops import attention
-    from doppler.ops.variants import kernel_rule
 
-    assert kernel_rule(native_gpu, "subgroups") is ("subgroups" in native_gpu.caps.features)
-    for d in (4, 20, 40, 64, 80):
-        for subgroups, kernel in ((True, "attention_subgroups"), (False, "attention")):
-            plan = attention.tiling(d, subgroups)
-            assert plan.kernel == kernel and plan.workgroup_bytes <= attention.TARGET_WORKGROUP_BYTES
-            assert attention.tiling(d, subgroups, workgroup_limit=16384).workgroup_bytes <= 16384
-    assert attention.tiling(40, True, {"SUBGROUPS": 0}).kernel == "attention"
-    # the measured defaults (ROW_GROUPS, KEY_TILE, STAGES): d = 40 (32, 32, 1), d = 80 (16, 16, 2)
-    for d, rows, keys, stages in ((40, 32, 32, 1), (80, 16, 16, 2)):
-        plan = attention.tiling(d, True)
-        assert plan.overrides == {"HEAD_DIM": d, "ROW_GROUPS": rows, "KEY_TILE": keys, "STAGES": stages}
-        assert plan.queries_per_workgroup == 4 * rows
-    for d in (33, 160, 512):
-        assert attention.tiling(d, True).kernel == "attention_wide"
+    # the measured defaults (WG, KEY_TILE): heads up to 40 (256, 16), wider (64, 8)
+    for d, wg, keys in ((4, 256, 16), (40, 256, 16), (44, 64, 8), (64, 64, 8), (80, 64, 8)):
+        plan = attention.tiling(d)
+        assert plan.kernel == "attention_rows" and plan.queries_per_workgroup == wg
+        assert plan.overrides == {"HEAD_DIM": d, "WG": wg, "KEY_TILE": keys}
+        assert plan.workgroup_bytes == 2 * keys * d * 4 <= 16384
+    for d in (33, 84, 160, 512):
+        assert attention.tiling(d).kernel == "attention_wide"
 
 
 def test_tiling_takes_tensor_cores_where_offered():
@@ -176,32 +157,32 @@ def test_tiling_takes_tensor_cores_where_offered():
     from doppler.ops import attention
 
     for d in (4, 40, 64, 80, 160):
-        plan = attention.tiling(d, True, tensor_cores=True)
+        plan = attention.tiling(d, tensor_cores=True)
         assert plan.kernel == "attention_subgroup_matrix" and plan.workgroup_bytes <= attention.TARGET_WORKGROUP_BYTES
         assert plan.queries_per_workgroup == 16 * plan.overrides["QUERY_BLOCKS"]
-        small = attention.tiling(d, True, workgroup_limit=16384, tensor_cores=True)
+        small = attention.tiling(d, workgroup_limit=16384, tensor_cores=True)
         # d = 160 fits no tensor-core shape there: attention_wide takes it (its own defaults)
         assert small.kernel == ("attention_wide" if d == 160 else "attention_subgroup_matrix")
         assert small.workgroup_bytes <= 16384 or d == 160
     # d = 40 takes 8 query blocks and 32 keys; d = 160 fits 48 KiB with 4 and 16
-    assert attention.tiling(40, True, tensor_cores=True).overrides == {"HEAD_DIM": 40, "QUERY_BLOCKS": 8,
+    assert attention.tiling(40, tensor_cores=True).overrides == {"HEAD_DIM": 40, "QUERY_BLOCKS": 8,
                                                                        "KEY_TILE": 32, "PREFETCH": 1}
-    assert attention.tiling(160, True, tensor_cores=True).overrides == {"HEAD_DIM": 160, "QUERY_BLOCKS": 4,
+    assert attention.tiling(160, tensor_cores=True).overrides == {"HEAD_DIM": 160, "QUERY_BLOCKS": 4,
                                                                         "KEY_TILE": 16, "PREFETCH": 1}
     # one query block prefetches 16 keys of 40 dims (12 quads a key: 6 quads of K an invocation), not 32 (12)
-    assert attention.tiling(40, True, {"QUERY_BLOCKS": 1, "KEY_TILE": 16}, tensor_cores=True).overrides[
+    assert attention.tiling(40, {"QUERY_BLOCKS": 1, "KEY_TILE": 16}, tensor_cores=True).overrides[
         "PREFETCH"] == 1
-    assert attention.tiling(40, True, {"QUERY_BLOCKS": 1, "KEY_TILE": 32}, tensor_cores=True).overrides[
+    assert attention.tiling(40, {"QUERY_BLOCKS": 1, "KEY_TILE": 32}, tensor_cores=True).overrides[
         "PREFETCH"] == 0
     for d in (33, 164, 512):
-        assert attention.tiling(d, True, tensor_cores=True).kernel == "attention_wide"
-    assert attention.tiling(40, True, {"TENSOR_CORES": 0}, tensor_cores=True).kernel == "attention_subgroups"
+        assert attention.tiling(d, tensor_cores=True).kernel == "attention_wide"
+    assert attention.tiling(40, {"TENSOR_CORES": 0}, tensor_cores=True).kernel == "attention_rows"
     with pytest.raises(GpuError, match="TENSOR_CORES 1 asked, but this device has no f16 subgroup matrices"):
-        attention.tiling(40, True, {"TENSOR_CORES": 1})
+        attention.tiling(40, {"TENSOR_CORES": 1})
     with pytest.raises(GpuError, match=r"need QUERY_BLOCKS >= 1, KEY_TILE one of \(16, 32, 48, 64\), PREFETCH"):
-        attention.tiling(40, True, {"KEY_TILE": 24}, tensor_cores=True)
+        attention.tiling(40, {"KEY_TILE": 24}, tensor_cores=True)
     with pytest.raises(GpuError, match=r"PREFETCH 0 or 1 \(1: KEY_TILE 12 <= 256 QUERY_BLOCKS\)"):
-        attention.tiling(40, True, {"QUERY_BLOCKS": 1, "KEY_TILE": 64, "PREFETCH": 1}, tensor_cores=True)
+        attention.tiling(40, {"QUERY_BLOCKS": 1, "KEY_TILE": 64, "PREFETCH": 1}, tensor_cores=True)
 
 
 SINGLE_HEAD_SOURCE = """

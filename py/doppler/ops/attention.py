@@ -8,12 +8,8 @@ Kernels, chosen by `tiling` (the one place their knobs are set):
   16 queries a subgroup, both products on f16 subgroup matrices. Knobs: QUERY_BLOCKS (subgroups per workgroup),
   KEY_TILE, PREFETCH (0 or 1: the next K and V tile loaded into registers during the softmax and O += P V), and
   TENSOR_CORES (0 or 1: 0 takes the kernels below).
-- heads of d <= 80, a multiple of 4 (every UNet and CLIP head but the 16x16 level's 160): `attention_subgroups.wgsl`
-  where the rules give `subgroups`, else `attention.wgsl` (the same core,
-  `lib/attention.wgsl`, merging rows through workgroup memory). Groups of LANES = 4 invocations share
-  QUERIES_PER_LANE = 4 queries, splitting their keys in S and their columns in O (both fixed). Knobs: ROW_GROUPS
-  (groups per workgroup), KEY_TILE, STAGES (1, or 2: double-buffered K and V, the next tile loaded during
-  O += P V), and SUBGROUPS (0 or 1: which of the two files).
+- heads of d <= 80, a multiple of 4 (every UNet and CLIP head but the 16x16 level's 160): `attention_rows.wgsl`,
+  one query an invocation, only K and V staged in workgroup memory. Knobs: WG (queries per workgroup), KEY_TILE.
 - other heads (the VAE's 512, odd dims): `attention_wide.wgsl`, column chunks. Knobs: TQ, MV, DC, VC.
 """
 
@@ -31,21 +27,14 @@ from .variants import kernel_rule
 VEC4 = 16  # bytes of a vec4<f32>
 F32 = 4
 
-# attention.wgsl / attention_subgroups.wgsl (lib/attention.wgsl)
-QUADS_MAX = 5  # output column quads per lane (QUADS_MAX in the WGSL)
-KEYS_MAX = 16  # keys per lane in S (KEYS_MAX)
-STAGES = (1, 2)  # K and V buffers
-SLOTS_MAX = 10  # K (and V) vec4s an invocation stages per tile, with 2 STAGES (SLOTS_MAX)
-# Fixed, not knobs (measured on an H100 in Chromium, d = 40 at 4096 tokens): 4 lanes of 4 queries ran 2.81 ms, 2 lanes
-# (no padded columns) 4.47 ms, 8 queries a lane (two vec4s: registers spilled) 26 ms; 1 lane was never competitive.
-LANES = 4  # invocations per group (LANES): WebGPU's smallest subgroup, so a group never straddles two
-QUERIES_PER_LANE = 4  # queries per group, one vec4 (QUERIES_PER_LANE)
-MAX_DIM = 4 * QUADS_MAX * LANES  # 80: wider heads run attention_wide.wgsl
-# Defaults (measured on an H100 in Chromium, d = 40 at 4096 tokens and d = 80 at 1024): the first (ROW_GROUPS,
-# KEY_TILE, STAGES) whose workgroup memory fits TARGET_WORKGROUP_BYTES: d = 40 takes (32, 32, 1) at 15.3 TFLOP/s,
-# d = 80 (16, 16, 2) at 12.2.
-DEFAULT_SHAPES = ((32, 32, 1), (16, 16, 2), (16, 16, 1), (8, 16, 1), (4, 16, 1), (2, 16, 1))
-TARGET_WORKGROUP_BYTES = 48 * 1024  # an H100's limit: one wave of 4 workgroups an SM at d = 40
+# attention_rows.wgsl
+MAX_DIM = 80  # 4 QUADS_MAX: Q and O rows in registers; wider heads run attention_wide.wgsl
+ROWS_MAX_KEYS = 64  # KEYS_MAX: a tile's scores in registers
+# Defaults (widest head, WG, KEY_TILE), measured on an H100 in Chromium (bench/RESULTS.md, session 5): d = 40 at 4096
+# tokens ran 27.7 TFLOP/s with (256, 16), 20.5 with (128, 32), 18.0 with (64, 8); d = 80 at 1024 tokens, whose
+# registers hold twice the Q and O, 17.5 with (64, 8), 12.5 with (256, 16). Wider heads take smaller workgroups.
+ROWS_SHAPES = ((40, 256, 16), (MAX_DIM, 64, 8))
+TARGET_WORKGROUP_BYTES = 48 * 1024  # an H100's limit
 
 # attention_wide.wgsl
 QUERY_THREADS = 8  # TQ: the workgroup is 8 x 16 threads, each holding 8 queries
@@ -65,7 +54,7 @@ PREFETCH_SLOTS_MAX = 8  # K (and V) quads an invocation prefetches per tile (k0h
 # Defaults (QUERY_BLOCKS, KEY_TILE): the first whose workgroup memory fits the limit; PREFETCH where its registers do.
 TENSOR_CORE_SHAPES = ((8, 32), (8, 16), (4, 32), (4, 16), (2, 16), (1, 16))
 
-SUBGROUPS = "SUBGROUPS"  # a knob that picks the file, not a WGSL constant
+# attention_rows.wgsl
 TENSOR_CORES = "TENSOR_CORES"  # a knob that picks the file, not a WGSL constant
 
 
@@ -89,7 +78,7 @@ class Tiling:
     workgroup_bytes: int
 
 
-def tiling(head_dim: int, subgroups: bool, overrides: dict | None = None,
+def tiling(head_dim: int, overrides: dict | None = None,
            workgroup_limit: int = TARGET_WORKGROUP_BYTES, tensor_cores: bool = False) -> Tiling:
     """The kernel for heads of head_dim and its knobs: defaults (fitting `workgroup_limit` bytes of workgroup
     memory), replaced by `overrides` (names of the chosen kernel's knobs; others are a GpuError). `tensor_cores`:
@@ -115,16 +104,8 @@ def tiling(head_dim: int, subgroups: bool, overrides: dict | None = None,
             return _tensor_cores(head_dim, knobs)
         # no shape fits this GPU's workgroup memory: the kernels below
     if head_dim % 4 == 0 and head_dim <= MAX_DIM:
-        # knobs not given take the first default shape that, with those given, is valid and fits
-        for rows, keys, stages in DEFAULT_SHAPES:
-            defaults = {"ROW_GROUPS": rows, "KEY_TILE": keys, "STAGES": stages, SUBGROUPS: int(subgroups)}
-            knobs = _replaced(defaults, overrides, head_dim)
-            try:
-                if _fast(head_dim, knobs).workgroup_bytes <= workgroup_limit:
-                    break
-            except GpuError:
-                continue
-        return _fast(head_dim, knobs)
+        wg, keys = next((wg, keys) for widest, wg, keys in ROWS_SHAPES if head_dim <= widest)
+        return _rows(head_dim, _replaced({"WG": wg, "KEY_TILE": keys}, overrides, head_dim))
     chunks, mv = column_split(head_dim)
     dc = DIM_CHUNK // 2 if head_dim % DIM_CHUNK and head_dim % (DIM_CHUNK // 2) == 0 else DIM_CHUNK
     vc = KEYS_PER_TILE
@@ -148,21 +129,13 @@ def _replaced(defaults: dict, overrides: dict | None, head_dim: int) -> dict:
     return {**defaults, **(overrides or {})}
 
 
-def _fast(head_dim: int, knobs: dict) -> Tiling:
-    rows, keys, stages, subgroups = (knobs[n] for n in ("ROW_GROUPS", "KEY_TILE", "STAGES", SUBGROUPS))
-    if not (rows >= 1 and keys % (4 * LANES) == 0 and 4 * LANES <= keys <= KEYS_MAX * LANES and stages in STAGES
-            and (stages == 1 or keys * head_dim // 4 <= SLOTS_MAX * LANES * rows) and subgroups in (0, 1)):
-        raise GpuError(f"attention over heads of {head_dim}, knobs {knobs}: need ROW_GROUPS >= 1, KEY_TILE a multiple "
-                       f"of {4 * LANES} up to {KEYS_MAX * LANES}, STAGES one of {STAGES} (2: KEY_TILE d / 4 <= "
-                       f"{SLOTS_MAX * LANES} ROW_GROUPS), SUBGROUPS 0 or 1")
-    quads = -(-head_dim // (4 * LANES))  # NV
-    # q_tile, K and V buffers, p_tile (a group's queries are one vec4 of a row)
-    vec4s = head_dim * rows + stages * (head_dim * keys // 4 + keys * LANES * quads) + keys * (rows + 1)
-    if not subgroups:
-        vec4s += LANES * rows  # lanes_tile
-    kernel = "attention_subgroups" if subgroups else "attention"
-    overrides = {"HEAD_DIM": head_dim, "ROW_GROUPS": rows, "KEY_TILE": keys, "STAGES": stages}
-    return Tiling(kernel, overrides, QUERIES_PER_LANE * rows, 1, VEC4 * vec4s)
+def _rows(head_dim: int, knobs: dict) -> Tiling:
+    wg, keys = knobs["WG"], knobs["KEY_TILE"]
+    if not (wg >= 1 and 1 <= keys <= ROWS_MAX_KEYS):
+        raise GpuError(f"attention_rows.wgsl over heads of {head_dim}, knobs {knobs}: need WG >= 1 and 1 <= KEY_TILE "
+                       f"<= {ROWS_MAX_KEYS}")
+    overrides = {"HEAD_DIM": head_dim, "WG": wg, "KEY_TILE": keys}
+    return Tiling("attention_rows", overrides, wg, 1, 2 * keys * head_dim * F32)
 
 
 def _quads(head_dim: int) -> int:
@@ -211,8 +184,7 @@ async def attention(gpu, q, k, v, out, heads: int, scale: float | None = None, c
         raise GpuError(f"attention: causal attention needs as many queries as keys; got {tq} and {tk}")
     head_dim = channels // heads
     offered = gpu.caps.limits.get("maxComputeWorkgroupStorageSize", 16384)
-    plan = tiling(head_dim, bool(kernel_rule(gpu, "subgroups")), overrides, min(offered, TARGET_WORKGROUP_BYTES),
-                  bool(kernel_rule(gpu, "tensor_cores")))
+    plan = tiling(head_dim, overrides, min(offered, TARGET_WORKGROUP_BYTES), bool(kernel_rule(gpu, "tensor_cores")))
     if plan.workgroup_bytes > offered:
         raise GpuError(f"{plan.kernel}.wgsl over heads of {head_dim} with {plan.overrides} needs "
                        f"{plan.workgroup_bytes} bytes of workgroup memory; this GPU offers {offered}: pass smaller "
