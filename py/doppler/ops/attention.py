@@ -34,7 +34,7 @@ ROWS_MAX_KEYS = 64  # KEYS_MAX: a tile's scores in registers
 # tokens ran 27.7 TFLOP/s with (256, 16), 20.5 with (128, 32), 18.0 with (64, 8); d = 80 at 1024 tokens, whose
 # registers hold twice the Q and O, 17.5 with (64, 8), 12.5 with (256, 16). Wider heads take smaller workgroups.
 ROWS_SHAPES = ((40, 256, 16), (MAX_DIM, 64, 8))
-TARGET_WORKGROUP_BYTES = 48 * 1024  # an H100's limit
+TARGET_WORKGROUP_BYTES = 48 * 1024  # maxComputeWorkgroupStorageSize of an H100 in Chromium: the tensor-core shapes fit it
 
 # attention_wide.wgsl
 QUERY_THREADS = 8  # TQ: the workgroup is 8 x 16 threads, each holding 8 queries
