@@ -71,6 +71,25 @@ def test_split_k_choice():
     assert split % TENSOR_CORE_TILES.tile_k == 0 and -(-11520 // split) == 13
 
 
+def test_split_k_fills_whole_waves():
+    from doppler.ops.matmul import SPLIT_PARTIALS_BYTES, WIDE_TILES, k_split
+
+    def splits(tiles, k, outputs):
+        return -(-k // k_split(WIDE_TILES, tiles, k, "f32", 396, outputs))
+
+    # SD 1.5's 16x16 level, 2560 -> 1280 channels (CFG batch 2): 80 tiles of 64 x 128 over K = 23040. 7 splits (the
+    # default) make 560 workgroups, two waves of 396 with the second 41% full; 9 make 720 (two waves, 91%) and each
+    # takes 160 of the 1440 K steps, against 206.
+    assert splits(80, 23040, 512 * 1280) == 9
+    assert -(-23040 // k_split(WIDE_TILES, 80, 23040, "f32")) == 7  # wave unknown: about SPLIT_K_INVOCATIONS
+    # The 8x8 level's 20 tiles over K = 11520: 19 splits are 380 workgroups, one wave (26 would take two)
+    assert splits(20, 11520, 128 * 1280) == 19
+    # The partial sums stay within SPLIT_PARTIALS_BYTES: 32x32 outputs of 1280 channels (320 tiles) split 6 ways
+    # (1920 workgroups, 5 waves of 120 steps against 720 unsplit), not 16 (13 waves of 45 steps, 168 MB of sums)
+    assert splits(320, 11520, 2048 * 1280) == 6
+    assert splits(320, 11520, 2048 * 1280) * 2048 * 1280 * 4 <= SPLIT_PARTIALS_BYTES
+
+
 @pytest.mark.parametrize("stored", ["f32", "f16"])
 def test_split_k_with_bias_activation_and_residual(gpu_run, stored):
     # 2 x 30 rows, N = 70: 2 tiles, so K = 1001 (ragged: K % 4 != 0 loads element-wise) runs in 8 splits of 128.

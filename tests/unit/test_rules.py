@@ -163,7 +163,7 @@ def test_empty_folder(tmp_path):
 
 
 def test_unknown_domain_key_lists_known(book):
-    with pytest.raises(RuleError, match=r"^no rules for kernels\.attention; known: kernels\.mathDtype, "
+    with pytest.raises(RuleError, match=r"^no rules for kernels\.attention; known: kernels\.gemm_wave, kernels\.mathDtype, "
                                         r"kernels\.subgroups, kernels\.tensor_cores, kernels\.weightStorage$"):
         book.select_rule_value("kernels", "attention", CHROME_F16)
 
@@ -193,3 +193,6 @@ def test_device_capabilities_are_a_rule_context(rules_dir):
     assert book.select_rule_value("kernels", "mathDtype", caps.context()) == "f32"
     assert book.select_rule_value("kernels", "weightStorage", {**caps.context(), "storedDtype": "f16"}) == "f16-packed"
     assert book.select_rule_value("kernels", "subgroups", caps.context()) is True
+    assert book.select_rule_value("kernels", "gemm_wave", caps.context()) == 0  # not a measured device
+    h100 = Capabilities("browser", "nvidia", "", "NVIDIA H100 80GB HBM3", frozenset(), {})
+    assert book.select_rule_value("kernels", "gemm_wave", h100.context()) == 396

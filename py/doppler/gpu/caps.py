@@ -53,6 +53,7 @@ class Capabilities:
             "backend": self.backend,
             "vendor": self.vendor.lower(),
             "architecture": self.architecture,
+            "description": self.description,
             "features": sorted(self.features),
             "limits": dict(self.limits),
             "subgroupMatrixConfigs": list(self.subgroup_matrix_configs),

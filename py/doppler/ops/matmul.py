@@ -33,6 +33,12 @@ MAX_LOADS = 4  # quads of x (and of W) per invocation per K step, at most (the k
 # tiles (256): on an H100 their partial sums cost 28 of 85 ms of a UNet step split to 512 workgroups.
 SPLIT_K_INVOCATIONS = 512 * 256
 MIN_SPLIT_STEPS = 8  # TILE_K steps per split, at least: fewer and the partial sums cost more than they save
+# Where the rule `gemm_wave` names how many scalar-tile workgroups the device runs at once (an H100 in Chromium: 3 an
+# SM, 396; bench/RESULTS.md, session 5), the splits fill whole waves: the fewest waves times the K steps each
+# workgroup takes, each split costing SPLIT_COST more (its partial sums pass through memory), with the partial sums
+# at most SPLIT_PARTIALS_BYTES. Without it, about SPLIT_K_INVOCATIONS invocations (a partly filled last wave).
+SPLIT_COST = 0.01
+SPLIT_PARTIALS_BYTES = 64 << 20
 REDUCE_WORKGROUP = 256
 # Tensor-core tiles (lib/gemm_subgroup_matrix.wgsl): a subgroup of SUBGROUP_MATRIX_LANES owns a 32 x 64 block; tiles
 # are whole multiples of 64 x 128 so each invocation's 8 x 8 outputs sit in one 16 x 16 result matrix per subgroup.
@@ -174,12 +180,22 @@ async def gemm_kernel(gpu, name: str, math: str, weight_dtype: str, tiles: GemmT
     return await gpu.kernel(file, "main", {**overrides, "F16_WEIGHTS": weight_dtype == "f16"})
 
 
-def k_split(tiles: GemmTiles, tile_count: int, k: int, math: str) -> int:
+def k_split(tiles: GemmTiles, tile_count: int, k: int, math: str, wave: int = 0, outputs: int = 0) -> int:
     """K elements per split: k itself (no split) unless the output's tiles hold fewer than SPLIT_K_INVOCATIONS
-    invocations, then enough splits to reach about that many, each at least MIN_SPLIT_STEPS steps. f32 math only."""
+    invocations, then splits of at least MIN_SPLIT_STEPS steps each: with `wave` (the workgroups the device runs at
+    once, 0 if unknown) those filling whole waves, the partial sums of `outputs` elements within
+    SPLIT_PARTIALS_BYTES; else enough to reach about SPLIT_K_INVOCATIONS invocations. f32 math only."""
     steps = -(-k // tiles.tile_k)
-    splits = min(-(-SPLIT_K_INVOCATIONS // (tile_count * tiles.invocations)), steps // MIN_SPLIT_STEPS)
-    if math != "f32" or splits < 2:
+    most = steps // MIN_SPLIT_STEPS
+    if math != "f32" or most < 2 or tile_count * tiles.invocations >= SPLIT_K_INVOCATIONS:
+        return k
+    if wave:
+        most = max(1, min(most, SPLIT_PARTIALS_BYTES // max(1, DTYPE_BYTES["f32"] * outputs)))
+        splits = min(range(1, most + 1),
+                     key=lambda s: -(-tile_count * s // wave) * -(-steps // s) * (1 + SPLIT_COST * s))
+    else:
+        splits = min(-(-SPLIT_K_INVOCATIONS // (tile_count * tiles.invocations)), most)
+    if splits < 2:
         return k
     return -(-steps // splits) * tiles.tile_k
 
@@ -191,7 +207,8 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
     and finishes. fused: the ACTIVATION and VEC_K overrides; uniform(k_split): the kernel's uniform bytes."""
     math = x.dtype
     cols = out.numel // rows
-    split = k_split(tiles, tile_grid[0] * tile_grid[1], k, math)
+    wave = 0 if tiles.tensor_cores else kernel_rule(gpu, "gemm_wave")
+    split = k_split(tiles, tile_grid[0] * tile_grid[1], k, math, wave, out.numel)
     if split >= k:
         overrides, bias_residual = epilogue(x, bias, residual, out)
         kernel = await gemm_kernel(gpu, name, math, weight.dtype, tiles, {**overrides, **fused})
