@@ -215,27 +215,9 @@ def _by_kernel_file(gpu_ms: dict) -> dict:
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
-async def profile_eager(gpu, call) -> dict:
-    """One eager `await call()` with a timestamp per dispatch: host ms to queue it, wall ms until the GPU is done,
-    GPU ms by kernel file (the gap is host work the GPU waited for)."""
-    await gpu.sync()
-    before = dict(gpu.stats.gpu_ms)
-    gpu.profile = True
-    try:
-        t0 = time.perf_counter()
-        result = await call()
-        queued = time.perf_counter()
-        await gpu.sync()
-        done = time.perf_counter()
-    finally:
-        gpu.profile = False
-    delta = {k: v - before.get(k, 0.0) for k, v in gpu.stats.gpu_ms.items() if v - before.get(k, 0.0) > 0}
-    return {"hostMs": round((queued - t0) * 1000, 2), "wallMs": round((done - t0) * 1000, 2),
-            "gpuMs": round(sum(delta.values()), 3), "byKernel": _by_kernel_file(delta), "result": result}
-
-
 async def profile_step(gpu, step) -> dict:
-    """One replay of a recorded denoise step with a timestamp per dispatch: GPU ms by kernel file."""
+    """One replay of a recorded call (a denoise step, a VAE decode: `step.plan`) with a timestamp per dispatch: GPU ms
+    by kernel file."""
     await gpu.sync()
     before = dict(gpu.stats.gpu_ms)
     gpu.profile = True

@@ -88,3 +88,39 @@ def test_one_recorded_step_at_a_time(pipeline, reference, event_loop_runner):
     event_loop_runner(pipeline.generate({**request, "guidance": 1.0}))
     assert len(pipeline.recorded["unet"]) == 1 and pipeline.recorded["unet"].keys() != first.keys()
     assert all(not plan.plan.owned for plan in first.values())
+
+
+def test_the_decode_is_recorded_once_per_latent_shape(pipeline, reference, event_loop_runner):
+    # Untiled, the VAE decode is recorded for the latents' shape and replayed; a tiled decode frees that recording
+    # first (tiling is asked for a lower peak) and runs eagerly; the next untiled one records again.
+    request = request_for(reference, "euler")
+    first = event_loop_runner(pipeline.generate(request))["image"]["rgba"]
+    decode = next(iter(pipeline.recorded["vae"].values()))
+    assert event_loop_runner(pipeline.generate(request))["image"]["rgba"] == first
+    assert list(pipeline.recorded["vae"].values()) == [decode] and decode.plan.owned
+    tiled = {**request, "decode": {"tiling": {"enabled": True, "tileSize": 64, "overlap": 32}}}
+    event_loop_runner(pipeline.generate(tiled))
+    assert "vae" not in pipeline.recorded and not decode.plan.owned
+    event_loop_runner(pipeline.generate(request))
+    assert len(pipeline.recorded["vae"]) == 1
+
+
+def test_evicting_the_unet_before_the_decode(tiny_model, reference, native_gpu, event_loop_runner):
+    # swapper.evictUnet: the UNet and its recorded step are freed before the decode, which reads a copy of the latents
+    from dataclasses import replace
+
+    from doppler.inference.diffusion.pipeline import DiffusionPipeline
+    from doppler.loader.stores import LocalShardStore
+    from doppler.manifest import load_manifest
+
+    manifest = load_manifest(tiny_model / "manifest.json")
+    inference = manifest.inference
+    diffusion = replace(inference.diffusion, swapper=replace(inference.diffusion.swapper, evict_unet=True))
+    manifest = replace(manifest, inference=replace(inference, diffusion=diffusion))
+    evicting = event_loop_runner(DiffusionPipeline.create(native_gpu, manifest, LocalShardStore(tiny_model)))
+    try:
+        image = event_loop_runner(evicting.generate(request_for(reference, "euler")))["image"]["rgba"]
+        assert "unet" not in evicting.resident and "unet" not in evicting.recorded
+    finally:
+        evicting.release_all()
+    assert psnr(image, reference, "euler") >= MIN_PSNR_DB

@@ -5,7 +5,8 @@ scaled, stacked twice for CFG), the UNet (batch 2 in one pass; batch 1 when guid
 guidance embedding, as LCM-distilled ones do), and the scheduler update with CFG fused in. Per step the host
 writes two small buffers (the step's scalars and the timestep) and replays; latents never leave the GPU and the
 finished image is the only readback. In the page, each step's x0 (the image to come) is drawn as a latent preview
-(a linear latent-to-RGB map, one pixel per latent pixel) and copied onto the page's canvas on the GPU.
+(a linear latent-to-RGB map, one pixel per latent pixel) and copied onto the page's canvas on the GPU. The untiled
+VAE decode and the text encoder are recorded plans too (`VaeDecode`, `TextEncoding`), replayed once per image.
 """
 
 from __future__ import annotations
@@ -129,6 +130,30 @@ class TextEncoding:
 
 
 @dataclass
+class VaeDecode:
+    """The untiled VAE decode recorded for one latent shape: latents in, RGBA8 pixels out, one replay per image (an
+    eager decode issues hundreds of dispatches from Python: 20-50 ms of host time on an H100)."""
+
+    plan: object
+    latents: object
+    rgba: object
+
+    @classmethod
+    async def record(cls, gpu, vae, shape: tuple) -> "VaeDecode":
+        latents = gpu.tensor(shape, "f32", "vae.latents")
+        with gpu.record(f"vae_decode.{shape[1]}x{shape[2]}") as plan:
+            decoded = await vae(gpu, latents)
+            rgba = gpu.tensor(decoded.shape[:3], "u32", "image.rgba8")
+            await image.to_rgba8(gpu, decoded, rgba)
+            gpu.free(decoded)
+        return cls(plan, latents, rgba)
+
+    def destroy(self, gpu) -> None:
+        self.plan.destroy()
+        gpu.free(self.latents, self.rgba)
+
+
+@dataclass
 class DiffusionPipeline:
     """One model on one GPU. Components load on first use and stay resident between images while they fit."""
 
@@ -138,7 +163,7 @@ class DiffusionPipeline:
     tokenizer: ClipTokenizer
     emit: object = None
     resident: dict = field(default_factory=dict)  # name -> (weights, model)
-    recorded: dict = field(default_factory=dict)  # component -> {key: its recorded call (DenoiseStep, TextEncoding)}
+    recorded: dict = field(default_factory=dict)  # component -> {key: its recorded call (DenoiseStep, ...)}
     cancel_requested: bool = False
     images_made: int = 0
 
@@ -160,8 +185,7 @@ class DiffusionPipeline:
 
     def release(self, name: str) -> None:
         """Free a component's weights and the recorded calls that bind them."""
-        for call in self.recorded.pop(name, {}).values():
-            call.destroy(self.gpu)
+        self.forget_calls(name)
         if name in self.resident:
             self.resident.pop(name)[0].release(self.gpu)
 
@@ -169,6 +193,11 @@ class DiffusionPipeline:
         for name in list(self.resident):
             self.release(name)
         self.gpu.pool.trim()
+
+    def forget_calls(self, name: str) -> None:
+        """Free the calls of component `name` recorded so far (their working sets); its weights stay."""
+        for call in self.recorded.pop(name, {}).values():
+            call.destroy(self.gpu)
 
     async def recorded_call(self, name: str, key, record):
         """The call of component `name` recorded for `key` (by `await record(model)` the first time). One call per
@@ -201,6 +230,26 @@ class DiffusionPipeline:
         context = gpu.tensor(encoding.context.shape, "f32", "text_embeddings")
         gpu.copy(encoding.context, context)
         return context
+
+    async def decode(self, latents, tiling) -> bytes:
+        """RGBA8 pixels of the latents: a replay of the decode recorded for their shape; with decode tiling enabled,
+        the VAE called tile by tile, eagerly, after freeing the recorded decode (tiling is for a lower peak)."""
+        gpu = self.gpu
+        if not tiling.enabled:
+            decode = await self.recorded_call("vae", latents.shape, lambda vae: VaeDecode.record(
+                gpu, vae, latents.shape))
+            gpu.copy(latents, decode.latents)
+            decode.plan.replay()
+            return await gpu.read(decode.rgba)
+        self.forget_calls("vae")
+        vae = await self.component("vae")
+        decoded = await vae(gpu, latents, tiling)
+        rgba = gpu.tensor(decoded.shape[:3], "u32", "image.rgba8")
+        await image.to_rgba8(gpu, decoded, rgba)
+        gpu.free(decoded)
+        pixels = await gpu.read(rgba)
+        gpu.free(rgba)
+        return pixels
 
     async def generate(self, request: dict, preview=None) -> dict:
         """One image for the form's settings; `preview`, the page's OffscreenCanvas, gets each step's latent."""
@@ -258,15 +307,12 @@ class DiffusionPipeline:
                 raise Cancelled("cancelled: the image was not finished, and the GPU memory it held is freed")
         t_unet = time.perf_counter()
 
+        latents = gpu.tensor(step.x.shape, "f32", "latents.final")
+        gpu.copy(step.x, latents)
         if config.swapper.evict_unet:
             self.release("unet")
-        vae = await self.component("vae")
-        decoded = await vae(gpu, step.x, config.decode.tiling)
-        rgba = gpu.tensor(decoded.shape[:3], "u32", "image.rgba8")
-        await image.to_rgba8(gpu, decoded, rgba)
-        gpu.free(decoded)
-        pixels = await gpu.read(rgba)
-        gpu.free(rgba)
+        pixels = await self.decode(latents, config.decode.tiling)
+        gpu.free(latents)
         t_end = time.perf_counter()
         self.images_made += 1
         return {
