@@ -4,7 +4,7 @@ the dispatches' timestamps: TFLOP/s for attention, GB/s (bytes read + written on
 
     python bench/norm_attention_native.py [attention] [norms]      (SMOKE=1: tiny shapes, to check on lavapipe)
 
-ATTENTION_OVERRIDES='[{"ROW_GROUPS": 16}, ...]' times attention once more per knob set (doppler/ops/attention.py) where
+ATTENTION_OVERRIDES='[{"WG": 128}, ...]' times attention once more per knob set (doppler/ops/attention.py) where
 the kernel takes it; a set it refuses prints its error.
 
 On the H100 machine: wgpu, cffi, pycparser and rendercanvas travel as wheels and libvulkan1 as a .deb (see the

@@ -28,7 +28,8 @@
 // finishing the tile before (its last reads of those buffers, of P and of the flag raised two tiles before, which is
 // reset there).
 // At the end O / l leaves block by block through the slot (invocation t: row t / 2, columns 8 (t % 2) ..).
-// On an H100 (bench/RESULTS.md, session 4): 28.7 TFLOP/s at d = 40, 37.8 at d = 80, 1.9-3.1x the scalar kernels.
+// On an H100 (bench/RESULTS.md, sessions 4 and 5): 28.7 TFLOP/s at d = 40, 37.8 at d = 80; the f32 attention_rows.wgsl
+// runs 27.7 and 17.5.
 // Staging K and V (f32 to f16, once per workgroup) bounds it: 8 query blocks ran 35% faster than 4; going from five
 // barriers a tile to two changed nothing.
 //

@@ -203,7 +203,8 @@ async def _profile_stages(pipeline, step_key) -> dict:
     gpu = pipeline.gpu
     step = pipeline.recorded["unet"][step_key]
     decode = pipeline.recorded["vae"][step.x.shape]
-    return {"unetStepProfile": await bench.profile_step(gpu, step), "vaeDecodeProfile": await bench.profile_step(gpu, decode)}
+    return {"unetStepProfile": await bench.profile_step(gpu, step),
+            "vaeDecodeProfile": await bench.profile_step(gpu, decode)}
 
 
 async def bench_suite(model: str, steps: int = 20, size: int = 512, gemm_tiles: list | None = None,

@@ -163,8 +163,9 @@ def test_empty_folder(tmp_path):
 
 
 def test_unknown_domain_key_lists_known(book):
-    with pytest.raises(RuleError, match=r"^no rules for kernels\.attention; known: kernels\.gemm_wave, kernels\.mathDtype, "
-                                        r"kernels\.subgroups, kernels\.tensor_cores, kernels\.weightStorage$"):
+    with pytest.raises(RuleError, match=r"^no rules for kernels\.attention; known: kernels\.gemm_wave, "
+                                        r"kernels\.mathDtype, kernels\.subgroups, kernels\.tensor_cores, "
+                                        r"kernels\.weightStorage$"):
         book.select_rule_value("kernels", "attention", CHROME_F16)
 
 

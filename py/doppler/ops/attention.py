@@ -54,7 +54,6 @@ PREFETCH_SLOTS_MAX = 8  # K (and V) quads an invocation prefetches per tile (k0h
 # Defaults (QUERY_BLOCKS, KEY_TILE): the first whose workgroup memory fits the limit; PREFETCH where its registers do.
 TENSOR_CORE_SHAPES = ((8, 32), (8, 16), (4, 32), (4, 16), (2, 16), (1, 16))
 
-# attention_rows.wgsl
 TENSOR_CORES = "TENSOR_CORES"  # a knob that picks the file, not a WGSL constant
 
 

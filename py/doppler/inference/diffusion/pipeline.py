@@ -129,6 +129,15 @@ class TextEncoding:
         gpu.free(self.ids, self.context)
 
 
+async def decode_to_rgba8(gpu, vae, latents, tiling=None):
+    """The image of the latents as RGBA8 pixels (B, H, W) u32, in a tensor of the caller's."""
+    decoded = await vae(gpu, latents, tiling)
+    rgba = gpu.tensor(decoded.shape[:3], "u32", "image.rgba8")
+    await image.to_rgba8(gpu, decoded, rgba)
+    gpu.free(decoded)
+    return rgba
+
+
 @dataclass
 class VaeDecode:
     """The untiled VAE decode recorded for one latent shape: latents in, RGBA8 pixels out, one replay per image (an
@@ -142,10 +151,7 @@ class VaeDecode:
     async def record(cls, gpu, vae, shape: tuple) -> "VaeDecode":
         latents = gpu.tensor(shape, "f32", "vae.latents")
         with gpu.record(f"vae_decode.{shape[1]}x{shape[2]}") as plan:
-            decoded = await vae(gpu, latents)
-            rgba = gpu.tensor(decoded.shape[:3], "u32", "image.rgba8")
-            await image.to_rgba8(gpu, decoded, rgba)
-            gpu.free(decoded)
+            rgba = await decode_to_rgba8(gpu, vae, latents)
         return cls(plan, latents, rgba)
 
     def destroy(self, gpu) -> None:
@@ -163,7 +169,7 @@ class DiffusionPipeline:
     tokenizer: ClipTokenizer
     emit: object = None
     resident: dict = field(default_factory=dict)  # name -> (weights, model)
-    recorded: dict = field(default_factory=dict)  # component -> {key: its recorded call (DenoiseStep, ...)}
+    recorded: dict = field(default_factory=dict)  # component -> {key: DenoiseStep, TextEncoding or VaeDecode}
     cancel_requested: bool = False
     images_made: int = 0
 
@@ -242,11 +248,7 @@ class DiffusionPipeline:
             decode.plan.replay()
             return await gpu.read(decode.rgba)
         self.forget_calls("vae")
-        vae = await self.component("vae")
-        decoded = await vae(gpu, latents, tiling)
-        rgba = gpu.tensor(decoded.shape[:3], "u32", "image.rgba8")
-        await image.to_rgba8(gpu, decoded, rgba)
-        gpu.free(decoded)
+        rgba = await decode_to_rgba8(gpu, await self.component("vae"), latents, tiling)
         pixels = await gpu.read(rgba)
         gpu.free(rgba)
         return pixels
@@ -307,12 +309,14 @@ class DiffusionPipeline:
                 raise Cancelled("cancelled: the image was not finished, and the GPU memory it held is freed")
         t_unet = time.perf_counter()
 
-        latents = gpu.tensor(step.x.shape, "f32", "latents.final")
-        gpu.copy(step.x, latents)
-        if config.swapper.evict_unet:
+        latents = step.x
+        if config.swapper.evict_unet:  # the step owns its latents: a copy outlives the UNet's release
+            latents = gpu.tensor(step.x.shape, "f32", "latents.final")
+            gpu.copy(step.x, latents)
             self.release("unet")
         pixels = await self.decode(latents, config.decode.tiling)
-        gpu.free(latents)
+        if latents is not step.x:
+            gpu.free(latents)
         t_end = time.perf_counter()
         self.images_made += 1
         return {
