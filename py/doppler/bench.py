@@ -106,7 +106,8 @@ def kernel_cases(batch: int = 2) -> list[dict]:
               {"op": "attention", "b": batch, "tq": 4096, "tk": 77, "heads": 8, "d": 40},
               {"op": "attention", "b": batch, "tq": 1024, "tk": 1024, "heads": 8, "d": 80},
               {"op": "attention", "b": batch, "tq": 256, "tk": 256, "heads": 8, "d": 160},
-              {"op": "groupnorm", "b": batch, "hw": 64, "c": 320}]
+              {"op": "groupnorm", "b": batch, "hw": 64, "c": 320},
+              {"op": "copy", "b": batch, "hw": 64, "c": 320}]  # groupnorm's bandwidth reference
     return cases
 
 
@@ -145,6 +146,9 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None, overrides=None) -
         return run, 4.0 * b * heads * tq * tk * d, 4.0 * (2 * q.numel + 2 * kv[0].numel), [q, *kv, out]
     b, hw, c = case["b"], case["hw"], case["c"]
     x = await _filled(gpu, (b, hw, hw, c), "f32", "x")
+    if op == "copy":  # one read and one write an element, one dispatch: what memory-bound kernels are held to
+        out = gpu.tensor(x.shape, "f32", "out")
+        return lambda: elementwise.scale(gpu, x, out, 1.0), 0.0, 8.0 * x.numel, [x, out]
     gamma, beta = await _filled(gpu, (c,), weights, "gamma"), await _filled(gpu, (c,), weights, "beta")
     out = gpu.tensor(x.shape, "f32", "out")
     stats = gpu.tensor((b, 32, 2), "f32", "stats")
@@ -187,16 +191,25 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
         await gpu.sync()
         first = await _mean_gpu_ms(gpu, run, 1)
         window = min(MAX_WINDOW_RUNS, max(reps, int(MIN_WINDOW_MS / max(first, 1e-3))))
-        ms = min([await _mean_gpu_ms(gpu, run, window) for _ in range(WINDOWS)])
+        by_kernel = min([await _mean_gpu_ms_by_kernel(gpu, run, window) for _ in range(WINDOWS)],
+                        key=lambda times: sum(times.values()))
+        ms = sum(by_kernel.values())
         gpu.free(*tensors)
         rows.append({**row, "ms": round(ms, 4), "tflops": round(flops / ms / 1e9, 2),
                      "gbps": round(nbytes / ms / 1e6, 1)})
+        if len(by_kernel) > 1:  # several dispatches (split-K, norms): each kernel's share
+            rows[-1]["byKernel"] = {label: round(t, 4) for label, t in by_kernel.items()}
     return rows
 
 
 async def _mean_gpu_ms(gpu, run, reps: int) -> float:
     """Mean GPU ms (timestamp queries) of `reps` back-to-back runs."""
-    before = sum(gpu.stats.gpu_ms.values())
+    return sum((await _mean_gpu_ms_by_kernel(gpu, run, reps)).values())
+
+
+async def _mean_gpu_ms_by_kernel(gpu, run, reps: int) -> dict:
+    """Mean GPU ms (timestamp queries) of `reps` back-to-back runs, by kernel label (file, entry, overrides)."""
+    before = dict(gpu.stats.gpu_ms)
     gpu.profile = True
     try:
         for _ in range(reps):
@@ -204,7 +217,8 @@ async def _mean_gpu_ms(gpu, run, reps: int) -> float:
         await gpu.sync()
     finally:
         gpu.profile = False
-    return (sum(gpu.stats.gpu_ms.values()) - before) / reps
+    return {label: (ms - before.get(label, 0.0)) / reps for label, ms in gpu.stats.gpu_ms.items()
+            if ms > before.get(label, 0.0)}
 
 
 def _by_kernel_file(gpu_ms: dict) -> dict:

@@ -7,7 +7,8 @@ TOY_CASES = [{"op": "conv3x3", "b": 1, "hw": 8, "cin": 16, "cout": 16},
              {"op": "conv3x3_winograd", "b": 1, "hw": 8, "cin": 16, "cout": 16},
              {"op": "linear", "m": 64, "k": 32, "n": 32},
              {"op": "attention", "b": 1, "tq": 64, "tk": 64, "heads": 2, "d": 40},
-             {"op": "groupnorm", "b": 1, "hw": 8, "c": 64}]
+             {"op": "groupnorm", "b": 1, "hw": 8, "c": 64},
+             {"op": "copy", "b": 1, "hw": 8, "c": 64}]
 
 
 def test_kernel_bench_sweeps(native_gpu, event_loop_runner, monkeypatch):
@@ -22,8 +23,13 @@ def test_kernel_bench_sweeps(native_gpu, event_loop_runner, monkeypatch):
         ("conv3x3_winograd", tensor_cores, None),
         ("linear", "default", None), ("linear", small, None), ("linear", tensor_cores, None),
         ("attention", None, "default"), ("attention", None, {"KEY_TILE": 32}),
-        ("attention", None, {"NO_SUCH_KNOB": 1}), ("groupnorm", "default", None)]
+        ("attention", None, {"NO_SUCH_KNOB": 1}), ("groupnorm", "default", None), ("copy", "default", None)]
     assert all(r["ms"] > 0 for r in rows if "error" not in r)
+    # Ops of several dispatches time each kernel: groupnorm's three passes add up to its row's time.
+    norm = rows[12]["byKernel"]
+    assert sorted(label.split("{")[0] for label in norm) == [
+        "groupnorm.wgsl:apply", "groupnorm.wgsl:group_stats", "groupnorm.wgsl:partial_moments"]
+    assert abs(sum(norm.values()) - rows[12]["ms"]) < 1e-3 and "byKernel" not in rows[13]
     assert [i for i, r in enumerate(rows) if "error" in r] == [2, 5, 8, 11]
     assert "chromium-experimental-subgroup-matrix" in rows[2]["error"] and "NO_SUCH_KNOB" in rows[11]["error"]
 
