@@ -204,10 +204,37 @@ def test_tensor_cores_ragged_with_bias_activation_and_residual(tensor_core_run, 
     assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"], "gelu"), "f16")
 
 
+@pytest.mark.parametrize("activation", ["none", "gelu"])
+def test_tensor_cores_store_whole_matrices_then_finish_the_tile(tensor_core_run, activation):
+    # 2 x 80 rows and N = 320: edges cut the 128 x 256 tiles but no 16 x 16 matrix, so the sums go straight to out
+    # and the tile is read back for the bias, the activation and the residual.
+    a = operands(35, (2, 80), 320, 72, np.float16)
+    got = run_op(tensor_core_run, "matmul", f"linear(gpu, x, w, out, bias=b, residual=r, activation={activation!r})",
+                 a)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"], activation), "f16")
+
+
+def test_tensor_cores_in_place_residual(tensor_core_run):
+    # Raw sums would overwrite out before the epilogue reads it: this GEMM takes the partial sums' path.
+    a = operands(36, (2, 64), 128, 96, np.float16)
+    del a["r"]
+    a["out"] = rng(37).standard_normal((2, 64, 128)).astype(np.float32)
+    got = run_op(tensor_core_run, "matmul", "linear(gpu, x, w, out, bias=b, residual=out, activation='silu')", a,
+                 poison=False)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"], residual=a["out"], activation="silu"), "f16")
+
+
 def test_tensor_cores_split_k_and_odd_k(tensor_core_run):
     # 60 rows, N = 130: 2 tiles, so K = 1001 (K % 4 != 0: element-wise loads) runs split.
     a = operands(32, (60,), 130, 1001, np.float16)
     got = run_op(tensor_core_run, "matmul", f"linear(gpu, x, w, out, bias=b, residual=r, tiles={TENSOR_CORES})", a)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"]), "f16")
+
+
+def test_tensor_cores_split_k_whole_matrices(tensor_core_run):
+    # 64 x 144 outputs in one default tile, K = 2048: split, each split's raw sums stored straight into its slice.
+    a = operands(38, (64,), 144, 2048, np.float16)
+    got = run_op(tensor_core_run, "matmul", "linear(gpu, x, w, out, bias=b, residual=r)", a)
     assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"]), "f16")
 
 

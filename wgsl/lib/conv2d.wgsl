@@ -60,8 +60,7 @@ fn gemm_main(wg: vec3u, lid: u32, sg: u32) {
   for (var j = 0u; j < X_LOADS; j++) {
     x_pixels[j] = out_pixel(m0 + quad_at(lid, j).x);
   }
-  var acc: array<vec4f, ACC>;
   let k = u.kh * u.kw * u.cin;
-  accumulate(&acc, lid, sg, k_range(wg, k, u.k_split), wg.x * TILE_N, u.cout, k, 0u);
-  store(&acc, lid, m0, pixels() - m0, wg.x * TILE_N, u.cout, wg.z, pixels());
+  compute_tile(lid, sg, k_range(wg, k, u.k_split), k, 0u,
+               OutTile(m0, pixels() - m0, wg.x * TILE_N, u.cout, wg.z, pixels()));
 }

@@ -1,7 +1,7 @@
 // GEMM core, f32 math: y[row, col] = act(sum_k X[row, k] W[col, k] + b[col]) + r[row, col], a tile per workgroup
 // (geometry, staging, epilogue and store in gemm_tile.wgsl; tiles and the K loop in gemm_vec4_tiles.wgsl). The
-// including kernel supplies x_quad (its own addressing of X through x_vec and x_one), calls accumulate and ends
-// with store. Bindings and their readers: gemm_f32_bindings.wgsl.
+// including kernel supplies x_quad (its own addressing of X through x_vec and x_one) and calls compute_tile.
+// Bindings and their readers: gemm_f32_bindings.wgsl.
 
 #include "lib/gemm_f32_bindings.wgsl"
 #include "lib/gemm_tile.wgsl"

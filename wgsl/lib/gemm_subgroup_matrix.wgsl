@@ -11,12 +11,16 @@
 //   with THREAD_M = THREAD_N = 8 in gemm_tile.wgsl's terms (WG = TILE_M * TILE_N / 64: 32 per subgroup).
 // K loop: gemm_tile.wgsl's loads, staged TILE_K at a time row by row as f16 (element (row, k) at row * STRIDE + k,
 //   a quad's 4 halves side by side; left matrices load row-major, right ones (W's rows are its columns)
-//   column-major); 8 multiply-accumulates per subgroup for each 16 of k. STRIDE is TILE_K plus PAD halves (80 bytes
-//   at TILE_K = 32), so the 8 16-byte rows a matrix load reads at once fall in distinct memory banks.
-// Store: the result matrices leave through one 16 x 16 f32 slot per subgroup in workgroup memory, one matrix index
-//   (i, j) a round. An invocation's outputs in gemm_tile.wgsl's layout (rows 4 tm + r + 32 g, as 4 x WG_M divides
-//   32) all sit at matrix ((tm % 8) / 4, (tn % 16) / 4) of 4 subgroups, so it takes them in that round, and
-//   gemm_tile.wgsl's store writes them.
+//   column-major); 8 multiply-accumulates per subgroup for each 16 of k. STRIDE is TILE_K plus PAD halves (48 bytes
+//   at TILE_K = 16), so the 8 16-byte rows a matrix load reads at once fall in distinct memory banks.
+// Store: where every result matrix of the tile lies wholly inside y or wholly outside it (y's rows and columns left
+//   from the tile are multiples of 16 or fill it), each subgroup stores its matrices straight into y (with SPLIT_K,
+//   into its slice); with a fused epilogue the workgroup then reads the tile back after a storage barrier and
+//   finishes it in place (write_output: bias, activation, residual tensor). So no workgroup memory holds results and
+//   the staging tiles alone set how many workgroups share an SM: on an H100 that made the GEMMs 1.2-1.6x faster
+//   (bench/RESULTS.md, session 6). The raw sums would overwrite an in-place residual (RESIDUAL = 2): ops/matmul.py
+//   sends those GEMMs through split K's partial sums instead. Where an edge cuts a matrix, the matrices pass one
+//   at a time through a 16 x 16 slot, subgroup by subgroup (slow, and only in such edge tiles).
 
 #include "lib/gemm_f32_bindings.wgsl"
 #include "lib/gemm_tile.wgsl"
@@ -35,7 +39,7 @@ override STRIDE: u32 = TILE_K + PAD;
 
 var<workgroup> x_tile: array<f16, TILE_M * STRIDE>;  // [row][k]
 var<workgroup> w_tile: array<f16, TILE_N * STRIDE>;  // [col][k]
-var<workgroup> out_slots: array<f32, WG / SUBGROUP * MATRIX * MATRIX>;  // a 16 x 16 row-major slot per subgroup
+var<workgroup> out_slot: array<f32, MATRIX * MATRIX>;  // one 16 x 16 row-major matrix, for edge tiles
 
 fn x_vec(i: u32) -> vec4<f16> {
   return vec4<f16>(load_x4(i));
@@ -68,29 +72,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   gemm_main(wg, lid, sg);
 }
 
-// Round i * 4 + j: copy this invocation's outputs out of the slots if they are matrix (i, j) of their subgroups.
-fn take_round(acc: ptr<function, array<vec4f, ACC>>, lid: u32, round: u32) {
-  let tm = lid / WG_N;
-  let tn = lid % WG_N;
-  if (((tm % 8u) / 4u) * 4u + (tn % 16u) / 4u != round) { return; }
-  for (var g = 0u; g < 2u; g++) {
-    for (var r = 0u; r < 4u; r++) {
-      let row = out_row(lid, g, r);
-      for (var h = 0u; h < 2u; h++) {
-        for (var c = 0u; c < 4u; c++) {
-          let col = out_col(lid, h, c);
-          let slot = (row / 32u) * SG_N + col / 64u;
-          (*acc)[(g * 4u + r) * MAX_VEC + h][c] = out_slots[slot * MATRIX * MATRIX + (row % 16u) * MATRIX + col % 16u];
-        }
-      }
-    }
-  }
-}
-
-// The K loop over `ks` = [begin, end) of rows of length k by subgroup sg, then the results into acc (gemm_tile.wgsl's
-// layout).
-fn accumulate(acc: ptr<function, array<vec4f, ACC>>, lid: u32, sg: u32, ks: vec2u, n0: u32, n: u32, k: u32,
-              w_rows: u32) {
+// The tile t: the K loop over `ks` = [begin, end) of rows of length k (W's rows from w_rows on) by subgroup sg, then
+// the store.
+fn compute_tile(lid: u32, sg: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
+  let n0 = t.col0;
+  let n = t.cols;
   let m_sub = (sg / SG_N) * 32u;
   let n_sub = (sg % SG_N) * 64u;
   // The 2 x 4 result matrices as plain variables, loads and multiplies written out: an array indexed in loops
@@ -122,11 +108,49 @@ fn accumulate(acc: ptr<function, array<vec4f, ACC>>, lid: u32, sg: u32, ks: vec2
     }
     workgroupBarrier();
   }
-  var sums = array<Result, 8>(c00, c01, c02, c03, c10, c11, c12, c13);  // (i, j) at i * 4 + j
-  for (var round = 0u; round < 8u; round++) {
-    subgroupMatrixStore<row_major>(&out_slots, sg * MATRIX * MATRIX, sums[round], MATRIX);
-    workgroupBarrier();
-    take_round(acc, lid, round);
-    workgroupBarrier();
+  let cols_left = t.cols - t.col0;
+  let slice = slice_of(t);
+  if ((t.rows < TILE_M && t.rows % MATRIX != 0u) || (cols_left < TILE_N && cols_left % MATRIX != 0u)) {
+    var sums = array<Result, 8>(c00, c01, c02, c03, c10, c11, c12, c13);  // (i, j) at i * 4 + j
+    for (var s = 0u; s < WG / SUBGROUP; s++) {
+      for (var q = 0u; q < 8u; q++) {
+        if (sg == s) { subgroupMatrixStore<row_major>(&out_slot, 0u, sums[q], MATRIX); }
+        workgroupBarrier();
+        for (var e = lid; e < MATRIX * MATRIX; e += WG) {  // a 64 x 128 tile has only 128 invocations
+          let i = (s / SG_N) * 32u + (q / 4u) * MATRIX + e / MATRIX;
+          let j = (s % SG_N) * 64u + (q % 4u) * MATRIX + e % MATRIX;
+          if (i < t.rows && j < cols_left) {
+            write_output((t.row0 + i) * t.cols + t.col0 + j, t.col0 + j, out_slot[e], slice);
+          }
+        }
+        workgroupBarrier();
+      }
+    }
+    return;
+  }
+  // Matrix (i, j) of this subgroup is inside y where its first row and column are.
+  let at = slice + (t.row0 + m_sub) * t.cols + t.col0 + n_sub;
+  let below = at + MATRIX * t.cols;
+  if (m_sub < t.rows) {
+    if (n_sub < cols_left) { subgroupMatrixStore<row_major>(&y, at, c00, t.cols); }
+    if (n_sub + MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, at + MATRIX, c01, t.cols); }
+    if (n_sub + 2u * MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, at + 2u * MATRIX, c02, t.cols); }
+    if (n_sub + 3u * MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, at + 3u * MATRIX, c03, t.cols); }
+  }
+  if (m_sub + MATRIX < t.rows) {
+    if (n_sub < cols_left) { subgroupMatrixStore<row_major>(&y, below, c10, t.cols); }
+    if (n_sub + MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, below + MATRIX, c11, t.cols); }
+    if (n_sub + 2u * MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, below + 2u * MATRIX, c12, t.cols); }
+    if (n_sub + 3u * MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, below + 3u * MATRIX, c13, t.cols); }
+  }
+  if (SPLIT_K || (!HAS_BIAS && ACTIVATION == ACT_NONE && RESIDUAL == 0u)) { return; }
+  storageBarrier();
+  for (var e = lid; e < TILE_M * TILE_N; e += WG) {
+    let i = e / TILE_N;
+    let j = e % TILE_N;
+    if (i < t.rows && j < cols_left) {
+      let o = (t.row0 + i) * t.cols + t.col0 + j;
+      write_output(o, t.col0 + j, y[o], 0u);
+    }
   }
 }

@@ -2,9 +2,9 @@
 // staging loads, the fused epilogue and the store. A core declares alias Math (the dtype X and W are read and staged
 // in) and alias Out (y's element type), the bindings x, residual and y, bias_at(col) -> f32, x_vec(i) and w_vec(i)
 // (elements i .. i+3, i a multiple of 4, as vec4<Math>), x_one(i) and w_one(i) (element i), stage_x(row, k, v) and
-// stage_w(col, k, v) (into its workgroup tiles), accumulate (the K loop) and the entry point, which calls the
-// kernel's gemm_main. The kernel declares x_quad(slot, k): X elements k .. k+3 of the tile row staged in load slot
-// `slot` (zero past the edges).
+// stage_w(col, k, v) (into its workgroup tiles), compute_tile (the K loop and the store) and the entry point, which
+// calls the kernel's gemm_main. The kernel declares x_quad(slot, k): X elements k .. k+3 of the tile row staged in
+// load slot `slot` (zero past the edges).
 // ACTIVATION: a code of activation.wgsl, applied before the residual; HAS_BIAS, RESIDUAL: residual.wgsl.
 // A workgroup computes a TILE_M x TILE_N block of outputs with (TILE_M / THREAD_M) x (TILE_N / THREAD_N) invocations,
 // each THREAD_M x THREAD_N outputs (4 or 8 each way) held in registers as vec4 rows when stored. A thread's rows
@@ -41,6 +41,10 @@ const MAX_VEC: u32 = 2u;  // THREAD_M / 4 and THREAD_N / 4 are at most 2
 const ACC: u32 = 4u * MAX_VEC * MAX_VEC;
 const MAX_LOADS: u32 = 4u;  // X_LOADS and W_LOADS are at most 4
 const MAX_GROUPS: u32 = 65535u;  // workgroups per dimension; rows of tiles wrap from y into z
+
+// Where a workgroup's tile goes: output rows row0 .. row0 + rows (rows: those left from row0, possibly more than
+// TILE_M), columns col0 .. of cols, of an output of total_rows x cols; with SPLIT_K into slice `split` of y.
+struct OutTile { row0: u32, rows: u32, col0: u32, cols: u32, split: u32, total_rows: u32 }
 
 // One K step's quads of this invocation, between their loads and their stores into the tiles.
 struct Staged { x: array<vec4<Math>, MAX_LOADS>, w: array<vec4<Math>, MAX_LOADS> }
@@ -126,19 +130,23 @@ fn write_output(o: u32, n: u32, sum: f32, slice: u32) {
   y[o] = Out(v);
 }
 
+// The first element of slice t.split of y (slices of total_rows x cols): 0 unless SPLIT_K.
+fn slice_of(t: OutTile) -> u32 {
+  return select(0u, t.split * t.total_rows * t.cols, SPLIT_K);
+}
+
 // Write the tile: y[(row0 + i) * cols + col0 + j] = act(acc + b) + r for tile rows i < rows, columns col0 + j < cols;
-// with SPLIT_K, acc alone into slice `split` of y (slices of total_rows x cols).
-fn store(acc: ptr<function, array<vec4f, ACC>>, lid: u32, row0: u32, rows: u32, col0: u32, cols: u32, split: u32,
-         total_rows: u32) {
+// with SPLIT_K, acc alone into slice t.split of y.
+fn store(acc: ptr<function, array<vec4f, ACC>>, lid: u32, t: OutTile) {
   for (var g = 0u; g < M_VEC; g++) {
     for (var r = 0u; r < 4u; r++) {
       let i = out_row(lid, g, r);
-      if (i >= rows) { continue; }
+      if (i >= t.rows) { continue; }
       for (var h = 0u; h < N_VEC; h++) {
         for (var c = 0u; c < 4u; c++) {
-          let n = col0 + out_col(lid, h, c);
-          if (n >= cols) { continue; }
-          write_output((row0 + i) * cols + n, n, (*acc)[(g * 4u + r) * MAX_VEC + h][c], split * total_rows * cols);
+          let n = t.col0 + out_col(lid, h, c);
+          if (n >= t.cols) { continue; }
+          write_output((t.row0 + i) * t.cols + n, n, (*acc)[(g * 4u + r) * MAX_VEC + h][c], slice_of(t));
         }
       }
     }

@@ -22,16 +22,20 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   gemm_main(wg, lid, 0u);
 }
 
-// The K loop over `ks` = [begin, end) of rows of length k: tiles of TILE_K staged through workgroup memory, the next
-// step's loads in flight during each multiply. Work is split by invocation: the subgroup (sg) is not used.
-fn accumulate(acc: ptr<function, array<vec4f, ACC>>, lid: u32, sg: u32, ks: vec2u, n0: u32, n: u32, k: u32,
-              w_rows: u32) {
+// The tile t: the K loop over `ks` = [begin, end) of rows of length k (W's rows from w_rows on), tiles of TILE_K
+// staged through workgroup memory, the next step's loads in flight during each multiply; then the store. Work is
+// split by invocation: the subgroup (sg) is not used.
+fn compute_tile(lid: u32, sg: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
+  var acc: array<vec4f, ACC>;
+  let n0 = t.col0;
+  let n = t.cols;
   var next = load_step(lid, ks.x, ks.y, n0, n, k, w_rows);
   for (var k0 = ks.x; k0 < ks.y; k0 += TILE_K) {
     store_step(lid, next);
     workgroupBarrier();
     if (k0 + TILE_K < ks.y) { next = load_step(lid, k0 + TILE_K, ks.y, n0, n, k, w_rows); }
-    multiply_tiles(acc, lid);
+    multiply_tiles(&acc, lid);
     workgroupBarrier();
   }
+  store(&acc, lid, t);
 }

@@ -32,7 +32,6 @@ fn gemm_main(wg: vec3u, lid: u32, sg: u32) {
     let m = m0 + quad_at(lid, j).x;
     x_rows[j] = select(NO_ROW, (batch * u.m + m) * u.k, m < u.m);
   }
-  var acc: array<vec4f, ACC>;
-  accumulate(&acc, lid, sg, k_range(wg, u.k, u.k_split), wg.x * TILE_N, u.n, u.k, batch * u.w_batch_stride);
-  store(&acc, lid, batch * u.m + m0, u.m - m0, wg.x * TILE_N, u.n, wg.z, u.batch * u.m);
+  compute_tile(lid, sg, k_range(wg, u.k, u.k_split), u.k, batch * u.w_batch_stride,
+               OutTile(batch * u.m + m0, u.m - m0, wg.x * TILE_N, u.n, wg.z, u.batch * u.m));
 }

@@ -46,6 +46,8 @@ SUBGROUP_MATRIX_TILE = (64, 128)
 SUBGROUP_MATRIX_THREAD = 8
 SUBGROUP_MATRIX_LANES = 32
 SUBGROUP_MATRIX_PAD = 8  # halves after each staged row of k (the kernel's PAD)
+# They store 16 x 16 f32 result matrices straight into y, so WebGPU wants y bound at least this large.
+SUBGROUP_MATRIX_BYTES = 16 * 16 * 4
 
 
 @dataclass(frozen=True)
@@ -102,11 +104,10 @@ class GemmTiles:
         return (self.tile_m // self.thread_m) * (self.tile_n // self.thread_n)
 
     def workgroup_bytes(self, element_bytes: int) -> int:
-        """Staged tiles of this element size, and with tensor cores the f32 result slots (16 x 16 per subgroup)."""
+        """Staged tiles of this element size, and with tensor cores the f32 slot of one 16 x 16 result matrix."""
         if not self.tensor_cores:
             return self.tile_k * (self.tile_m + self.tile_n) * element_bytes
-        slots = self.invocations // SUBGROUP_MATRIX_LANES * 16 * 16 * 4
-        return (self.tile_k + SUBGROUP_MATRIX_PAD) * (self.tile_m + self.tile_n) * element_bytes + slots
+        return (self.tile_k + SUBGROUP_MATRIX_PAD) * (self.tile_m + self.tile_n) * element_bytes + 16 * 16 * 4
 
     def overrides(self, gpu, label: str, element_bytes: int) -> dict:
         """The kernels' override constants, after checking the device can run this tile."""
@@ -125,9 +126,10 @@ DEFAULT_TILES = GemmTiles()
 # Outputs N % 128 == 0 wide take 64 x 128 tiles (4 x 8 per thread): on an H100 they ran 5-20% faster than 64 x 64
 # at every such SD 1.5 shape (bench/RESULTS.md), and slower where N = 320 leaves a third of a 128 tile idle.
 WIDE_TILES = GemmTiles(64, 128, 16, 4, 8)
-# 16 subgroups of 32 x 64 outputs: on an H100 the best or within 5% of it at every UNet shape (bench/RESULTS.md,
-# session 3), against 64 x 128 and 128 x 128 (too few subgroups to hide the staging) and 64 x 256.
-TENSOR_CORE_TILES = GemmTiles(128, 256, 32, 8, 8, tensor_cores=True)
+# 16 subgroups of 32 x 64 outputs, 16 of k a step: 19 KiB of workgroup memory, so two workgroups share an H100 SM;
+# 1.2-1.6x faster there than 32 of k (30 KiB, one an SM) and than 64 x 128, 64 x 256 or 128 x 128 tiles at the UNet's
+# GEMMs (bench/RESULTS.md, sessions 3 and 6).
+TENSOR_CORE_TILES = GemmTiles(128, 256, 16, 8, 8, tensor_cores=True)
 
 
 def default_tiles(gpu, n: int, math: str) -> GemmTiles:
@@ -209,13 +211,17 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
     cols = out.numel // rows
     wave = 0 if tiles.tensor_cores else kernel_rule(gpu, "gemm_wave")
     split = k_split(tiles, tile_grid[0] * tile_grid[1], k, math, wave, out.numel)
-    if split >= k:
+    # Tensor-core tiles store their raw sums into out before the epilogue: an in-place residual takes the partial
+    # sums' path (one split) so that it is read before it is overwritten, and so does an out smaller than a result
+    # matrix (its partial sums get at least that much).
+    if split >= k and not (tiles.tensor_cores and (residual is out or out.nbytes < SUBGROUP_MATRIX_BYTES)):
         overrides, bias_residual = epilogue(x, bias, residual, out)
         kernel = await gemm_kernel(gpu, name, math, weight.dtype, tiles, {**overrides, **fused})
         gpu.dispatch(kernel, [x, weight, *bias_residual, out], tile_groups(*tile_grid, label), uniform(k))
         return
     splits = -(-k // split)
-    partials = gpu.tensor((splits, rows, cols), "f32", f"{out.label}.partials")
+    least = SUBGROUP_MATRIX_BYTES // DTYPE_BYTES["f32"] if tiles.tensor_cores else 0
+    partials = gpu.tensor((max(splits * rows * cols, least),), "f32", f"{out.label}.partials")
     require_whole_bindings(gpu, label, partials=partials)
     kernel = await gemm_kernel(gpu, name, math, weight.dtype, tiles, {**fused, "ACTIVATION": 0, "SPLIT_K": True})
     gpu.dispatch(kernel, [x, weight, x, x, partials], (*tile_grid, splits), uniform(split))
