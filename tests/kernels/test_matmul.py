@@ -90,6 +90,15 @@ def test_split_k_fills_whole_waves():
     assert splits(320, 11520, 2048 * 1280) * 2048 * 1280 * 4 <= SPLIT_PARTIALS_BYTES
 
 
+def test_tensor_core_split_k_fills_whole_waves():
+    from doppler.ops.matmul import TENSOR_CORE_TILES, k_split
+
+    # 80 tiles of 128 x 256 over K = 23040: about SPLIT_K_INVOCATIONS would take 4 splits, 320 workgroups, two waves
+    # of the 264 an H100 runs; 3 make 240, one wave.
+    assert -(-23040 // k_split(TENSOR_CORE_TILES, 80, 23040, "f32")) == 4
+    assert -(-23040 // k_split(TENSOR_CORE_TILES, 80, 23040, "f32", 264, 1024 * 1280)) == 3
+
+
 @pytest.mark.parametrize("stored", ["f32", "f16"])
 def test_split_k_with_bias_activation_and_residual(gpu_run, stored):
     # 2 x 30 rows, N = 70: 2 tiles, so K = 1001 (ragged: K % 4 != 0 loads element-wise) runs in 8 splits of 128.

@@ -33,10 +33,11 @@ MAX_LOADS = 4  # quads of x (and of W) per invocation per K step, at most (the k
 # tiles (256): on an H100 their partial sums cost 28 of 85 ms of a UNet step split to 512 workgroups.
 SPLIT_K_INVOCATIONS = 512 * 256
 MIN_SPLIT_STEPS = 8  # TILE_K steps per split, at least: fewer and the partial sums cost more than they save
-# Where the rule `gemm_wave` names how many scalar-tile workgroups the device runs at once (an H100 in Chromium: 3 an
-# SM, 396; bench/RESULTS.md, session 5), the splits fill whole waves: the fewest waves times the K steps each
-# workgroup takes, each split costing SPLIT_COST more (its partial sums pass through memory), with the partial sums
-# at most SPLIT_PARTIALS_BYTES. Without it, about SPLIT_K_INVOCATIONS invocations (a partly filled last wave).
+# Where the rule `gemm_wave` (`gemm_wave_tensor_cores`) names how many scalar-tile (tensor-core) workgroups the device
+# runs at once (an H100 in Chromium: 3 an SM, 396; 2 an SM, 264; bench/RESULTS.md, sessions 5 and 6), the splits
+# fill whole waves: the fewest waves times the K steps each workgroup takes, each split costing SPLIT_COST more (its
+# partial sums pass through memory), with the partial sums at most SPLIT_PARTIALS_BYTES. Without it, about
+# SPLIT_K_INVOCATIONS invocations (a partly filled last wave).
 SPLIT_COST = 0.01
 SPLIT_PARTIALS_BYTES = 64 << 20
 REDUCE_WORKGROUP = 256
@@ -209,7 +210,7 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
     and finishes. fused: the ACTIVATION and VEC_K overrides; uniform(k_split): the kernel's uniform bytes."""
     math = x.dtype
     cols = out.numel // rows
-    wave = 0 if tiles.tensor_cores else kernel_rule(gpu, "gemm_wave")
+    wave = kernel_rule(gpu, "gemm_wave_tensor_cores" if tiles.tensor_cores else "gemm_wave")
     split = k_split(tiles, tile_grid[0] * tile_grid[1], k, math, wave, out.numel)
     # Tensor-core tiles store their raw sums into out before the epilogue: an in-place residual takes the partial
     # sums' path (one split) so that it is read before it is overwritten, and so does an out smaller than a result
