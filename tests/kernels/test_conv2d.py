@@ -123,6 +123,13 @@ def test_tensor_cores(tensor_core_run):
          "f16", bias=a["b"], padding=1, upsample_to=(8, 10))
 
 
+def test_tensor_cores_default_tiles_whole_matrices(tensor_core_run):
+    # 2 x 16x20 pixels (640 rows, two 256-row tiles) -> Cout 96: edges cut no 16 x 16 matrix, so the sums go straight
+    # to out and the tile is read back for the bias and the residual.
+    a = operands(42, (2, 16, 20, 8), 96, 3, (16, 20), np.float16)  # K = 72: too short to split
+    conv(tensor_core_run, a, ", bias=b, residual=r, padding=1", "f16", bias=a["b"], residual=a["r"], padding=1)
+
+
 def test_row_tiles_wrap_past_65535_workgroups(native_run):
     # 1025 x 1024 pixels in tiles of 16: 65600 row tiles, wrapped into z.
     a = operands(11, (1, 1025, 1024, 1), 2, 1, (1025, 1024))

@@ -255,6 +255,9 @@ def test_tensor_cores_by_default_and_batched(tensor_core_run):
     got = run_op(tensor_core_run, "matmul", "batched_matmul(gpu, a, b, out)", arrays)
     assert_close(got, ref.batched_matmul(arrays["a"], arrays["b"]), "f16")
     assert tensor_core_run("from doppler.ops import matmul\nmatmul.default_tiles(gpu, 320, 'f32').tensor_cores")
+    # Implicit-GEMM convs take taller tiles where Cout is no multiple of 256.
+    assert tensor_core_run("from doppler.ops import matmul\n"
+                           "[matmul.default_tiles(gpu, n, 'f32', conv=True).tile_m for n in (320, 512)]") == [256, 128]
 
 
 def test_tensor_core_tiles_are_refused_where_the_device_has_none(native_gpu, native_run):

@@ -127,7 +127,7 @@ async def conv2d(gpu, x, weight, out, bias=None, residual=None, stride: int = 1,
     check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": weight, "bias": bias})
     require_whole_bindings(gpu, label, x=x, weight=weight, bias=bias, residual=residual, out=out)
     cout, pixels = weight.shape[0], b * oh * ow
-    tiles = tiles or default_tiles(gpu, cout, x.dtype)
+    tiles = tiles or default_tiles(gpu, cout, x.dtype, conv=True)
     await run_gemm(gpu, "conv2d", label, x, weight, out, bias, residual, {"ACTIVATION": 0, "VEC_K": cin % QUAD == 0},
                    tiles, (-(-cout // tiles.tile_n), -(-pixels // tiles.tile_m)), pixels, kh * kw * cin,
                    lambda split: pack(Conv2d(b, h, w, cin, *src_hw, oh, ow, cout, kh, kw, stride, padding, split)))

@@ -131,13 +131,17 @@ WIDE_TILES = GemmTiles(64, 128, 16, 4, 8)
 # 1.2-1.6x faster there than 32 of k (30 KiB, one an SM) and than 64 x 128, 64 x 256 or 128 x 128 tiles at the UNet's
 # GEMMs (bench/RESULTS.md, sessions 3 and 6).
 TENSOR_CORE_TILES = GemmTiles(128, 256, 16, 8, 8, tensor_cores=True)
+# Implicit-GEMM convs whose Cout is no multiple of 256 take 256 x 128: on an H100 1.3-1.6x faster at 320 and 640
+# channels and at the VAE's 128 (a tie at 256), where linear layers and Winograd's GEMMs lose 20-75% with them
+# (bench/RESULTS.md, session 6). Same invocations and workgroup memory, so the same waves.
+TENSOR_CORE_CONV_TILES = GemmTiles(256, 128, 16, 8, 8, tensor_cores=True)
 
 
-def default_tiles(gpu, n: int, math: str) -> GemmTiles:
-    """The tiles for an output n wide in this math dtype: tensor cores under f32 activations where the rules give
-    them, else by width."""
+def default_tiles(gpu, n: int, math: str, conv: bool = False) -> GemmTiles:
+    """The tiles for an output n wide in this math dtype (conv: of an implicit-GEMM convolution): tensor cores under
+    f32 activations where the rules give them, else by width."""
     if math == "f32" and kernel_rule(gpu, "tensor_cores"):
-        return TENSOR_CORE_TILES
+        return TENSOR_CORE_CONV_TILES if conv and n % TENSOR_CORE_TILES.tile_n else TENSOR_CORE_TILES
     return WIDE_TILES if n % WIDE_TILES.tile_n == 0 else DEFAULT_TILES
 
 
