@@ -16,7 +16,8 @@ def test_kernel_bench_sweeps(native_gpu, event_loop_runner, monkeypatch):
     tensor_cores = [64, 128, 16, 8, 8, True]  # refused on lavapipe: a row with the error
     rows = event_loop_runner(bench.kernels(native_gpu, reps=1, gemm_tiles=[[32, 64, 16, 4, 4], tensor_cores],
                                            attention_overrides=[{"KEY_TILE": 32}, {"NO_SUCH_KNOB": 1}]))
-    small = [32, 64, 16, 4, 4, False]
+    small = [32, 64, 16, 4, 4, False, 8]  # rows name every field of the tiles, defaults too
+    tensor_cores = tensor_cores + [8]
     assert [(r["op"], r.get("tiles"), r.get("overrides")) for r in rows] == [
         ("conv3x3", "default", None), ("conv3x3", small, None), ("conv3x3", tensor_cores, None),
         ("conv3x3_winograd", "default", None), ("conv3x3_winograd", small, None),

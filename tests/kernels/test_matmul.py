@@ -280,3 +280,12 @@ def test_tensor_core_tiles_are_checked(tiles, message):
 
     with pytest.raises(GpuError, match=message):
         GemmTiles(*tiles, tensor_cores=True)
+
+
+def test_tensor_core_pad_keeps_rows_whole():
+    from doppler.errors import GpuError
+    from doppler.ops.matmul import GemmTiles
+
+    assert GemmTiles(128, 256, 16, 8, 8, True, 24).workgroup_bytes(2) == 40 * 384 * 2 + 1024
+    with pytest.raises(GpuError, match="pad is a multiple of 8 halves"):
+        GemmTiles(128, 256, 16, 8, 8, True, 4)

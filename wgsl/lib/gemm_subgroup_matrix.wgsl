@@ -11,8 +11,12 @@
 //   with THREAD_M = THREAD_N = 8 in gemm_tile.wgsl's terms (WG = TILE_M * TILE_N / 64: 32 per subgroup).
 // K loop: gemm_tile.wgsl's loads, staged TILE_K at a time row by row as f16 (element (row, k) at row * STRIDE + k,
 //   a quad's 4 halves side by side; left matrices load row-major, right ones (W's rows are its columns)
-//   column-major); 8 multiply-accumulates per subgroup for each 16 of k. STRIDE is TILE_K plus PAD halves (48 bytes
-//   at TILE_K = 16), so the 8 16-byte rows a matrix load reads at once fall in distinct memory banks.
+//   column-major); 8 multiply-accumulates per subgroup for each 16 of k. STRIDE is TILE_K plus PAD halves, a
+//   multiple of 8 whose 16-byte rows fall in distinct memory banks. The matrix loads from workgroup memory bound
+//   the K loop on an H100 (8 more multiply-accumulates a step cost 12% more, dropping the staging 40% less), and
+//   they run faster at 80-byte rows than at 48 (PAD 24 against 8 at TILE_K = 16): 20-30% on split-K GEMMs, which
+//   take it, though 31 KiB then leave one workgroup an SM; the others keep 19 KiB and two (bench/RESULTS.md,
+//   session 6).
 // Store: where every result matrix of the tile lies wholly inside y or wholly outside it (y's rows and columns left
 //   from the tile are multiples of 16 or fill it), each subgroup stores its matrices straight into y (with SPLIT_K,
 //   into its slice); with a fused epilogue the workgroup then reads the tile back after a storage barrier and
@@ -33,7 +37,7 @@ alias Result = subgroup_matrix_result<f32, 16, 16>;
 
 const SUBGROUP: u32 = 32u;
 const MATRIX: u32 = 16u;  // rows = columns = depth of one multiply-accumulate
-const PAD: u32 = 8u;  // halves after each staged row of k
+override PAD: u32 = 8u;  // halves after each staged row of k
 override SG_N: u32 = TILE_N / 64u;
 override STRIDE: u32 = TILE_K + PAD;
 

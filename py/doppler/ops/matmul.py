@@ -10,6 +10,7 @@ where the rule `tensor_cores` is true).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from math import prod
 from typing import ClassVar
@@ -46,7 +47,10 @@ REDUCE_WORKGROUP = 256
 SUBGROUP_MATRIX_TILE = (64, 128)
 SUBGROUP_MATRIX_THREAD = 8
 SUBGROUP_MATRIX_LANES = 32
-SUBGROUP_MATRIX_PAD = 8  # halves after each staged row of k (the kernel's PAD)
+SUBGROUP_MATRIX_PAD = 8  # halves after each staged row of k (the kernel's PAD): 19 KiB at 128 x 256 x 16
+# Split-K dispatches stage rows of 80 bytes: their GEMMs ran 20-30% faster so on an H100 (the matrix loads from
+# workgroup memory bound the K loop), though 31 KiB leave one workgroup an SM (bench/RESULTS.md, session 6).
+SPLIT_K_PAD = 24
 # They store 16 x 16 f32 result matrices straight into y, so WebGPU wants y bound at least this large.
 SUBGROUP_MATRIX_BYTES = 16 * 16 * 4
 
@@ -81,12 +85,15 @@ class GemmTiles:
     thread_m: int = 4
     thread_n: int = 4
     tensor_cores: bool = False  # f16 x f16 -> f32 subgroup matrices (f32 activations only)
+    pad: int = SUBGROUP_MATRIX_PAD  # tensor cores: halves after each staged row of k, a multiple of 8
 
     def __post_init__(self):
         if self.tensor_cores and (self.tile_m % SUBGROUP_MATRIX_TILE[0] or self.tile_n % SUBGROUP_MATRIX_TILE[1]
                                   or self.tile_k % 16 or {self.thread_m, self.thread_n} != {SUBGROUP_MATRIX_THREAD}):
             raise GpuError(f"{self}: tensor-core tiles are multiples of {SUBGROUP_MATRIX_TILE[0]} x "
                            f"{SUBGROUP_MATRIX_TILE[1]} x 16 with thread_m = thread_n = {SUBGROUP_MATRIX_THREAD}")
+        if self.pad < 0 or self.pad % 8:
+            raise GpuError(f"{self}: pad is a multiple of 8 halves (staged rows of whole 16 bytes)")
         if self.thread_m not in THREAD_TILES or self.thread_n not in THREAD_TILES:
             raise GpuError(f"{self}: thread_m and thread_n must be one of {THREAD_TILES}")
         if self.tile_m % self.thread_m or self.tile_n % self.thread_n:
@@ -108,7 +115,7 @@ class GemmTiles:
         """Staged tiles of this element size, and with tensor cores the f32 slot of one 16 x 16 result matrix."""
         if not self.tensor_cores:
             return self.tile_k * (self.tile_m + self.tile_n) * element_bytes
-        return (self.tile_k + SUBGROUP_MATRIX_PAD) * (self.tile_m + self.tile_n) * element_bytes + 16 * 16 * 4
+        return (self.tile_k + self.pad) * (self.tile_m + self.tile_n) * element_bytes + 16 * 16 * 4
 
     def overrides(self, gpu, label: str, element_bytes: int) -> dict:
         """The kernels' override constants, after checking the device can run this tile."""
@@ -119,8 +126,9 @@ class GemmTiles:
                 f"{label}: {self} needs {self.invocations} invocations and {self.workgroup_bytes(element_bytes)} "
                 f"bytes of workgroup memory; this GPU allows {max_invocations} and {max_bytes}: pick smaller tiles"
             )
-        return {"TILE_M": self.tile_m, "TILE_N": self.tile_n, "TILE_K": self.tile_k,
-                "THREAD_M": self.thread_m, "THREAD_N": self.thread_n}
+        knobs = {"TILE_M": self.tile_m, "TILE_N": self.tile_n, "TILE_K": self.tile_k,
+                 "THREAD_M": self.thread_m, "THREAD_N": self.thread_n}
+        return {**knobs, "PAD": self.pad} if self.tensor_cores else knobs
 
 
 DEFAULT_TILES = GemmTiles()
@@ -225,6 +233,8 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
         gpu.dispatch(kernel, [x, weight, *bias_residual, out], tile_groups(*tile_grid, label), uniform(k))
         return
     splits = -(-k // split)
+    if tiles.tensor_cores:
+        tiles = dataclasses.replace(tiles, pad=SPLIT_K_PAD)
     least = SUBGROUP_MATRIX_BYTES // DTYPE_BYTES["f32"] if tiles.tensor_cores else 0
     partials = gpu.tensor((max(splits * rows * cols, least),), "f32", f"{out.label}.partials")
     require_whole_bindings(gpu, label, partials=partials)
