@@ -282,6 +282,19 @@ def test_tensor_core_tiles_are_checked(tiles, message):
         GemmTiles(*tiles, tensor_cores=True)
 
 
+def test_split_k_tiles_pad_where_workgroup_memory_allows():
+    from types import SimpleNamespace
+
+    from doppler.ops.matmul import DEFAULT_TILES, SPLIT_K_PAD, TENSOR_CORE_TILES, split_k_tiles
+
+    def gpu(limit):
+        return SimpleNamespace(caps=SimpleNamespace(limits={"maxComputeWorkgroupStorageSize": limit}))
+
+    assert split_k_tiles(gpu(48 << 10), TENSOR_CORE_TILES).pad == SPLIT_K_PAD  # 31 KiB fit
+    assert split_k_tiles(gpu(24 << 10), TENSOR_CORE_TILES) == TENSOR_CORE_TILES  # 19 KiB do, 31 would not
+    assert split_k_tiles(gpu(48 << 10), DEFAULT_TILES) == DEFAULT_TILES  # scalar tiles stage no padding
+
+
 def test_tensor_core_pad_keeps_rows_whole():
     from doppler.errors import GpuError
     from doppler.ops.matmul import GemmTiles

@@ -215,6 +215,15 @@ def k_split(tiles: GemmTiles, tile_count: int, k: int, math: str, wave: int = 0,
     return -(-steps // splits) * tiles.tile_k
 
 
+def split_k_tiles(gpu, tiles: GemmTiles) -> GemmTiles:
+    """The tiles of a split-K dispatch: tensor-core tiles take SPLIT_K_PAD where the GPU's workgroup memory holds it."""
+    if not tiles.tensor_cores:
+        return tiles
+    padded = dataclasses.replace(tiles, pad=SPLIT_K_PAD)
+    fits = padded.workgroup_bytes(DTYPE_BYTES["f16"]) <= gpu.caps.limits["maxComputeWorkgroupStorageSize"]
+    return padded if fits else tiles
+
+
 async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, fused: dict, tiles: GemmTiles,
                    tile_grid: tuple[int, int], rows: int, k: int, uniform) -> None:
     """Dispatch GEMM kernel `name` (matmul, conv2d) over tile_grid = (column tiles, row tiles) of out (rows x cols):
@@ -233,8 +242,7 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
         gpu.dispatch(kernel, [x, weight, *bias_residual, out], tile_groups(*tile_grid, label), uniform(k))
         return
     splits = -(-k // split)
-    if tiles.tensor_cores:
-        tiles = dataclasses.replace(tiles, pad=SPLIT_K_PAD)
+    tiles = split_k_tiles(gpu, tiles)
     least = SUBGROUP_MATRIX_BYTES // DTYPE_BYTES["f32"] if tiles.tensor_cores else 0
     partials = gpu.tensor((max(splits * rows * cols, least),), "f32", f"{out.label}.partials")
     require_whole_bindings(gpu, label, partials=partials)
