@@ -12,11 +12,11 @@
 // K loop: gemm_tile.wgsl's loads, staged TILE_K at a time row by row as f16 (element (row, k) at row * STRIDE + k,
 //   a quad's 4 halves side by side; left matrices load row-major, right ones (W's rows are its columns)
 //   column-major); 8 multiply-accumulates per subgroup for each 16 of k. STRIDE is TILE_K plus PAD halves, a
-//   multiple of 8 whose 16-byte rows fall in distinct memory banks. The matrix loads from workgroup memory bound
-//   the K loop on an H100 (8 more multiply-accumulates a step cost 12% more, dropping the staging 40% less), and
-//   they run faster at 80-byte rows than at 48 (PAD 24 against 8 at TILE_K = 16): 20-30% on split-K GEMMs, which
-//   take it, though 31 KiB then leave one workgroup an SM; the others keep 19 KiB and two (bench/RESULTS.md,
-//   session 6).
+//   multiple of 8 whose 16-byte rows fall in distinct memory banks. On an H100 the K loop is most likely bound by
+//   the matrix loads from workgroup memory (twice the multiply-accumulates a step took 12% more time, no staging 40%
+//   less, and the row stride alone moves it 1.6x), which run faster at 80-byte rows than at 48 (PAD 24 against 8 at
+//   TILE_K = 16): 20-30% on split-K GEMMs, which take it, though 31 KiB then leave one workgroup an SM; the others
+//   keep 19 KiB and two (bench/RESULTS.md, session 6).
 // Store: where every result matrix of the tile lies wholly inside y or wholly outside it (y's rows and columns left
 //   from the tile are multiples of 16 or fill it), each subgroup stores its matrices straight into y (with SPLIT_K,
 //   into its slice); with a fused epilogue the workgroup then reads the tile back after a storage barrier and
