@@ -99,6 +99,16 @@ def test_tensor_core_split_k_fills_whole_waves():
     assert -(-23040 // k_split(TENSOR_CORE_TILES, 80, 23040, "f32", 264, 1024 * 1280)) == 3
 
 
+def test_split_k_accumulates_in_place_four_columns_at_a_time(gpu_run):
+    # N = 72 (a multiple of 4): the splits' sums are added up four columns at a time, here onto out's prior contents.
+    a = operands(22, (2, 30), 72, 1001)
+    del a["r"]
+    a["out"] = rng(23).standard_normal((2, 30, 72)).astype(np.float32)
+    got = run_op(gpu_run, "matmul", "linear(gpu, x, w, out, bias=b, residual=out, activation='gelu')", a,
+                 poison=False)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"], residual=a["out"], activation="gelu"), "f32")
+
+
 @pytest.mark.parametrize("stored", ["f32", "f16"])
 def test_split_k_with_bias_activation_and_residual(gpu_run, stored):
     # 2 x 30 rows, N = 70: 2 tiles, so K = 1001 (ragged: K % 4 != 0 loads element-wise) runs in 8 splits of 128.

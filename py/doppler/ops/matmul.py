@@ -249,9 +249,12 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
     kernel = await gemm_kernel(gpu, name, math, weight.dtype, tiles, {**fused, "ACTIVATION": 0, "SPLIT_K": True})
     gpu.dispatch(kernel, [x, weight, x, x, partials], (*tile_grid, splits), uniform(split))
     overrides, bias_residual = epilogue(partials, bias, residual, out)
-    reduce = await gpu.kernel("gemm_reduce", "main", {**overrides, "ACTIVATION": fused["ACTIVATION"],
-                                                      "WG": REDUCE_WORKGROUP, "F16_WEIGHTS": weight.dtype == "f16"})
-    gpu.dispatch(reduce, [partials, *bias_residual, out], linear_groups(rows * cols, REDUCE_WORKGROUP),
+    vec4 = cols % QUAD == 0  # then quads of elements share a row (and vec4 bindings cover whole tensors)
+    reduce = await gpu.kernel("gemm_reduce", "main_vec4" if vec4 else "main",
+                              {**overrides, "ACTIVATION": fused["ACTIVATION"], "WG": REDUCE_WORKGROUP,
+                               "F16_WEIGHTS": weight.dtype == "f16"})
+    gpu.dispatch(reduce, [partials, *bias_residual, out],
+                 linear_groups(rows * cols // (QUAD if vec4 else 1), REDUCE_WORKGROUP),
                  pack(GemmReduce(rows * cols, cols, splits)))
     gpu.free(partials)
 
