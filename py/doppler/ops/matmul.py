@@ -42,16 +42,16 @@ MIN_SPLIT_STEPS = 8  # TILE_K steps per split, at least: fewer and the partial s
 SPLIT_COST = 0.01
 SPLIT_PARTIALS_BYTES = 64 << 20
 REDUCE_WORKGROUP = 256
-# Tensor-core tiles (lib/gemm_subgroup_matrix.wgsl): a subgroup of SUBGROUP_MATRIX_LANES owns a 32 x 64 block; tiles
-# are whole multiples of 64 x 128 so each invocation's 8 x 8 outputs sit in one 16 x 16 result matrix per subgroup.
+# Tensor-core tiles (lib/gemm_subgroup_matrix.wgsl): a subgroup of 32 invocations owns a 32 x 64 block (thread_m =
+# thread_n = 8 gives a block its 32 invocations); tiles are whole multiples of 64 x 128, whole blocks.
 SUBGROUP_MATRIX_TILE = (64, 128)
 SUBGROUP_MATRIX_THREAD = 8
-SUBGROUP_MATRIX_LANES = 32
 SUBGROUP_MATRIX_PAD = 8  # halves after each staged row of k (the kernel's PAD): 19 KiB at 128 x 256 x 16
 # Split-K dispatches stage rows of 80 bytes: their GEMMs ran 20-30% faster so on an H100 (the matrix loads from
 # workgroup memory bound the K loop), though 31 KiB leave one workgroup an SM (bench/RESULTS.md, session 6).
 SPLIT_K_PAD = 24
-# They store 16 x 16 f32 result matrices straight into y, so WebGPU wants y bound at least this large.
+# A 16 x 16 f32 result matrix: the tensor-core GEMMs store these straight into y, so WebGPU wants y bound at least
+# this large; their one workgroup slot for edge tiles holds one.
 SUBGROUP_MATRIX_BYTES = 16 * 16 * 4
 
 
@@ -115,7 +115,7 @@ class GemmTiles:
         """Staged tiles of this element size, and with tensor cores the f32 slot of one 16 x 16 result matrix."""
         if not self.tensor_cores:
             return self.tile_k * (self.tile_m + self.tile_n) * element_bytes
-        return (self.tile_k + self.pad) * (self.tile_m + self.tile_n) * element_bytes + 16 * 16 * 4
+        return (self.tile_k + self.pad) * (self.tile_m + self.tile_n) * element_bytes + SUBGROUP_MATRIX_BYTES
 
     def overrides(self, gpu, label: str, element_bytes: int) -> dict:
         """The kernels' override constants, after checking the device can run this tile."""
