@@ -1,38 +1,39 @@
 // Attention on tensor cores for heads of HEAD_DIM <= 160, a multiple of 4: scaled dot-product attention with an
 // online softmax (flash-attention style: the Tq x Tk scores never exist in memory), both products summed by
-// f16 x f16 -> f32 subgroup matrices (16 x 16 x 16). Per batch b and head h (channels h*d .. h*d+d of each token, as
-// diffusers' head_to_batch_dim splits them):
+// f16 x f16 -> f32 subgroup matrices (16 x 16 x 16). Per batch b and head h, with channels h*d .. h*d+d of each token
+// (diffusers' head_to_batch_dim split):
 //   out[b,i,h*d+j] = sum_k softmax_k(scale * q[b,i,h*d:] . k[b,k,h*d:]) v[b,k,h*d+j]
 // causal (Tq = Tk): key k is seen by query i only when k <= i.
-// Precision: Q (scaled by scale log2 e) is rounded to f16 as it is staged, K and V arrive as f16 (ops/attention.py
-//   rounds them once per call), P is rounded to f16; S, O, the running max m and the row sums l are f32.
+// Precision: Q (scaled by scale log2 e), K, V and P are rounded to f16 as they are staged; S, O, the running max m
+//   and the row sums l are f32.
 //
 // A workgroup takes BQ = 16 QUERY_BLOCKS queries of one (b, h); subgroup s (SUBGROUP = 32 invocations, named by
 // @builtin(subgroup_id)) owns queries 16s .. 16s+15, all head columns, and holds its Q as DB = ceil(d / 16) left
-// matrices (staged once through p_tile, zeros past d) and its O as DB result matrices. K and V are never staged:
-// each subgroup loads its matrices straight from k and v (K^T blocks column-major, V blocks row-major, a token's
-// channels apart), so no workgroup memory holds them and the subgroups of a workgroup share only the cache lines of
-// K and V they read at about the same time. A block past d reads the next head's dims (or the next token's): finite,
-// and Q's zeros cancel them in S, and O's columns past d are never written. Keys past Tk read the next batch's or
-// the pad rows that ops/attention.py appends to k and v (KEY_TILE rows of zeros: a matrix load that runs past its
-// binding loads zeros whole, valid keys included), and are masked. Per key tile of KEY_TILE keys, two barriers:
+// matrices (staged once through p_tile) and its O as DB result matrices (head dims past d are zeros in every staged
+// tile). Keys go in tiles of KEY_TILE, staged as f16 rows [key][dim] into two buffers of K and of V, tile t in
+// buffer t % 2, so one tile's staging overlaps the last one's use. Per key tile, two barriers:
 //   1. S (16 x KEY_TILE) = Q K^T: KEY_TILE / 16 result matrices into the subgroup's slot of s_tile; barrier (a).
-//   2. The subgroup's invocations take its rows: invocation t has row t / 2 and the keys 2c + t % 2 (S_STRIDE is 4
-//      mod 32 words: the 32 read 16 banks). Masked keys (past the last, or past the causal diagonal; only tiles that
-//      reach them check) score MASKED. Row maxima merge over the pair with one shuffle. Lazy rescale: a row's running
-//      max m moves only when the tile's max passes it by more than RESCALE_SLACK; otherwise P = exp2(S - m) may
-//      reach 2^RESCALE_SLACK, exact in f16 and f32 (the final division by l cancels it). P (f16) into the
-//      subgroup's slot of p_tile. A moving row raises this tile's flag, which workgroupUniformLoad reads back
-//      (barrier (b), which also publishes P); then, if any row moved (past the first tile, where O is zero), O's rows
-//      scale by exp2(m_old - m_new) block by block through the slot of s_tile (store, barrier, scale, barrier, load).
+//   2. The next tile into the other buffers (PREFETCH 1: loaded into registers, SLOTS quads of K and of V an
+//      invocation, before 1, so the loads' latency hides behind it). The subgroup's invocations take its rows:
+//      invocation t has row t / 2 and the keys 2c + t % 2 (S_STRIDE is 4 mod 32 words: the 32 read 16 banks). Masked
+//      keys (past the last, or past the causal diagonal; only tiles that reach them check) score MASKED. Row maxima
+//      merge over the pair with one shuffle. Lazy rescale: a row's running max m moves only when the tile's max
+//      passes it by more than RESCALE_SLACK; otherwise P = exp2(S - m) may reach 2^RESCALE_SLACK, exact in f16 and
+//      f32 (the final division by l cancels it). P (f16) into the subgroup's slot of p_tile. A moving row raises
+//      this tile's flag, which workgroupUniformLoad reads back (barrier (b), which also publishes P and the next
+//      tile); then, if any row moved (past the first tile, where O is zero), O's rows scale by exp2(m_old - m_new)
+//      block by block through the slot of s_tile (store, barrier, scale, barrier, load).
 //   3. O += P V: KEY_TILE / 16 left matrices of P, DB right matrices of V each.
-// Slots are reused safely: a tile's S stores follow barrier (b) of the tile before, past every read of its S; P is
-// rewritten after barrier (a), past the subgroup's own loads of it; the flag raised two tiles before is reset after
-// (a), which every subgroup reaches only after reading it.
+// Buffers are reused safely: a tile's stores follow barrier (a) of that tile, which every subgroup reaches only after
+// finishing the tile before (its last reads of those buffers, of P and of the flag raised two tiles before, which is
+// reset there).
 // At the end O / l leaves block by block through the slot (invocation t: row t / 2, columns 8 (t % 2) ..).
+// On an H100 (bench/RESULTS.md, sessions 4 and 5): 28.7 TFLOP/s at d = 40, 37.8 at d = 80; the f32 attention_rows.wgsl
+// runs 27.7 and 17.5.
+// Staging K and V (f32 to f16, once per workgroup) bounds it: 8 query blocks ran 35% faster than 4; going from five
+// barriers a tile to two changed nothing.
 //
-// Layouts: q (B, Tq, heads*d) f32 bound as vec4s; k and v (B, Tk, heads*d) f16 followed by KEY_TILE pad rows of
-// zeros; out (B, Tq, heads*d) f32 as vec4s; all row-major.
+// Layouts: q (B, Tq, heads*d), k and v (B, Tk, heads*d), out (B, Tq, heads*d), all f32, row-major, bound as vec4s.
 // Bindings: 0 q, 1 k, 2 v, 3 out, 4 uniform Attention (as attention_rows.wgsl).
 // Dispatch: (ceil(Tq / BQ), 1, B * heads), workgroups of 32 QUERY_BLOCKS invocations. Needs shader-f16, subgroups of
 // exactly 32 and chromium-experimental-subgroup-matrix with the f16>f32 16x16x16 config.
@@ -54,56 +55,88 @@ const MASKED: f32 = -1.0e30;  // score of a key a query must not see; exp2 of it
 const RESCALE_SLACK: f32 = 8.0;  // log2 units a row's scores may pass its running max before it moves
 
 override HEAD_DIM: u32 = 40u;  // d: a multiple of 4, at most 160 (10 blocks: q0m .. q9m, o0 .. o9 below)
-override QUERY_BLOCKS: u32 = 4u;  // subgroups per workgroup, 16 queries each
+override QUERY_BLOCKS: u32 = 8u;  // subgroups per workgroup, 16 queries each
 override KEY_TILE: u32 = 32u;  // keys per tile: 16, 32, 48 or 64
 
-override DQ: u32 = HEAD_DIM / 4u;  // vec4s per head row of q and out
+override DQ: u32 = HEAD_DIM / 4u;  // vec4s per head row
 override DB: u32 = (HEAD_DIM + MATRIX - 1u) / MATRIX;  // head-dim blocks
-override DQP: u32 = DB * 4u;  // vec4s per staged row of Q, zeros past DQ
+override DQP: u32 = DB * 4u;  // vec4s per staged row, zeros past DQ
+override STRIDE: u32 = DB * MATRIX + 8u;  // halves per staged row: 16-byte rows, 8 of them in distinct banks
 override BQ: u32 = MATRIX * QUERY_BLOCKS;  // queries per workgroup
 override WG: u32 = SUBGROUP * QUERY_BLOCKS;
 override KEY_BLOCKS: u32 = KEY_TILE / MATRIX;
 override S_STRIDE: u32 = KEY_TILE + 4u;  // f32 per score row: a multiple of 16 bytes, 4 mod 32 words (2-way reads)
 override P_STRIDE: u32 = max(KEY_TILE, DB * MATRIX) + 8u;  // halves per P row (and Q's, staged there first)
+override BUFFER: u32 = KEY_TILE * STRIDE;  // halves of one K (or V) buffer
 override PAIRS: u32 = KEY_TILE / 2u;  // keys an invocation scores per tile
+override PREFETCH: u32 = 1u;  // 1: the next tile's K and V load into registers before S (SLOTS <= 8: k0h .. k7h)
+override SLOTS: u32 = (KEY_TILE * DQP + WG - 1u) / WG;  // K (and V) quads an invocation stages per tile
 
 @group(0) @binding(0) var<storage, read> q: array<vec4f>;
-@group(0) @binding(1) var<storage, read> k: array<f16>;
-@group(0) @binding(2) var<storage, read> v: array<f16>;
+@group(0) @binding(1) var<storage, read> k: array<vec4f>;
+@group(0) @binding(2) var<storage, read> v: array<vec4f>;
 @group(0) @binding(3) var<storage, read_write> out: array<vec4f>;
 @group(0) @binding(4) var<uniform> u: Attention;
 
+var<workgroup> k_tile: array<f16, 2u * BUFFER>;  // [buffer][key][dim]
+var<workgroup> v_tile: array<f16, 2u * BUFFER>;  // [buffer][key][dim]
 var<workgroup> s_tile: array<f32, QUERY_BLOCKS * MATRIX * S_STRIDE>;  // per subgroup [query][key]; O blocks pass here
 var<workgroup> p_tile: array<f16, BQ * P_STRIDE>;  // per subgroup [query][key]; Q's [query][dim] at the start
 // [t % 2]: a row's max outgrew its running max in tile t. 16 bytes, as every workgroup variable here: the driver
 // packs them, and a subgroup matrix load from an array that starts off a 16-byte boundary reads shifted elements.
 var<workgroup> rescale_flag: array<u32, 4>;
 
-// The workgroup's BQ query rows from q0 (the head's first vec4 at `base`, `stride` vec4s a token) into p_tile as f16
-// [row][dim], times `scale`; zeros past Tq and past d.
-fn stage_q(lid: u32, q0: u32, base: u32, stride: u32, scale: f32) {
-  for (var e = lid; e < BQ * DQP; e += WG) {
-    let row = e / DQP;
-    let quad = e % DQP;
-    var value = vec4f(0.0);
-    if (q0 + row < u.queries && quad < DQ) { value = q[base + (q0 + row) * stride + quad] * scale; }
-    let h = vec4<f16>(value);
-    let at = row * P_STRIDE + 4u * quad;
-    p_tile[at] = h.x; p_tile[at + 1u] = h.y; p_tile[at + 2u] = h.z; p_tile[at + 3u] = h.w;
+// Staging sources (constants at every call, so the branches below fold away).
+const FROM_Q: u32 = 0u;
+const FROM_K: u32 = 1u;
+const FROM_V: u32 = 2u;
+
+// Quad e of `rows` token rows of this head from row r0 of q, k or v (`stride` vec4s a token, the head's first vec4
+// at `base`; row e / DQP, quad e % DQP) as f16, Q times `scale`; zeros past `count` rows and past d.
+fn load_quad(src: u32, e: u32, r0: u32, count: u32, base: u32, stride: u32, scale: f32) -> vec4<f16> {
+  let row = e / DQP;
+  let quad = e % DQP;
+  var value = vec4f(0.0);
+  if (r0 + row < count && quad < DQ) {
+    let at = base + (r0 + row) * stride + quad;
+    if (src == FROM_Q) { value = q[at] * scale; } else if (src == FROM_K) { value = k[at]; } else { value = v[at]; }
+  }
+  return vec4<f16>(value);
+}
+
+// Quad e into p_tile (Q), or buffer `buf` of k_tile (K) or v_tile (V), [row][dim].
+fn store_quad(src: u32, e: u32, buf: u32, h: vec4<f16>) {
+  let quad = 4u * (e % DQP);
+  for (var i = 0u; i < 4u; i++) {
+    if (src == FROM_Q) {
+      p_tile[(e / DQP) * P_STRIDE + quad + i] = h[i];
+    } else if (src == FROM_K) {
+      k_tile[buf * BUFFER + (e / DQP) * STRIDE + quad + i] = h[i];
+    } else {
+      v_tile[buf * BUFFER + (e / DQP) * STRIDE + quad + i] = h[i];
+    }
+  }
+}
+
+// `rows` rows from r0 of q, k or v into buffer `buf`, by all invocations.
+fn stage(src: u32, rows: u32, r0: u32, count: u32, base: u32, stride: u32, scale: f32, buf: u32, lid: u32) {
+  for (var e = lid; e < rows * DQP; e += WG) {
+    store_quad(src, e, buf, load_quad(src, e, r0, count, base, stride, scale));
   }
 }
 
 // The register state lives in plain variables, never in arrays indexed in loops: an H100 kept such arrays of
-// subgroup matrices in local memory. Blocks past DB are override-constant branches the compiler drops.
+// subgroup matrices (and of prefetched quads) in local memory. Blocks past DB (and slots past SLOTS) are
+// override-constant branches the compiler drops.
 
-// acc + Q block qb times the K block of 16 keys from element `at` of k (`channels` apart), transposed.
-fn qk(qb: Left, at: u32, channels: u32, acc: Result) -> Result {
-  return subgroupMatrixMultiplyAccumulate(qb, subgroupMatrixLoad<Right, col_major>(&k, at, channels), acc);
+// acc + Q block q times K block (keys from row `at` of k_tile, head dims from column `at % STRIDE`), transposed.
+fn qk(qb: Left, at: u32, acc: Result) -> Result {
+  return subgroupMatrixMultiplyAccumulate(qb, subgroupMatrixLoad<Right, col_major>(&k_tile, at, STRIDE), acc);
 }
 
-// o + P block pb times the V block of 16 keys from element `at` of v.
-fn pv(pb: Left, at: u32, channels: u32, o: Result) -> Result {
-  return subgroupMatrixMultiplyAccumulate(pb, subgroupMatrixLoad<Right, row_major>(&v, at, channels), o);
+// o + P block times V block at `at` of v_tile.
+fn pv(pb: Left, at: u32, o: Result) -> Result {
+  return subgroupMatrixMultiplyAccumulate(pb, subgroupMatrixLoad<Right, row_major>(&v_tile, at, STRIDE), o);
 }
 
 // o with this invocation's row (its 8 columns from `at`) times alpha, through the subgroup's slot of s_tile.
@@ -130,16 +163,25 @@ fn emit(o: Result, i: u32, slot: u32, lane: u32, query: u32, out_row: u32, total
   workgroupBarrier();
 }
 
+// Slot i of the next tile's K or V (zeros past the tile).
+fn fetch(src: u32, i: u32, lid: u32, next: u32, kv: vec2u) -> vec4<f16> {
+  return load_quad(src, lid + WG * i, next, u.keys, kv.x, kv.y, 1.0);  // kv: the head's first vec4, the token stride
+}
+
+// Slot i of K or V into buffer buf.
+fn put(src: u32, i: u32, lid: u32, buf: u32, h: vec4<f16>) {
+  let e = lid + WG * i;
+  if (e < KEY_TILE * DQP) { store_quad(src, e, buf, h); }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
-  let channels = u.heads * HEAD_DIM;  // halves per token of k and v
-  let stride = channels / 4u;  // vec4s per token of q and out
-  let head = wg.z % u.heads;
-  let batch = wg.z / u.heads;
+  let stride = u.heads * DQ;  // vec4s per token
+  let head = (wg.z % u.heads) * DQ;  // first vec4 of this head
   let q0 = wg.x * BQ;
-  let q_base = batch * u.queries * stride + head * DQ;
-  let kv_base = batch * u.keys * channels + head * HEAD_DIM;
+  let q_base = (wg.z / u.heads) * u.queries * stride + head;
+  let kv_base = (wg.z / u.heads) * u.keys * stride + head;
   let row = lane / 2u;  // this invocation's query row of the subgroup's 16
   let half = lane % 2u;  // its keys: 2c + half
   let query = q0 + MATRIX * sg + row;
@@ -148,9 +190,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   // Causal: key tiles past this block's last query hold nothing any of its queries sees.
   let key_end = select(u.keys, min(u.keys, q0 + BQ), u.causal != 0u);
 
-  // Q (scaled by scale log2 e) through p_tile into left matrices. P overwrites Q only after barrier (a) of the first
-  // tile, past the subgroup's loads of it.
-  stage_q(lid, q0, q_base, stride, u.scale * LOG2E);
+  // Q (scaled by scale log2 e) through p_tile into left matrices; the first key tile into buffer 0. P overwrites Q
+  // only after barrier (a) of the first tile, past every subgroup's loads of it.
+  stage(FROM_Q, BQ, q0, u.queries, q_base, stride, u.scale * LOG2E, 0u, lid);
+  stage(FROM_K, KEY_TILE, 0u, u.keys, kv_base, stride, 1.0, 0u, lid);
+  stage(FROM_V, KEY_TILE, 0u, u.keys, kv_base, stride, 1.0, 0u, lid);
   if (lid == 0u) { rescale_flag[0] = 0u; rescale_flag[1] = 0u; }
   workgroupBarrier();
   var q0m = Left(); var q1m = Left(); var q2m = Left(); var q3m = Left(); var q4m = Left();
@@ -167,31 +211,63 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   if (DB > 9u) { q9m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 144u, P_STRIDE); }
   var o0 = Result(); var o1 = Result(); var o2 = Result(); var o3 = Result(); var o4 = Result();
   var o5 = Result(); var o6 = Result(); var o7 = Result(); var o8 = Result(); var o9 = Result();
+  // the next tile's K and V quads, slot i: this invocation's quad lid + WG i of each
+  var k0h = vec4<f16>(); var k1h = vec4<f16>(); var k2h = vec4<f16>(); var k3h = vec4<f16>();
+  var k4h = vec4<f16>(); var k5h = vec4<f16>(); var k6h = vec4<f16>(); var k7h = vec4<f16>();
+  var v0h = vec4<f16>(); var v1h = vec4<f16>(); var v2h = vec4<f16>(); var v3h = vec4<f16>();
+  var v4h = vec4<f16>(); var v5h = vec4<f16>(); var v6h = vec4<f16>(); var v7h = vec4<f16>();
 
   var m = MASKED;  // running max of this row, base 2 (both invocations of a row hold it)
   var l = 0.0;  // this invocation's share of the row's sum
-  var flag = 0u;  // this tile's rescale flag: tile parity
+  var buf = 0u;  // this tile's K and V buffers
   for (var k0 = 0u; k0 < key_end; k0 += KEY_TILE) {
     let next = k0 + KEY_TILE;
+    if (PREFETCH == 1u && next < key_end) {
+      let kv = vec2u(kv_base, stride);
+      k0h = fetch(FROM_K, 0u, lid, next, kv); v0h = fetch(FROM_V, 0u, lid, next, kv);
+      if (SLOTS > 1u) { k1h = fetch(FROM_K, 1u, lid, next, kv); v1h = fetch(FROM_V, 1u, lid, next, kv); }
+      if (SLOTS > 2u) { k2h = fetch(FROM_K, 2u, lid, next, kv); v2h = fetch(FROM_V, 2u, lid, next, kv); }
+      if (SLOTS > 3u) { k3h = fetch(FROM_K, 3u, lid, next, kv); v3h = fetch(FROM_V, 3u, lid, next, kv); }
+      if (SLOTS > 4u) { k4h = fetch(FROM_K, 4u, lid, next, kv); v4h = fetch(FROM_V, 4u, lid, next, kv); }
+      if (SLOTS > 5u) { k5h = fetch(FROM_K, 5u, lid, next, kv); v5h = fetch(FROM_V, 5u, lid, next, kv); }
+      if (SLOTS > 6u) { k6h = fetch(FROM_K, 6u, lid, next, kv); v6h = fetch(FROM_V, 6u, lid, next, kv); }
+      if (SLOTS > 7u) { k7h = fetch(FROM_K, 7u, lid, next, kv); v7h = fetch(FROM_V, 7u, lid, next, kv); }
+    }
     // 1. S = Q K^T into the subgroup's slot.
     for (var j = 0u; j < KEY_BLOCKS; j++) {
-      let at = kv_base + (k0 + MATRIX * j) * channels;
-      var acc = qk(q0m, at, channels, Result());
-      if (DB > 1u) { acc = qk(q1m, at + 16u, channels, acc); }
-      if (DB > 2u) { acc = qk(q2m, at + 32u, channels, acc); }
-      if (DB > 3u) { acc = qk(q3m, at + 48u, channels, acc); }
-      if (DB > 4u) { acc = qk(q4m, at + 64u, channels, acc); }
-      if (DB > 5u) { acc = qk(q5m, at + 80u, channels, acc); }
-      if (DB > 6u) { acc = qk(q6m, at + 96u, channels, acc); }
-      if (DB > 7u) { acc = qk(q7m, at + 112u, channels, acc); }
-      if (DB > 8u) { acc = qk(q8m, at + 128u, channels, acc); }
-      if (DB > 9u) { acc = qk(q9m, at + 144u, channels, acc); }
+      let at = buf * BUFFER + MATRIX * j * STRIDE;
+      var acc = qk(q0m, at, Result());
+      if (DB > 1u) { acc = qk(q1m, at + 16u, acc); }
+      if (DB > 2u) { acc = qk(q2m, at + 32u, acc); }
+      if (DB > 3u) { acc = qk(q3m, at + 48u, acc); }
+      if (DB > 4u) { acc = qk(q4m, at + 64u, acc); }
+      if (DB > 5u) { acc = qk(q5m, at + 80u, acc); }
+      if (DB > 6u) { acc = qk(q6m, at + 96u, acc); }
+      if (DB > 7u) { acc = qk(q7m, at + 112u, acc); }
+      if (DB > 8u) { acc = qk(q8m, at + 128u, acc); }
+      if (DB > 9u) { acc = qk(q9m, at + 144u, acc); }
       subgroupMatrixStore<row_major>(&s_tile, slot_s + MATRIX * j, acc, S_STRIDE);
     }
     workgroupBarrier();  // (a)
 
-    // 2. Mask, row max, P; the workgroup's rescale decision.
-    if (lid == 0u) { rescale_flag[1u - flag] = 0u; }
+    // 2. The next tile into the other buffers; mask, row max, P; the workgroup's rescale decision.
+    if (lid == 0u) { rescale_flag[1u - buf] = 0u; }
+    if (next < key_end) {
+      let nb = 1u - buf;
+      if (PREFETCH == 1u) {
+        put(FROM_K, 0u, lid, nb, k0h); put(FROM_V, 0u, lid, nb, v0h);
+        if (SLOTS > 1u) { put(FROM_K, 1u, lid, nb, k1h); put(FROM_V, 1u, lid, nb, v1h); }
+        if (SLOTS > 2u) { put(FROM_K, 2u, lid, nb, k2h); put(FROM_V, 2u, lid, nb, v2h); }
+        if (SLOTS > 3u) { put(FROM_K, 3u, lid, nb, k3h); put(FROM_V, 3u, lid, nb, v3h); }
+        if (SLOTS > 4u) { put(FROM_K, 4u, lid, nb, k4h); put(FROM_V, 4u, lid, nb, v4h); }
+        if (SLOTS > 5u) { put(FROM_K, 5u, lid, nb, k5h); put(FROM_V, 5u, lid, nb, v5h); }
+        if (SLOTS > 6u) { put(FROM_K, 6u, lid, nb, k6h); put(FROM_V, 6u, lid, nb, v6h); }
+        if (SLOTS > 7u) { put(FROM_K, 7u, lid, nb, k7h); put(FROM_V, 7u, lid, nb, v7h); }
+      } else {
+        stage(FROM_K, KEY_TILE, next, u.keys, kv_base, stride, 1.0, nb, lid);
+        stage(FROM_V, KEY_TILE, next, u.keys, kv_base, stride, 1.0, nb, lid);
+      }
+    }
     let masked = next > u.keys || (u.causal != 0u && next > q0 + 1u);  // uniform: does this tile hide keys?
     let s_row = slot_s + row * S_STRIDE + half;
     var tile_max = MASKED;
@@ -206,7 +282,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     if (grows) {
       alpha = exp2(m - tile_max);
       m = tile_max;
-      rescale_flag[flag] = 1u;
+      rescale_flag[buf] = 1u;
     }
     l *= alpha;
     for (var c = 0u; c < PAIRS; c++) {  // S read again from the slot: cheaper than holding it in registers
@@ -216,7 +292,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       l += p;
       p_tile[slot_p + row * P_STRIDE + 2u * c + half] = f16(p);
     }
-    let rescale = workgroupUniformLoad(&rescale_flag[flag]) != 0u;  // (b)
+    let rescale = workgroupUniformLoad(&rescale_flag[buf]) != 0u;  // (b)
     if (rescale && k0 > 0u) {
       // O's rows times alpha through the slot (every invocation read its S before (b))
       let at = slot_s + row * MATRIX + 8u * half;
@@ -235,19 +311,19 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     // 3. O += P V.
     for (var j = 0u; j < KEY_BLOCKS; j++) {
       let pm = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + MATRIX * j, P_STRIDE);
-      let at = kv_base + (k0 + MATRIX * j) * channels;
-      o0 = pv(pm, at, channels, o0);
-      if (DB > 1u) { o1 = pv(pm, at + 16u, channels, o1); }
-      if (DB > 2u) { o2 = pv(pm, at + 32u, channels, o2); }
-      if (DB > 3u) { o3 = pv(pm, at + 48u, channels, o3); }
-      if (DB > 4u) { o4 = pv(pm, at + 64u, channels, o4); }
-      if (DB > 5u) { o5 = pv(pm, at + 80u, channels, o5); }
-      if (DB > 6u) { o6 = pv(pm, at + 96u, channels, o6); }
-      if (DB > 7u) { o7 = pv(pm, at + 112u, channels, o7); }
-      if (DB > 8u) { o8 = pv(pm, at + 128u, channels, o8); }
-      if (DB > 9u) { o9 = pv(pm, at + 144u, channels, o9); }
+      let at = buf * BUFFER + MATRIX * j * STRIDE;
+      o0 = pv(pm, at, o0);
+      if (DB > 1u) { o1 = pv(pm, at + 16u, o1); }
+      if (DB > 2u) { o2 = pv(pm, at + 32u, o2); }
+      if (DB > 3u) { o3 = pv(pm, at + 48u, o3); }
+      if (DB > 4u) { o4 = pv(pm, at + 64u, o4); }
+      if (DB > 5u) { o5 = pv(pm, at + 80u, o5); }
+      if (DB > 6u) { o6 = pv(pm, at + 96u, o6); }
+      if (DB > 7u) { o7 = pv(pm, at + 112u, o7); }
+      if (DB > 8u) { o8 = pv(pm, at + 128u, o8); }
+      if (DB > 9u) { o9 = pv(pm, at + 144u, o9); }
     }
-    flag = 1u - flag;
+    buf = 1u - buf;
   }
 
   // out = O / l, block by block through the slot (every invocation read its last S before the last (b)).

@@ -7,10 +7,8 @@
 //   add_rows_inplace: out[i] = out[i] + y[...]
 //     x seen as (B, S, C) with inner = S * C, y as (B, C): a vector per batch row added over S (a bias per
 //     channel on NHWC maps, the time embedding per (batch, channel)); `first` is the part's first element.
-//   to_f16:           out16[i] = pack2x16float(x[2i], x[2i + 1])  x rounded to f16 pairs, over all of out16
-//     (arrayLength): zeros past x's n elements (pad rows that a reader may run into).
-// Bindings: 0 x (read), 1 y (read), 2 out (read_write; to_f16: out16, u32 words), 3 uniform Elementwise (axpby*,
-// scale, to_f16) or Broadcast (add_rows*). Dispatch: ceil(n / WG) workgroups along x, wrapped into y when over 65535 (row = wg.y * 65535).
+// Bindings: 0 x (read), 1 y (read), 2 out (read_write), 3 uniform Elementwise (axpby*, scale) or Broadcast
+// (add_rows*). Dispatch: ceil(n / WG) workgroups along x, wrapped into y when over 65535 (row = wg.y * 65535).
 
 struct Elementwise { n: u32, a: f32, b: f32 }
 struct Broadcast { n: u32, first: u32, inner: u32, channels: u32 }
@@ -21,7 +19,6 @@ const MAX_GROUPS_X: u32 = 65535u;
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> y: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out16: array<u32>;
 @group(0) @binding(3) var<uniform> u: Elementwise;
 @group(0) @binding(3) var<uniform> ub: Broadcast;
 
@@ -68,13 +65,4 @@ fn add_rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
 fn add_rows_inplace(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = index(wg, lid);
   if (i < ub.n) { out[i] = out[i] + row_vector(i); }
-}
-
-@compute @workgroup_size(WG)
-fn to_f16(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let i = index(wg, lid);
-  let e = 2u * i;
-  if (i < arrayLength(&out16)) {
-    out16[i] = pack2x16float(vec2f(select(0.0, x[e], e < u.n), select(0.0, x[e + 1u], e + 1u < u.n)));
-  }
 }

@@ -36,8 +36,7 @@ CASES = {
     "self-d80-tile32": (1, 100, 100, 2, 80, 0.5, False, {"WG": 40, "KEY_TILE": 32}),
     "causal-clip": (1, 77, 77, 12, 64, None, True, None),
     "causal-clip-small-groups": (1, 77, 77, 12, 64, None, True, {"WG": 20, "KEY_TILE": 12}),
-    # 16 channels: the least row stride of K and V's matrix loads; every block reads the next heads' dims
-    "tiny-d4": (2, 9, 20, 4, 4, None, False, None),
+    "tiny-d4": (1, 9, 20, 3, 4, None, False, None),
     "self-d20": (1, 40, 33, 2, 20, None, False, None),
     "self-d160": (1, 70, 70, 1, 160, None, False, None),  # attention_wide: two column chunks
     "self-d160-mv4": (1, 70, 70, 1, 160, None, False, {"MV": 4}),  # three column chunks
@@ -68,15 +67,14 @@ TENSOR_CORE_CASES = {
     # keys from GROW_FROM score twice as high: rows' maxima outgrow the first tiles' by more than RESCALE_SLACK
     "self-d40-grow": (1, 150, 200, 2, 40, 0.6, False, None),
     "self-d40-grow-tile16": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 16, "QUERY_BLOCKS": 1}),
-    "self-d40-grow-tile64": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 64, "QUERY_BLOCKS": 2}),
+    "self-d40-grow-no-prefetch": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 64, "QUERY_BLOCKS": 2, "PREFETCH": 0}),
     "self-d40-tile48": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 48, "QUERY_BLOCKS": 2}),
     "cross-77": (2, 29, 77, 2, 40, None, False, None),
     "self-d80": (1, 100, 100, 2, 80, 0.5, False, None),
     "self-d160": (1, 70, 70, 1, 160, None, False, None),
     "causal-clip": (1, 77, 77, 12, 64, None, True, None),
     "causal-clip-tile16": (1, 77, 77, 12, 64, None, True, {"KEY_TILE": 16, "QUERY_BLOCKS": 1}),
-    # 16 channels: the least row stride of K and V's matrix loads; every block reads the next heads' dims
-    "tiny-d4": (2, 9, 20, 4, 4, None, False, None),
+    "tiny-d4": (1, 9, 20, 3, 4, None, False, None),
 }
 GROW_FROM = 130
 LONGEST_KEY_TILE = 64  # of the grow cases: rows that outgrow these keys outgrow every first tile
@@ -162,24 +160,29 @@ def test_tiling_takes_tensor_cores_where_offered():
         plan = attention.tiling(d, tensor_cores=True)
         assert plan.kernel == "attention_subgroup_matrix" and plan.workgroup_bytes <= attention.TARGET_WORKGROUP_BYTES
         assert plan.queries_per_workgroup == 16 * plan.overrides["QUERY_BLOCKS"]
-        small = attention.tiling(d, workgroup_limit=8192, tensor_cores=True)
-        assert small.kernel == "attention_subgroup_matrix" and small.workgroup_bytes <= 8192
-    # d = 160 fits no tensor-core shape in 6 KiB: attention_wide takes it (its own defaults)
-    assert attention.tiling(160, workgroup_limit=6144, tensor_cores=True).kernel == "attention_wide"
-    # the defaults: 4 query blocks and 32 keys wherever they fit
-    for d in (40, 160):
-        assert attention.tiling(d, tensor_cores=True).overrides == {"HEAD_DIM": d, "QUERY_BLOCKS": 4, "KEY_TILE": 32}
-    # tokens narrower than a subgroup matrix (K and V's row stride) take the kernels below, or name the knob
-    assert attention.tiling(4, tensor_cores=True, channels=12).kernel == "attention_rows"
-    with pytest.raises(GpuError, match="tokens of 12 channels are narrower than a subgroup matrix"):
-        attention.tiling(4, {"TENSOR_CORES": 1}, tensor_cores=True, channels=12)
+        small = attention.tiling(d, workgroup_limit=16384, tensor_cores=True)
+        # d = 160 fits no tensor-core shape there: attention_wide takes it (its own defaults)
+        assert small.kernel == ("attention_wide" if d == 160 else "attention_subgroup_matrix")
+        assert small.workgroup_bytes <= 16384 or d == 160
+    # d = 40 takes 8 query blocks and 32 keys; d = 160 fits 48 KiB with 4 and 16
+    assert attention.tiling(40, tensor_cores=True).overrides == {"HEAD_DIM": 40, "QUERY_BLOCKS": 8,
+                                                                       "KEY_TILE": 32, "PREFETCH": 1}
+    assert attention.tiling(160, tensor_cores=True).overrides == {"HEAD_DIM": 160, "QUERY_BLOCKS": 4,
+                                                                        "KEY_TILE": 16, "PREFETCH": 1}
+    # one query block prefetches 16 keys of 40 dims (12 quads a key: 6 quads of K an invocation), not 32 (12)
+    assert attention.tiling(40, {"QUERY_BLOCKS": 1, "KEY_TILE": 16}, tensor_cores=True).overrides[
+        "PREFETCH"] == 1
+    assert attention.tiling(40, {"QUERY_BLOCKS": 1, "KEY_TILE": 32}, tensor_cores=True).overrides[
+        "PREFETCH"] == 0
     for d in (33, 164, 512):
         assert attention.tiling(d, tensor_cores=True).kernel == "attention_wide"
     assert attention.tiling(40, {"TENSOR_CORES": 0}, tensor_cores=True).kernel == "attention_rows"
     with pytest.raises(GpuError, match="TENSOR_CORES 1 asked, but this device has no f16 subgroup matrices"):
         attention.tiling(40, {"TENSOR_CORES": 1})
-    with pytest.raises(GpuError, match=r"need QUERY_BLOCKS >= 1 and KEY_TILE one of \(16, 32, 48, 64\)"):
+    with pytest.raises(GpuError, match=r"need QUERY_BLOCKS >= 1, KEY_TILE one of \(16, 32, 48, 64\), PREFETCH"):
         attention.tiling(40, {"KEY_TILE": 24}, tensor_cores=True)
+    with pytest.raises(GpuError, match=r"PREFETCH 0 or 1 \(1: KEY_TILE 12 <= 256 QUERY_BLOCKS\)"):
+        attention.tiling(40, {"QUERY_BLOCKS": 1, "KEY_TILE": 64, "PREFETCH": 1}, tensor_cores=True)
 
 
 SINGLE_HEAD_SOURCE = """

@@ -98,25 +98,3 @@ gpu.free(x, y)
 message
 """)
     assert got and "bias (2, 4) does not broadcast over maps (2, 4, 8)" in got
-
-
-TO_F16_SOURCE = """
-from doppler.ops import elementwise
-tx, out = gpu.tensor((len(x) // 4,), "f32", "x"), gpu.tensor(({halves},), "f16", "halves")
-gpu.upload(tx, x); gpu.upload(out, poison)
-await elementwise.to_f16(gpu, tx, out)
-result = await gpu.read(out)
-gpu.free(tx, out)
-result
-"""
-
-
-@pytest.mark.parametrize("n,halves", [(1001, 1001 + 3 * 40 + 1), (256 * 2 + 2, 256 * 2 + 2)])
-def test_to_f16_rounds_and_zeroes_the_pad(gpu_run, n, halves):
-    x = (rng(n).standard_normal(n) * 100).astype(np.float32)
-    poison = np.full(halves, POISON, np.float16)
-    got = np.frombuffer(gpu_run(TO_F16_SOURCE.format(halves=halves), x=x.tobytes(), poison=poison.tobytes()),
-                        np.float16)[:halves]
-    assert_close(got[:n].astype(np.float32), x, "f16")  # WGSL rounds to either neighbour
-    pad = got[n:]
-    assert (pad == 0).all(), f"pad not zeroed at {np.flatnonzero(pad != 0)[:5]}: {pad[pad != 0][:5]}"

@@ -4,10 +4,10 @@ Per batch b and head h (channels h*d .. h*d+d of each token, as diffusers' head_
 out[b, i, h*d:(h+1)*d] = softmax_k(scale * q_i . k_k) v_k, scale = 1/sqrt(d) unless given; causal: k <= i only.
 
 Kernels, chosen by `tiling` (the one place their knobs are set):
-- on tensor cores (the rule `tensor_cores`), heads of d <= 160, a multiple of 4, tokens of 16 channels or more:
-  `attention_subgroup_matrix.wgsl`, 16 queries a subgroup, both products on f16 subgroup matrices loaded straight
-  from f16 copies of K and V (made here, `elementwise.to_f16`, with KEY_TILE pad rows of zeros). Knobs: QUERY_BLOCKS
-  (subgroups per workgroup), KEY_TILE, and TENSOR_CORES (0 or 1: 0 takes the kernels below).
+- on tensor cores (the rule `tensor_cores`), heads of d <= 160, a multiple of 4: `attention_subgroup_matrix.wgsl`,
+  16 queries a subgroup, both products on f16 subgroup matrices. Knobs: QUERY_BLOCKS (subgroups per workgroup),
+  KEY_TILE, PREFETCH (0 or 1: the next K and V tile loaded into registers during the softmax and O += P V), and
+  TENSOR_CORES (0 or 1: 0 takes the kernels below).
 - heads of d <= 80, a multiple of 4 (every UNet and CLIP head but the 16x16 level's 160): `attention_rows.wgsl`,
   one query an invocation, only K and V staged in workgroup memory. Knobs: WG (queries per workgroup), KEY_TILE.
 - other heads (the VAE's 512, odd dims): `attention_wide.wgsl`, column chunks. Knobs: TQ, MV, DC, VC.
@@ -21,7 +21,7 @@ from typing import ClassVar
 
 from ..errors import GpuError
 from ..gpu.uniforms import f32, pack, u32
-from . import elementwise, matmul, softmax, transpose
+from . import matmul, softmax, transpose
 from .variants import kernel_rule
 
 VEC4 = 16  # bytes of a vec4<f32>
@@ -48,10 +48,11 @@ STAGED_VALUES = 1024  # f32 words of V staged at a time, at most: VC keys of 16 
 # attention_subgroup_matrix.wgsl
 TENSOR_CORE_MAX_DIM = 160  # 10 blocks of 16 (q0m .. q9m)
 TENSOR_CORE_KEY_TILES = (16, 32, 48, 64)  # 16 KEY_BLOCKS: the tested ones (S slots grow with it)
-MATRIX = 16  # queries per subgroup; rows = columns = depth of a subgroup matrix (and the least row stride of K, V)
+MATRIX = 16  # queries per subgroup; rows = columns = depth of a subgroup matrix
 SUBGROUP = 32
-# Defaults (QUERY_BLOCKS, KEY_TILE): the first whose workgroup memory fits the limit.
-TENSOR_CORE_SHAPES = ((4, 32), (2, 32), (1, 16))
+PREFETCH_SLOTS_MAX = 8  # K (and V) quads an invocation prefetches per tile (k0h .. k7h)
+# Defaults (QUERY_BLOCKS, KEY_TILE): the first whose workgroup memory fits the limit; PREFETCH where its registers do.
+TENSOR_CORE_SHAPES = ((8, 32), (8, 16), (4, 32), (4, 16), (2, 16), (1, 16))
 
 TENSOR_CORES = "TENSOR_CORES"  # a knob that picks the file, not a WGSL constant
 
@@ -76,24 +77,22 @@ class Tiling:
     workgroup_bytes: int
 
 
-def tiling(head_dim: int, overrides: dict | None = None, workgroup_limit: int = TARGET_WORKGROUP_BYTES,
-           tensor_cores: bool = False, channels: int = MATRIX) -> Tiling:
+def tiling(head_dim: int, overrides: dict | None = None,
+           workgroup_limit: int = TARGET_WORKGROUP_BYTES, tensor_cores: bool = False) -> Tiling:
     """The kernel for heads of head_dim and its knobs: defaults (fitting `workgroup_limit` bytes of workgroup
     memory), replaced by `overrides` (names of the chosen kernel's knobs; others are a GpuError). `tensor_cores`:
-    the device has them (overrides may still pass TENSOR_CORES 0); `channels`: of a token (all heads), which tensor
-    cores need at least MATRIX of (a subgroup matrix load's row stride)."""
+    the device has them (overrides may still pass TENSOR_CORES 0)."""
     overrides = dict(overrides or {})
-    wanted = overrides.pop(TENSOR_CORES, None)
+    wanted = overrides.pop(TENSOR_CORES, int(tensor_cores))
     if wanted and not tensor_cores:
         raise GpuError(f"attention over heads of {head_dim}: TENSOR_CORES 1 asked, but this device has no f16 "
                        f"subgroup matrices (the rule tensor_cores is false); drop the knob")
-    if wanted and channels < MATRIX:
-        raise GpuError(f"attention over heads of {head_dim}: TENSOR_CORES 1 asked, but tokens of {channels} channels "
-                       f"are narrower than a subgroup matrix ({MATRIX}); drop the knob")
-    if (tensor_cores if wanted is None else wanted) and channels >= MATRIX and head_dim % 4 == 0 \
-            and head_dim <= TENSOR_CORE_MAX_DIM:
+    if wanted and head_dim % 4 == 0 and head_dim <= TENSOR_CORE_MAX_DIM:
         for blocks, keys in TENSOR_CORE_SHAPES:
-            knobs = _replaced({"QUERY_BLOCKS": blocks, "KEY_TILE": keys}, overrides, head_dim)
+            knobs = _replaced({"QUERY_BLOCKS": blocks, "KEY_TILE": keys, "PREFETCH": 1}, overrides, head_dim)
+            if "PREFETCH" not in overrides:  # where its registers fit
+                fits = knobs["KEY_TILE"] * _quads(head_dim) <= PREFETCH_SLOTS_MAX * SUBGROUP * knobs["QUERY_BLOCKS"]
+                knobs["PREFETCH"] = int(fits)
             try:
                 plan = _tensor_cores(head_dim, knobs)
             except GpuError:
@@ -138,15 +137,23 @@ def _rows(head_dim: int, knobs: dict) -> Tiling:
     return Tiling("attention_rows", overrides, wg, 1, 2 * keys * head_dim * F32)
 
 
+def _quads(head_dim: int) -> int:
+    """DQP: vec4s of a staged row, the head padded to whole subgroup matrices."""
+    return 4 * -(-head_dim // MATRIX)
+
+
 def _tensor_cores(head_dim: int, knobs: dict) -> Tiling:
-    blocks, keys = knobs["QUERY_BLOCKS"], knobs["KEY_TILE"]
-    if not (blocks >= 1 and keys in TENSOR_CORE_KEY_TILES):
+    blocks, keys, prefetch = knobs["QUERY_BLOCKS"], knobs["KEY_TILE"], knobs["PREFETCH"]
+    if not (blocks >= 1 and keys in TENSOR_CORE_KEY_TILES and prefetch in (0, 1)
+            and (not prefetch or keys * _quads(head_dim) <= PREFETCH_SLOTS_MAX * SUBGROUP * blocks)):
         raise GpuError(f"attention_subgroup_matrix.wgsl over heads of {head_dim}, knobs {knobs}: need QUERY_BLOCKS "
-                       f">= 1 and KEY_TILE one of {TENSOR_CORE_KEY_TILES}")
-    padded = MATRIX * -(-head_dim // MATRIX)  # head dims of a staged Q row before its padding
+                       f">= 1, KEY_TILE one of {TENSOR_CORE_KEY_TILES}, PREFETCH 0 or 1 (1: KEY_TILE "
+                       f"{_quads(head_dim)} <= {PREFETCH_SLOTS_MAX * SUBGROUP} QUERY_BLOCKS)")
+    padded = 4 * _quads(head_dim)  # head dims, halves of a staged row before its padding
     queries = MATRIX * blocks
-    nbytes = 2 * queries * (max(keys, padded) + 8) + F32 * queries * (keys + 4) + 16  # P (and Q), S, rescale flags
-    overrides = {"HEAD_DIM": head_dim, "QUERY_BLOCKS": blocks, "KEY_TILE": keys}
+    halves = 2 * 2 * keys * (padded + 8) + queries * (max(keys, padded) + 8)  # two K and V buffers, P (and Q) slots
+    nbytes = 2 * halves + F32 * queries * (keys + 4) + 16  # S slots, the rescale flags
+    overrides = {"HEAD_DIM": head_dim, "QUERY_BLOCKS": blocks, "KEY_TILE": keys, "PREFETCH": prefetch}
     return Tiling("attention_subgroup_matrix", overrides, queries, 1, nbytes)
 
 
@@ -176,8 +183,7 @@ async def attention(gpu, q, k, v, out, heads: int, scale: float | None = None, c
         raise GpuError(f"attention: causal attention needs as many queries as keys; got {tq} and {tk}")
     head_dim = channels // heads
     offered = gpu.caps.limits.get("maxComputeWorkgroupStorageSize", 16384)
-    plan = tiling(head_dim, overrides, min(offered, TARGET_WORKGROUP_BYTES), bool(kernel_rule(gpu, "tensor_cores")),
-                  channels)
+    plan = tiling(head_dim, overrides, min(offered, TARGET_WORKGROUP_BYTES), bool(kernel_rule(gpu, "tensor_cores")))
     if plan.workgroup_bytes > offered:
         raise GpuError(f"{plan.kernel}.wgsl over heads of {head_dim} with {plan.overrides} needs "
                        f"{plan.workgroup_bytes} bytes of workgroup memory; this GPU offers {offered}: pass smaller "
@@ -185,18 +191,7 @@ async def attention(gpu, q, k, v, out, heads: int, scale: float | None = None, c
     kernel = await gpu.kernel(plan.kernel, "main", plan.overrides)
     uniform = Attention(tq, tk, heads, head_dim, 1.0 / sqrt(head_dim) if scale is None else scale, int(causal))
     groups = (-(-tq // plan.queries_per_workgroup), plan.column_chunks, b * heads)
-    if plan.kernel != "attention_subgroup_matrix":
-        gpu.dispatch(kernel, [q, k, v, out], groups, pack(uniform))
-        return
-    # f16 copies of K and V that the subgroup matrices load from, with a key tile of zeros after the last key: the
-    # kernel's last tile runs past it, and a matrix load that leaves its binding loads zeros for every key.
-    halves = []
-    for t in (k, v):
-        half = gpu.tensor((b * tk + plan.overrides["KEY_TILE"], channels), "f16", f"{t.label}.f16")
-        await elementwise.to_f16(gpu, t, half)
-        halves.append(half)
-    gpu.dispatch(kernel, [q, *halves, out], groups, pack(uniform))
-    gpu.free(*halves)
+    gpu.dispatch(kernel, [q, k, v, out], groups, pack(uniform))
 
 
 async def single_head_by_matmuls(gpu, q, k, v, out, scale: float | None = None) -> None:

@@ -58,17 +58,6 @@ async def scale(gpu, x, out, a: float, b: float = 0.0) -> None:
     await _map(gpu, "scale", x, None, out, a, b)
 
 
-async def to_f16(gpu, x, out) -> None:
-    """out (f16, at least x's elements) = x (f32) rounded to f16, zeros past x's elements: one binding each."""
-    require_dtype("to_f16", x, "f32")
-    require_dtype("to_f16", out, "f16")
-    require_one_binding(gpu, "to_f16", x, out)
-    if out.numel < x.numel:
-        raise GpuError(f"to_f16: {out.label} holds {out.numel} elements, fewer than {x.label}'s {x.numel}")
-    kernel = await gpu.kernel("elementwise", "to_f16", {"WG": WORKGROUP})
-    gpu.dispatch(kernel, [x, None, out], linear_groups(out.nbytes // 4, WORKGROUP), pack(Elementwise(x.numel)))
-
-
 async def add(gpu, x, y, out) -> None:
     """out = x + y; `out` may be `x`. y has x's shape, or is (B, C) for x of shape (B, ..., C) and is added per
     (batch, channel) over the middle axes (the time embedding on NHWC maps), or is (C,): a bias per channel."""
