@@ -2,22 +2,27 @@
 //   y[b,p,c] = (x[b,p,c] - mean[b,g]) * rstd[b,g] * gamma[c] + beta[c],   g = c / cg,  optionally SiLU(y)
 //   mean, var over the H*W*cg values of (b, g);  rstd = 1 / sqrt(var + eps)
 //
-// Statistics are computed in three steps, each numerically stable in f32 for maps whose mean dwarfs their spread:
-//   partial_moments: per (b, row, channel), over the row's pixels: shifted sums about the row's first value,
-//                    s1 = sum(x - x0), s2 = sum((x - x0)^2), give mean = x0 + s1/n and M2 = s2 - s1^2/n;
-//   group_stats:     per (b, g): the mean of the partial means first, then M2 = sum(M2_i + n (mean_i - mean)^2);
-//                    writes stats (mean, rstd);
+// Statistics combine partial moments, each step numerically stable in f32 for maps whose mean dwarfs their spread:
+//   partial_moments: per (b, row, group), over the row's pixels and the group's channels: per channel, shifted sums
+//                    about the row's first value, s1 = sum(x - x0), s2 = sum((x - x0)^2), give mean_c = x0 + s1/n and
+//                    M2_c = s2 - s1^2/n; the group's cg channels then combine as below (equal counts n);
+//   normalize:       a whole map: each workgroup combines the partials of the groups it covers (the mean of the
+//                    partial means first, then M2 = sum(M2_i + n (mean_i - mean)^2)) and applies them, so the
+//                    statistics need no pass of their own; workgroups of the first row write stats (mean, rstd);
 //   group_moments:   the same combination, kept as moments (count, mean, M2) and, when `accumulate` is set,
 //                    merged into the moments already there (Chan et al.), so tiles of one map can share statistics;
-//   finalize:        moments -> stats (mean, rstd).
+//   finalize:        moments -> stats (mean, rstd);
+//   apply:           y from stats.
 // partial_moments counts only a window (rows row0..row0+rows, columns col0..col0+cols) of x: the core of a tile.
 //
-// Layouts: partials (B, rows, C, 2) = (mean, M2) over `cols` pixels each; moments (B, G, 3) = (count, mean, M2);
+// Layouts: partials (B, rows, G, 2) = (mean, M2) over cols * cg values each; moments (B, G, 3) = (count, mean, M2);
 //          stats (B, G, 2) = (mean, rstd). gamma, beta (C) are f32 words or, with F16_WEIGHTS, packed f16 pairs.
 // Bindings: 0 x, 1 gamma, 2 beta, 3 stats, 4 partials, 5 moments, 6 out, 7 uniform GroupNorm (unused ones unbound).
-// Dispatch: partial_moments (rows, ceil(C / CT), B); apply (H, ceil(C / CT), B); group_stats, group_moments (G, B);
+// Dispatch: partial_moments (rows, ceil(C / CT), B); normalize, apply (H, ceil(C / CT), B); group_moments (G, B);
 //           finalize ceil(B * G / WG). A workgroup of CT x LANES threads covers CT channels of one pixel row, its
-//           LANES lanes taking every LANES-th pixel, so each warp reads contiguous channels.
+//           LANES lanes taking every LANES-th pixel, so each warp reads contiguous channels. CT is a multiple of
+//           CG = cg (partial_moments and normalize: whole groups, GW of them); normalize sums a group's partials in
+//           a segment of SEGMENT threads (a power of two, GW SEGMENT <= CT LANES).
 
 struct GroupNorm {
   batch: u32, height: u32, width: u32, channels: u32, groups: u32,
@@ -27,7 +32,10 @@ struct GroupNorm {
 
 override CT: u32 = 64u;
 override LANES: u32 = 4u;
-override WG: u32 = 256u;  // group_stats, group_moments, finalize
+override CG: u32 = 1u;  // channels per group (partial_moments, normalize)
+override GW: u32 = CT / CG;  // groups per workgroup (partial_moments, normalize)
+override SEGMENT: u32 = 1u;  // normalize: threads summing one group's partials
+override WG: u32 = 256u;  // group_moments, finalize
 override SILU: bool = false;
 // gamma, beta as stored: word_of(c), value_in(word, c)
 #include "lib/packed_weights.wgsl"
@@ -71,47 +79,49 @@ fn partial_moments(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_i
   lane_s1[lid] = s1;
   lane_s2[lid] = s2;
   workgroupBarrier();
+  let n = f32(u.cols);
   if (valid && lane == 0u) {
     for (var l = 1u; l < LANES; l++) {
       s1 += lane_s1[l * CT + ct];
       s2 += lane_s2[l * CT + ct];
     }
-    let n = f32(u.cols);
-    let at = ((b * u.rows + wg.x) * u.channels + c) * 2u;
-    partials[at] = shift + s1 / n;
-    partials[at + 1u] = max(s2 - s1 * s1 / n, 0.0);
+    lane_s1[ct] = shift + s1 / n;  // mean_c, past the lanes' sums this thread read
+    lane_s2[ct] = max(s2 - s1 * s1 / n, 0.0);  // M2_c
+  }
+  workgroupBarrier();
+  let g = wg.y * GW + lid;
+  if (lid < GW && g < u.groups) {
+    let first = lid * CG;
+    var mean = 0.0;
+    for (var i = 0u; i < CG; i++) { mean += lane_s1[first + i]; }
+    mean /= f32(CG);
+    var m2 = 0.0;
+    for (var i = 0u; i < CG; i++) {
+      let d = lane_s1[first + i] - mean;
+      m2 += lane_s2[first + i] + n * d * d;
+    }
+    let at = ((b * u.rows + wg.x) * u.groups + g) * 2u;
+    partials[at] = mean;
+    partials[at + 1u] = m2;
   }
 }
 
 
-// (count, mean, M2) of group wg.x of batch wg.y from its partials: the mean first, then the centered M2.
+// (count, mean, M2) of group wg.x of batch wg.y from its partials (one a row): the mean first, then the centered M2.
 fn combine_partials(wg: vec3u, lid: u32) -> vec3f {
-  let cg = u.channels / u.groups;
-  let parts = u.rows * cg;
-  let first = wg.x * cg;
   var s = 0.0;
-  for (var i = lid; i < parts; i += WG) {
-    s += partials[((wg.y * u.rows + i / cg) * u.channels + first + i % cg) * 2u];
+  for (var i = lid; i < u.rows; i += WG) {
+    s += partials[((wg.y * u.rows + i) * u.groups + wg.x) * 2u];
   }
-  let mean = workgroup_sum(s, lid) / f32(parts);
-  let n = f32(u.cols);
+  let mean = workgroup_sum(s, lid) / f32(u.rows);
+  let n = f32(u.cols * (u.channels / u.groups));
   var m2 = 0.0;
-  for (var i = lid; i < parts; i += WG) {
-    let at = ((wg.y * u.rows + i / cg) * u.channels + first + i % cg) * 2u;
+  for (var i = lid; i < u.rows; i += WG) {
+    let at = ((wg.y * u.rows + i) * u.groups + wg.x) * 2u;
     let d = partials[at] - mean;
     m2 += partials[at + 1u] + n * d * d;
   }
-  return vec3f(f32(parts) * n, mean, workgroup_sum(m2, lid));
-}
-
-@compute @workgroup_size(WG)
-fn group_stats(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let m = combine_partials(wg, lid);
-  if (lid == 0u) {
-    let at = (wg.y * u.groups + wg.x) * 2u;
-    stats[at] = m.y;
-    stats[at + 1u] = rstd(m.z, m.x);
-  }
+  return vec3f(f32(u.rows) * n, mean, workgroup_sum(m2, lid));
 }
 
 @compute @workgroup_size(WG)
@@ -141,13 +151,9 @@ fn finalize(@builtin(global_invocation_id) gid: vec3u) {
   }
 }
 
-@compute @workgroup_size(CT * LANES)
-fn apply(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let c = wg.y * CT + lid % CT;
-  if (c >= u.channels) { return; }
-  let at = (wg.z * u.groups + c / (u.channels / u.groups)) * 2u;
-  let mean = stats[at];
-  let scale = stats[at + 1u] * value_in(gamma[word_of(c)], c);
+// y at channel c of pixel row wg.x (batch wg.z) for its lanes' pixels, with the channel's (mean, rstd).
+fn apply_row(wg: vec3u, lid: u32, c: u32, mean: f32, rstd: f32) {
+  let scale = rstd * value_in(gamma[word_of(c)], c);
   let shift = value_in(beta[word_of(c)], c);
   let row = (wg.z * u.height + wg.x) * u.width * u.channels + c;
   for (var i = lid / CT; i < u.width; i += LANES) {
@@ -155,4 +161,65 @@ fn apply(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid:
     if (SILU) { y = y / (1.0 + exp(-y)); }
     out[row + i * u.channels] = y;
   }
+}
+
+// The sum over each segment of SEGMENT threads of `value` (lane_s1 as the tree); segment j's total at lane_s1[j *
+// SEGMENT] afterwards.
+fn segment_sums(value: f32, lid: u32) {
+  lane_s1[lid] = value;
+  workgroupBarrier();
+  for (var half = SEGMENT / 2u; half > 0u; half >>= 1u) {
+    if (lid % SEGMENT < half) { lane_s1[lid] += lane_s1[lid + half]; }
+    workgroupBarrier();
+  }
+}
+
+@compute @workgroup_size(CT * LANES)
+fn normalize(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  // Segment j sums the partials (one a row, u.rows of them) of group wg.y GW + j.
+  let j = lid / SEGMENT;
+  let g = wg.y * GW + j;
+  let mine = j < GW && g < u.groups;
+  let base = wg.z * u.rows * u.groups + g;
+  var s = 0.0;
+  if (mine) {
+    for (var r = lid % SEGMENT; r < u.rows; r += SEGMENT) { s += partials[(base + r * u.groups) * 2u]; }
+  }
+  segment_sums(s, lid);
+  let mean = lane_s1[j * SEGMENT] / f32(u.rows);
+  workgroupBarrier();
+  let n = f32(u.cols * CG);
+  var m2 = 0.0;
+  if (mine) {
+    for (var r = lid % SEGMENT; r < u.rows; r += SEGMENT) {
+      let at = (base + r * u.groups) * 2u;
+      let d = partials[at] - mean;
+      m2 += partials[at + 1u] + n * d * d;
+    }
+  }
+  segment_sums(m2, lid);
+  let rstd_j = rstd(lane_s1[j * SEGMENT], n * f32(u.rows));
+  workgroupBarrier();
+  if (mine && lid % SEGMENT == 0u) {
+    lane_s2[2u * j] = mean;
+    lane_s2[2u * j + 1u] = rstd_j;
+    if (wg.x == 0u) {
+      stats[(wg.z * u.groups + g) * 2u] = mean;
+      stats[(wg.z * u.groups + g) * 2u + 1u] = rstd_j;
+    }
+  }
+  workgroupBarrier();
+  let c = wg.y * CT + lid % CT;
+  if (c < u.channels) {
+    let k = (lid % CT) / CG;  // the channel's group in this workgroup
+    apply_row(wg, lid, c, lane_s2[2u * k], lane_s2[2u * k + 1u]);
+  }
+}
+
+@compute @workgroup_size(CT * LANES)
+fn apply(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let c = wg.y * CT + lid % CT;
+  if (c >= u.channels) { return; }
+  let at = (wg.z * u.groups + c / (u.channels / u.groups)) * 2u;
+  apply_row(wg, lid, c, stats[at], stats[at + 1u]);
 }

@@ -26,10 +26,10 @@ def test_kernel_bench_sweeps(native_gpu, event_loop_runner, monkeypatch):
         ("attention", None, "default"), ("attention", None, {"KEY_TILE": 32}),
         ("attention", None, {"NO_SUCH_KNOB": 1}), ("groupnorm", "default", None), ("copy", "default", None)]
     assert all(r["ms"] > 0 for r in rows if "error" not in r)
-    # Ops of several dispatches time each kernel: groupnorm's three passes add up to its row's time.
+    # Ops of several dispatches time each kernel: groupnorm's two passes add up to its row's time.
     norm = rows[12]["byKernel"]
     assert sorted(label.split("{")[0] for label in norm) == [
-        "groupnorm.wgsl:apply", "groupnorm.wgsl:group_stats", "groupnorm.wgsl:partial_moments"]
+        "groupnorm.wgsl:normalize", "groupnorm.wgsl:partial_moments"]
     assert abs(sum(norm.values()) - rows[12]["ms"]) < 1e-3 and "byKernel" not in rows[13]
     assert [i for i, r in enumerate(rows) if "error" in r] == [2, 5, 8, 11]
     assert "chromium-experimental-subgroup-matrix" in rows[2]["error"] and "NO_SUCH_KNOB" in rows[11]["error"]

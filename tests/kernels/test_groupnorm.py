@@ -15,10 +15,13 @@ tx = gpu.tensor(shape, "f32", "x"); out = gpu.tensor(shape, "f32", "out")
 g = gpu.tensor((shape[-1],), "{pdtype}", "gamma"); b = gpu.tensor((shape[-1],), "{pdtype}", "beta")
 stats = gpu.tensor((shape[0], groups, 2), "f32", "stats")
 gpu.upload(tx, x); gpu.upload(g, gamma); gpu.upload(b, beta); gpu.upload(out, poison)
+gpu.flush()
+before = dict(gpu.stats.dispatches)
 await groupnorm.group_norm(gpu, tx, g, b, out, stats, groups, {eps}, silu={silu})
 result = [await gpu.read(out), await gpu.read(stats)]
+entries = sorted({{k.split("{{")[0] for k, n in gpu.stats.dispatches.items() if n > before.get(k, 0)}})
 gpu.free(tx, out, g, b, stats)
-result
+result + [entries]
 """
 
 
@@ -31,12 +34,19 @@ def _inputs(shape, seed, mean=0.0, pdtype="f32"):
 
 
 # (shape, groups, eps, silu, param storage, mean of x): SD 1.5's UNet (eps 1e-5) and VAE (eps 1e-6) maps scaled
-# down; widths and channel counts that are not multiples of the 4 lanes and 64-channel workgroups.
+# down; widths and channel counts that are not multiples of the 4 lanes and 64-channel workgroups. Groups of 3, 10
+# and 4 channels (workgroups of 63, 60 and 64), of 80 (wider than 64) and of 1.
 CASES = {
     "unet": ((2, 9, 13, 96), 32, 1e-5, False, "f32", 0.0),
     "unet-silu-f16w": ((2, 8, 7, 80), 8, 1e-5, True, "f16", 0.0),
     "vae-large-mean": ((1, 12, 21, 128), 32, 1e-6, True, "f32", 1000.0),
+    "wide-groups": ((1, 3, 5, 160), 2, 1e-5, True, "f32", 0.0),
+    "one-pixel": ((2, 1, 1, 64), 32, 1e-5, False, "f32", 0.0),
+    # 20 rows of 64 one-channel groups: 1280 partials for a workgroup of 256 to combine, over
+    # FUSED_PARTIALS_PER_THREAD: the separate passes
+    "many-rows": ((1, 20, 5, 64), 64, 1e-6, True, "f32", 5.0),
 }
+SEPARATE_PASSES = {"many-rows"}
 BROWSER = {"unet-silu-f16w"}
 
 
@@ -47,8 +57,11 @@ def test_group_norm_matches_reference(gpu_run, request, case):
         pytest.skip("SwiftShader is slow: the browser runs one case")
     x, gamma, beta = _inputs(shape, 1, mean, pdtype)
     poison = np.full(shape, POISON, np.float32)
-    out, stats = gpu_run(WHOLE.format(shape=shape, groups=groups, pdtype=pdtype, eps=eps, silu=silu),
-                         x=x.tobytes(), gamma=gamma.tobytes(), beta=beta.tobytes(), poison=poison.tobytes())
+    out, stats, entries = gpu_run(WHOLE.format(shape=shape, groups=groups, pdtype=pdtype, eps=eps, silu=silu),
+                                  x=x.tobytes(), gamma=gamma.tobytes(), beta=beta.tobytes(), poison=poison.tobytes())
+    passes = ["apply", "finalize", "group_moments", "partial_moments"] if case in SEPARATE_PASSES else [
+        "normalize", "partial_moments"]
+    assert entries == [f"groupnorm.wgsl:{entry}" for entry in passes]
     path = "f16w" if pdtype == "f16" else "f32"
     want_stats = ref.stats(ref.moments(x, groups), eps)
     assert_close(np.frombuffer(stats, np.float32), want_stats, "f32", "stats")
@@ -67,7 +80,7 @@ held, data = [], memoryview(x)
 for i, (shape, window) in enumerate(tiles):
     t = gpu.tensor(shape, "f32", f"tile{{i}}")
     gpu.upload(t, data[:t.nbytes]); data = data[t.nbytes:]
-    scratch = gpu.tensor(groupnorm.partials_shape(shape, Window(*window)), "f32", "partials")
+    scratch = gpu.tensor(groupnorm.partials_shape(shape, groups, Window(*window)), "f32", "partials")
     await groupnorm.accumulate_moments(gpu, t, moments, scratch, groups, Window(*window), accumulate=i > 0)
     held += [t, scratch]
 await groupnorm.finalize(gpu, moments, stats, eps)

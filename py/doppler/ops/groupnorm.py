@@ -1,8 +1,10 @@
 """GroupNorm over NHWC maps (`wgsl/groupnorm.wgsl`): y = (x - mean_bg) * rstd_bg * gamma_c + beta_c, optional SiLU.
 
 mean_bg and var_bg run over the H*W*(C/G) values of batch b, group g; rstd = 1/sqrt(var + eps). `group_norm` does
-it all; the tiled VAE decode shares one map's statistics across its tiles instead: `accumulate_moments` per tile
-(its core `Window`), then `finalize`, then `apply` per tile. No op allocates: plans replay what callers own.
+it all (two passes where each workgroup of the second can combine its groups' partial moments itself, else four);
+the tiled VAE decode shares one map's statistics across its tiles instead: `accumulate_moments` per tile (its core
+`Window`), then `finalize`, then `apply` per tile. Only `group_norm` allocates (its scratch, from the pool): plans
+replay what callers own.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from typing import ClassVar
 from ..errors import GpuError
 from ..gpu.uniforms import f32, pack, u32
 
-CHANNELS_PER_WORKGROUP = 64  # CT: threads along channels, adjacent, so each warp reads contiguous memory
+CHANNELS_PER_WORKGROUP = 64  # CT (at most, whole groups where a kernel combines them): adjacent channels, so each
+#                              warp reads contiguous memory
 LANES = 4  # threads along a pixel row
 REDUCE_WORKGROUP = 256
-
-MIN_SCRATCH_WIDTH = 2  # group_norm lends `out` as the partial-moment scratch: maps at least this wide
-
-
+# group_norm normalizes in the pass that combines the statistics where each workgroup's share of that is at most this
+# many partial moments a thread (SD 1.5's UNet maps: 1.6; the VAE's 256x256 and 512x512 maps, 8-32, take the
+# separate passes).
+FUSED_PARTIALS_PER_THREAD = 4
 @dataclass(frozen=True)
 class GroupNorm:
     WGSL_NAME: ClassVar[str] = "GroupNorm"
@@ -46,10 +49,15 @@ class Window:
     width: int
 
 
-def partials_shape(x_shape: tuple[int, ...], window: Window | None = None) -> tuple[int, int, int, int]:
-    """Shape of the scratch `accumulate_moments` needs: (B, window rows, C, 2)."""
-    b, h, _, c = x_shape
-    return (b, window.height if window else h, c, 2)
+def partials_shape(x_shape: tuple[int, ...], groups: int, window: Window | None = None) -> tuple[int, int, int, int]:
+    """Shape of the scratch `accumulate_moments` needs: (B, window rows, G, 2)."""
+    return (x_shape[0], window.height if window else x_shape[1], groups, 2)
+
+
+def group_tile(channels: int, groups: int) -> int:
+    """CT of the kernels that combine whole groups: the most whole groups in CHANNELS_PER_WORKGROUP (at least one)."""
+    cg = channels // groups
+    return cg * max(1, CHANNELS_PER_WORKGROUP // cg)
 
 
 def _check(x, groups: int, **tensors) -> tuple[int, int, int, int]:
@@ -88,31 +96,49 @@ def _uniform(shape, groups: int, window: Window, eps: float = 0.0, accumulate: b
                           int(accumulate)))
 
 
-async def _moments(gpu, x, partials, groups: int, window: Window, entry: str, outputs: dict, **uniform) -> None:
-    """Per-row partial moments of the window into `partials`, then their combination per group by `entry`."""
+async def _partial_moments(gpu, x, partials, groups: int, window: Window, **uniform) -> bytes:
+    """Per-row partial moments of each group over the window into `partials`; returns the uniform bytes."""
     b, _, _, c = x.shape
-    need = 2 * b * window.height * c
+    need = 2 * b * window.height * groups
     if partials.numel < need or partials.dtype != "f32":
         raise GpuError(f"group norm: scratch {partials.label} holds {partials.numel} {partials.dtype}; the partial "
                        f"moments of {x.label} need {need} f32 (see partials_shape)")
+    ct = group_tile(c, groups)
+    if ct * LANES > gpu.caps.limits["maxComputeInvocationsPerWorkgroup"]:
+        raise GpuError(f"group norm: groups of {c // groups} channels ({x.label}) need workgroups of {ct * LANES} "
+                       f"invocations; this GPU allows {gpu.caps.limits['maxComputeInvocationsPerWorkgroup']}")
     data = _uniform(x.shape, groups, window, **uniform)
-    kernel = await gpu.kernel("groupnorm", "partial_moments", {"CT": CHANNELS_PER_WORKGROUP, "LANES": LANES})
-    tiles = -(-c // CHANNELS_PER_WORKGROUP)
-    gpu.dispatch(kernel, [x, None, None, None, partials, None, None], (window.height, tiles, b), data)
-    kernel = await gpu.kernel("groupnorm", entry, {"WG": REDUCE_WORKGROUP})
-    gpu.dispatch(kernel, [None, None, None, outputs.get("stats"), partials, outputs.get("moments"), None],
-                 (groups, b), data)
+    kernel = await gpu.kernel("groupnorm", "partial_moments", {"CT": ct, "LANES": LANES, "CG": c // groups})
+    gpu.dispatch(kernel, [x, None, None, None, partials, None, None], (window.height, -(-c // ct), b), data)
+    return data
+
+
+async def _group_moments(gpu, partials, moments, groups: int, batch: int, data: bytes) -> None:
+    kernel = await gpu.kernel("groupnorm", "group_moments", {"WG": REDUCE_WORKGROUP})
+    gpu.dispatch(kernel, [None, None, None, None, partials, moments, None], (groups, batch), data)
 
 
 async def group_norm(gpu, x, gamma, beta, out, stats, groups: int, eps: float, silu: bool = False) -> None:
     """out = GroupNorm(x) (then SiLU if `silu`) for x, out (B, H, W, C) f32; gamma, beta (C) f32 or f16; stats
-    (B, G, 2) f32 receives (mean, rstd). `out` doubles as the scratch of the partial moments (maps of width >= 2)."""
-    _check(x, groups, gamma=gamma, beta=beta, out=out, stats=stats)
-    if x.shape[2] < MIN_SCRATCH_WIDTH:
-        raise GpuError(f"group norm: {x.label} is {x.shape[2]} pixel wide; maps this narrow need accumulate_moments "
-                       "with a scratch of partials_shape, then finalize and apply")
-    await _moments(gpu, x, out, groups, _window(x, None), "group_stats", {"stats": stats}, eps=eps)
-    await apply(gpu, x, stats, gamma, beta, out, groups, silu)
+    (B, G, 2) f32 receives (mean, rstd)."""
+    b, h, _, c = _check(x, groups, gamma=gamma, beta=beta, out=out, stats=stats)
+    partials = gpu.tensor(partials_shape(x.shape, groups), "f32", f"{x.label}.norm_partials")
+    data = await _partial_moments(gpu, x, partials, groups, _window(x, None), eps=eps)
+    ct = group_tile(c, groups)
+    group_count = ct // (c // groups)
+    if h * group_count <= FUSED_PARTIALS_PER_THREAD * ct * LANES:
+        segment = 1 << ((ct * LANES // group_count).bit_length() - 1)  # threads a group's partials are summed by
+        overrides = {"CT": ct, "LANES": LANES, "CG": c // groups, "SEGMENT": segment, "SILU": int(silu),
+                     "F16_WEIGHTS": int(gamma.dtype == "f16")}
+        kernel = await gpu.kernel("groupnorm", "normalize", overrides)
+        gpu.dispatch(kernel, [x, gamma, beta, stats, partials, None, out], (h, -(-c // ct), b), data)
+    else:
+        moments = gpu.tensor((b, groups, 3), "f32", f"{x.label}.norm_moments")
+        await _group_moments(gpu, partials, moments, groups, b, data)
+        await finalize(gpu, moments, stats, eps)
+        await apply(gpu, x, stats, gamma, beta, out, groups, silu)
+        gpu.free(moments)
+    gpu.free(partials)
 
 
 async def accumulate_moments(gpu, x, moments, partials, groups: int, window: Window | None = None,
@@ -120,8 +146,8 @@ async def accumulate_moments(gpu, x, moments, partials, groups: int, window: Win
     """moments (B, G, 3) f32 = (count, mean, M2) of the `window` of x (default: all of it); with `accumulate`,
     merged into the moments already there. `partials` is scratch of at least `partials_shape` f32 values."""
     _check(x, groups, moments=moments)
-    await _moments(gpu, x, partials, groups, _window(x, window), "group_moments", {"moments": moments},
-                   accumulate=accumulate)
+    data = await _partial_moments(gpu, x, partials, groups, _window(x, window), accumulate=accumulate)
+    await _group_moments(gpu, partials, moments, groups, x.shape[0], data)
 
 
 async def finalize(gpu, moments, stats, eps: float) -> None:

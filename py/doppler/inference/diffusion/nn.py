@@ -102,21 +102,13 @@ class GroupNorm:
             await groupnorm.apply(gpu, x, stats, self.gamma, self.beta, out, self.groups, silu=silu)
             return out
         own = gpu.tensor((x.shape[0], self.groups, 2), "f32", f"{self.path}.stats")
-        if x.shape[2] >= groupnorm.MIN_SCRATCH_WIDTH:
-            await groupnorm.group_norm(gpu, x, self.gamma, self.beta, out, own, self.groups, self.eps, silu=silu)
-        else:  # maps too narrow to lend `out` as scratch (e.g. 1x1 at the UNet's bottom for tiny images)
-            moments = gpu.tensor((x.shape[0], self.groups, 3), "f32", f"{self.path}.moments")
-            partials = gpu.tensor(groupnorm.partials_shape(x.shape), "f32", f"{self.path}.partials")
-            await groupnorm.accumulate_moments(gpu, x, moments, partials, self.groups)
-            await groupnorm.finalize(gpu, moments, own, self.eps)
-            await groupnorm.apply(gpu, x, own, self.gamma, self.beta, out, self.groups, silu=silu)
-            gpu.free(moments, partials)
+        await groupnorm.group_norm(gpu, x, self.gamma, self.beta, out, own, self.groups, self.eps, silu=silu)
         gpu.free(own)
         return out
 
     async def accumulate(self, gpu, x, moments, window: groupnorm.Window, merge: bool) -> None:
         """moments (B, G, 3) of x's `window`, merged into those already there when `merge`."""
-        partials = gpu.tensor(groupnorm.partials_shape(x.shape, window), "f32", f"{self.path}.partials")
+        partials = gpu.tensor(groupnorm.partials_shape(x.shape, self.groups, window), "f32", f"{self.path}.partials")
         await groupnorm.accumulate_moments(gpu, x, moments, partials, self.groups, window, accumulate=merge)
         gpu.free(partials)
 
