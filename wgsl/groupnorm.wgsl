@@ -6,9 +6,9 @@
 //   partial_moments: per (b, row, group), over the row's pixels and the group's channels: per channel, shifted sums
 //                    about the row's first value, s1 = sum(x - x0), s2 = sum((x - x0)^2), give mean_c = x0 + s1/n and
 //                    M2_c = s2 - s1^2/n; the group's cg channels then combine as below (equal counts n);
-//   normalize:       a whole map: each workgroup combines the partials of the groups it covers (the mean of the
-//                    partial means first, then M2 = sum(M2_i + n (mean_i - mean)^2)) and applies them, so the
-//                    statistics need no pass of their own; workgroups of the first row write stats (mean, rstd);
+//   normalize:       a whole map: each workgroup combines the partials of the groups it covers (in one pass,
+//                    shifted by the first row's mean) and applies them, so the statistics need no pass of their
+//                    own; workgroups of the first row write stats (mean, rstd);
 //   group_moments:   the same combination, kept as moments (count, mean, M2) and, when `accumulate` is set,
 //                    merged into the moments already there (Chan et al.), so tiles of one map can share statistics;
 //   finalize:        moments -> stats (mean, rstd);
@@ -163,46 +163,52 @@ fn apply_row(wg: vec3u, lid: u32, c: u32, mean: f32, rstd: f32) {
   }
 }
 
-// The sum over each segment of SEGMENT threads of `value` (lane_s1 as the tree); segment j's total at lane_s1[j *
-// SEGMENT] afterwards.
-fn segment_sums(value: f32, lid: u32) {
-  lane_s1[lid] = value;
+// The sums over each segment of SEGMENT threads of a and b (lane_s1 and lane_s2 as the trees); segment j's totals
+// at [j * SEGMENT] afterwards.
+fn segment_sums(a: f32, b: f32, lid: u32) {
+  lane_s1[lid] = a;
+  lane_s2[lid] = b;
   workgroupBarrier();
   for (var half = SEGMENT / 2u; half > 0u; half >>= 1u) {
-    if (lid % SEGMENT < half) { lane_s1[lid] += lane_s1[lid + half]; }
+    if (lid % SEGMENT < half) {
+      lane_s1[lid] += lane_s1[lid + half];
+      lane_s2[lid] += lane_s2[lid + half];
+    }
     workgroupBarrier();
   }
 }
 
 @compute @workgroup_size(CT * LANES)
 fn normalize(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  // Segment j sums the partials (one a row, u.rows of them) of group wg.y GW + j.
+  // Segment j combines the partials (one a row, u.rows of them, n values each) of group wg.y GW + j in one pass,
+  // about the first row's mean: s = sum d_i, q = sum (M2_i + n d_i^2) with d_i = mean_i - shift give
+  // mean = shift + s / rows and M2 = q - n s^2 / rows.
   let j = lid / SEGMENT;
   let g = wg.y * GW + j;
   let mine = j < GW && g < u.groups;
   let base = wg.z * u.rows * u.groups + g;
-  var s = 0.0;
-  if (mine) {
-    for (var r = lid % SEGMENT; r < u.rows; r += SEGMENT) { s += partials[(base + r * u.groups) * 2u]; }
-  }
-  segment_sums(s, lid);
-  let mean = lane_s1[j * SEGMENT] / f32(u.rows);
-  workgroupBarrier();
   let n = f32(u.cols * CG);
-  var m2 = 0.0;
+  var shift = 0.0;
+  var s = 0.0;
+  var q = 0.0;
   if (mine) {
+    shift = partials[base * 2u];
     for (var r = lid % SEGMENT; r < u.rows; r += SEGMENT) {
       let at = (base + r * u.groups) * 2u;
-      let d = partials[at] - mean;
-      m2 += partials[at + 1u] + n * d * d;
+      let d = partials[at] - shift;
+      s += d;
+      q += partials[at + 1u] + n * d * d;
     }
   }
-  segment_sums(m2, lid);
-  let rstd_j = rstd(lane_s1[j * SEGMENT], n * f32(u.rows));
+  segment_sums(s, q, lid);
+  let rows = f32(u.rows);
+  let sum = lane_s1[j * SEGMENT];
+  let mean = shift + sum / rows;
+  let rstd_j = rstd(max(lane_s2[j * SEGMENT] - n * sum * sum / rows, 0.0), n * rows);
   workgroupBarrier();
   if (mine && lid % SEGMENT == 0u) {
-    lane_s2[2u * j] = mean;
-    lane_s2[2u * j + 1u] = rstd_j;
+    lane_s1[2u * j] = mean;
+    lane_s1[2u * j + 1u] = rstd_j;
     if (wg.x == 0u) {
       stats[(wg.z * u.groups + g) * 2u] = mean;
       stats[(wg.z * u.groups + g) * 2u + 1u] = rstd_j;
@@ -212,7 +218,7 @@ fn normalize(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
   let c = wg.y * CT + lid % CT;
   if (c < u.channels) {
     let k = (lid % CT) / CG;  // the channel's group in this workgroup
-    apply_row(wg, lid, c, lane_s2[2u * k], lane_s2[2u * k + 1u]);
+    apply_row(wg, lid, c, lane_s1[2u * k], lane_s1[2u * k + 1u]);
   }
 }
 
