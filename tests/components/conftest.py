@@ -25,14 +25,32 @@ def architecture(cls, config: dict):
     return parse(cls, json.loads(json.dumps(config)), "test")  # as from a manifest: JSON arrays, not tuples
 
 
-def upload_state_dict(gpu, state_dict, name: str, dtype: str = "f32") -> ComponentWeights:
+def upload_state_dict(gpu, state_dict, name: str, dtype: str = "f32", one_buffer: bool = False) -> ComponentWeights:
+    """The state dict as GPU tensors: each its own buffer, or (`one_buffer`) views of one buffer in the state dict's
+    order at 256-byte aligned offsets, as the loader places a shard's tensors (layers may then fuse weights that
+    lie side by side)."""
+    from doppler.gpu.tensor import Tensor, storage_bytes
+
     weights = ComponentWeights(name, {})
-    for key, value in state_dict.items():
-        array = value.detach().cpu().numpy().astype(np.float16 if dtype == "f16" else np.float32)
-        t = gpu.tensor(array.shape, dtype, f"{name}.{key}")
+    arrays = {key: value.detach().cpu().numpy().astype(np.float16 if dtype == "f16" else np.float32)
+              for key, value in state_dict.items()}
+    if not one_buffer:
+        for key, array in arrays.items():
+            t = gpu.tensor(array.shape, dtype, f"{name}.{key}")
+            gpu.upload(t, array.tobytes())
+            weights.tensors[key] = t
+            weights.allocations.append(t.alloc)
+        return weights
+    offsets, end = {}, 0
+    for key, array in arrays.items():
+        offsets[key] = end
+        end += -(-storage_bytes(array.shape, dtype) // 256) * 256
+    alloc = gpu.pool.acquire(end, f"{name}.shard0", exact=True)
+    weights.allocations.append(alloc)
+    for key, array in arrays.items():
+        t = Tensor(array.shape, dtype, alloc, offsets[key])
         gpu.upload(t, array.tobytes())
         weights.tensors[key] = t
-        weights.allocations.append(t.alloc)
     return weights
 
 
@@ -45,6 +63,21 @@ def run(event_loop_runner, native_gpu):
 def nhwc(t):
     """A torch NCHW tensor as a numpy NHWC array (Doppler's layout)."""
     return t.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _walk(node, seen=None):
+    """Every object in a model's attribute tree, through lists and tuples."""
+    seen = set() if seen is None else seen
+    if isinstance(node, (list, tuple)):
+        for child in node:
+            yield from _walk(child, seen)
+        return
+    if id(node) in seen or not hasattr(node, "__dict__"):
+        return
+    seen.add(id(node))
+    yield node
+    for value in vars(node).values():
+        yield from _walk(value, seen)
 
 
 def text_encoder_on_gpu(reference_model, config: dict, ids, dtype: str = "f32"):
@@ -69,14 +102,18 @@ def text_encoder_on_gpu(reference_model, config: dict, ids, dtype: str = "f32"):
     return go
 
 
-def unet_on_gpu(reference_model, config: dict, x, ctx, timestep: float):
-    """An async fn(gpu) running our UNet with the reference's weights on NCHW `x`; returns f32 NHWC values."""
-    from doppler.inference.diffusion.unet import UNet2DConditionModel
+def unet_on_gpu(reference_model, config: dict, x, ctx, timestep: float, one_buffer: bool = False):
+    """An async fn(gpu) running our UNet with the reference's weights on NCHW `x`; returns f32 NHWC values.
+    `one_buffer`: the weights in one buffer as the loader places them, where every attention's projections fuse."""
+    from doppler.inference.diffusion.unet import Attention, UNet2DConditionModel
     from doppler.manifest import architectures as arch
 
     async def go(gpu):
-        weights = upload_state_dict(gpu, reference_model.state_dict(), "unet")
+        weights = upload_state_dict(gpu, reference_model.state_dict(), "unet", one_buffer=one_buffer)
         model = UNet2DConditionModel(weights, architecture(arch.UNet2DConditionModel, config))
+        attentions = [a for a in _walk(model) if isinstance(a, Attention)]
+        fused = [a.kv is not None and (a.qkv is not None or a.path.endswith("attn2")) for a in attentions]
+        assert attentions and fused == [one_buffer] * len(attentions)  # self-attention: q, k, v; cross: k, v
         await weights.apply_layouts(gpu)
         sample = gpu.tensor(nhwc(x).shape, "f32", "sample")
         gpu.upload(sample, nhwc(x).astype(np.float32).tobytes())

@@ -45,7 +45,8 @@ def test_unet_matches_diffusers(run, monkeypatch, size, conv):
     with torch.no_grad():
         want = nhwc(ref(x, torch.tensor([t, t]), encoder_hidden_states=ctx).sample.double())
 
-    assert_close(run(unet_on_gpu(ref, TINY_UNET, x, ctx, t)), want, "f32", "unet")
+    # 8x8 with the weights in one buffer, as loaded: the attention projections fuse
+    assert_close(run(unet_on_gpu(ref, TINY_UNET, x, ctx, t, one_buffer=size == (8, 8))), want, "f32", "unet")
 
 
 @pytest.mark.parametrize("score_bytes", [None, 0], ids=["attention-by-gemms", "attention-flash-kernel"])

@@ -142,6 +142,18 @@ def test_batched_matmul(gpu_run):
     assert_close(got, ref.batched_matmul(a["a"], a["b"]), "f32")
 
 
+@pytest.mark.parametrize("m,n,k", [(77, 45, 40), (64, 40, 1024)], ids=["ragged", "split-k"])
+def test_batched_linear_of_one_x(gpu_run, m, n, k):
+    # The query, key and value projections of one x: W (3, N, K) f16 side by side, x (M, K) shared, out (3, M, N);
+    # K = 1024 over 3 small tiles splits K.
+    r = rng(12)
+    a = {"x": r.standard_normal((m, k)).astype(np.float32),
+         "w": (r.standard_normal((3, n, k)) / np.sqrt(k)).astype(np.float16),
+         "out": np.zeros((3, m, n), np.float32)}
+    got = run_op(gpu_run, "matmul", "batched_linear(gpu, x, w, out)", a)
+    assert_close(got, ref.batched_matmul(np.broadcast_to(a["x"], (3, m, k)), a["w"]), "f16w")
+
+
 def test_row_tiles_wrap_past_65535_workgroups(native_run):
     # 65537 batches of one row: as many row tiles, wrapped into z.
     r = rng(8)
@@ -264,6 +276,13 @@ def test_tensor_cores_by_default_and_batched(tensor_core_run):
               "b": r.standard_normal((3, 150, 40)).astype(np.float32), "out": np.zeros((3, 70, 150), np.float32)}
     got = run_op(tensor_core_run, "matmul", "batched_matmul(gpu, a, b, out)", arrays)
     assert_close(got, ref.batched_matmul(arrays["a"], arrays["b"]), "f16")
+    # Projections of one x (x shared across the batch), unsplit and with K split.
+    for m, n, k in ((77, 45, 40), (64, 40, 1024)):
+        arrays = {"x": r.standard_normal((m, k)).astype(np.float32),
+                  "w": (r.standard_normal((3, n, k)) / np.sqrt(k)).astype(np.float16),
+                  "out": np.zeros((3, m, n), np.float32)}
+        got = run_op(tensor_core_run, "matmul", "batched_linear(gpu, x, w, out)", arrays)
+        assert_close(got, ref.batched_matmul(np.broadcast_to(arrays["x"], (3, m, k)), arrays["w"]), "f16")
     assert tensor_core_run("from doppler.ops import matmul\nmatmul.default_tiles(gpu, 320, 'f32').tensor_cores")
     # Implicit-GEMM convs take taller tiles where Cout is no multiple of 256.
     assert tensor_core_run("from doppler.ops import matmul\n"

@@ -1,6 +1,6 @@
 // The matmul kernel over a GEMM core (gemm_f32.wgsl or gemm_f16.wgsl): see wgsl/matmul.wgsl.
 
-struct Matmul { m: u32, n: u32, k: u32, batch: u32, w_batch_stride: u32, k_split: u32 }
+struct Matmul { m: u32, n: u32, k: u32, batch: u32, w_batch_stride: u32, k_split: u32, x_batch_stride: u32 }
 
 @group(0) @binding(5) var<uniform> u: Matmul;
 
@@ -30,7 +30,7 @@ fn gemm_main(wg: vec3u, lid: u32, sg: u32) {
   let m0 = (tile_row(wg) % m_tiles) * TILE_M;
   for (var j = 0u; j < X_LOADS; j++) {
     let m = m0 + quad_at(lid, j).x;
-    x_rows[j] = select(NO_ROW, (batch * u.m + m) * u.k, m < u.m);
+    x_rows[j] = select(NO_ROW, batch * u.x_batch_stride + m * u.k, m < u.m);
   }
   compute_tile(lid, sg, k_range(wg, u.k, u.k_split), u.k, batch * u.w_batch_stride,
                OutTile(batch * u.m + m0, u.m - m0, wg.x * TILE_N, u.n, wg.z, u.batch * u.m));

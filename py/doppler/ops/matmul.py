@@ -64,6 +64,7 @@ class Matmul:
     batch: int = u32(1)
     w_batch_stride: int = u32()  # elements between batches of W; 0 shares one W
     k_split: int = u32()  # K elements per split (SPLIT_K)
+    x_batch_stride: int = u32()  # elements between batches of x; 0 shares one x
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,8 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
     gpu.free(partials)
 
 
-async def _gemm(gpu, label, x, w, out, bias, residual, activation, batch, m, n, k, w_batch_stride, tiles):
+async def _gemm(gpu, label, x, w, out, bias, residual, activation, batch, m, n, k, w_batch_stride, tiles,
+                x_batch_stride=None):
     tiles = tiles or default_tiles(gpu, n, x.dtype)
     check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": w, "bias": bias})
     require_whole_bindings(gpu, label, x=x, weight=w, bias=bias, residual=residual, out=out)
@@ -269,7 +271,8 @@ async def _gemm(gpu, label, x, w, out, bias, residual, activation, batch, m, n, 
     fused = {"ACTIVATION": ACTIVATIONS[activation], "VEC_K": k % QUAD == 0}
     await run_gemm(gpu, "matmul", label, x, w, out, bias, residual, fused, tiles,
                    (-(-n // tiles.tile_n), batch * -(-m // tiles.tile_m)), batch * m, k,
-                   lambda split: pack(Matmul(m, n, k, batch, w_batch_stride, split)))
+                   lambda split: pack(Matmul(m, n, k, batch, w_batch_stride, split,
+                                             m * k if x_batch_stride is None else x_batch_stride)))
 
 
 async def linear(gpu, x, weight, out, bias=None, residual=None, activation: str = "none",
@@ -294,7 +297,7 @@ async def batched_matmul(gpu, a, b, out, residual=None, activation: str = "none"
     """out[i] = act(a[i] b[i]^T) + residual[i] over a (B, M, K), b (B, N, K), out (B, M, N); all f32, or all f16
     (f16 math). residual: a tensor shaped as out, or `out` itself to accumulate in place."""
     label = f"batched_matmul {a.label} x {b.label}^T"
-    _check_batched(label, a, b, out, ("a", "b"))
+    _check_batched(label, a.shape, b.shape, out.shape, ("a", "b"))
     if a.dtype != b.dtype:
         raise GpuError(f"{label}: a is {a.dtype} but b is {b.dtype}; both operands are activations of one dtype")
     _check_residual(label, residual, out)
@@ -305,19 +308,20 @@ async def batched_matmul(gpu, a, b, out, residual=None, activation: str = "none"
 
 async def batched_linear(gpu, x, weight, out, tiles: GemmTiles | None = None) -> None:
     """out[i] = x[i] weight[i]^T over x (B, M, K), weight (B, N, K), out (B, M, N): B linear layers without bias,
-    weights stored as `linear` takes them (f32 or packed f16 under f32 math). Winograd's 16 GEMMs use it."""
+    weights stored as `linear` takes them (f32 or packed f16 under f32 math). Winograd's 16 GEMMs use it. x (M, K):
+    one input for all B (the query, key and value projections of one x, their weights side by side in memory)."""
     label = f"batched_linear {x.label} x {weight.label}^T"
-    _check_batched(label, x, weight, out, ("x", "weight"))
-    batch, m, k = x.shape
-    n = weight.shape[1]
-    await _gemm(gpu, label, x, weight, out, None, None, "none", batch, m, n, k, n * k, tiles)
+    shared = len(x.shape) == 2
+    _check_batched(label, (weight.shape[0], *x.shape) if shared else x.shape, weight.shape, out.shape, ("x", "weight"))
+    m, k = x.shape[-2:]
+    batch, n = weight.shape[:2]
+    await _gemm(gpu, label, x, weight, out, None, None, "none", batch, m, n, k, n * k, tiles, 0 if shared else m * k)
 
 
-def _check_batched(label: str, a, b, out, names: tuple[str, str]) -> None:
-    if len(a.shape) != 3 or len(b.shape) != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[2] \
-            or out.shape != (a.shape[0], a.shape[1], b.shape[1]):
-        raise GpuError(f"{label}: {names[0]} {a.shape}, {names[1]} {b.shape}, out {out.shape} must be (B, M, K), "
-                       f"(B, N, K), (B, M, N)")
+def _check_batched(label: str, a_shape, b_shape, out_shape, names: tuple[str, str]) -> None:
+    a, b, out = tuple(a_shape), tuple(b_shape), tuple(out_shape)
+    if len(a) != 3 or len(b) != 3 or a[0] != b[0] or a[2] != b[2] or out != (a[0], a[1], b[1]):
+        raise GpuError(f"{label}: {names[0]} {a}, {names[1]} {b}, out {out} must be (B, M, K), (B, N, K), (B, M, N)")
 
 
 def _check_residual(label: str, residual, out) -> None:

@@ -27,6 +27,38 @@ def out_like(gpu, shape, label: str):
     return gpu.tensor(shape, "f32", label)
 
 
+def side_by_side(*weights: Tensor) -> Tensor | None:
+    """Weights [N, K] of one shape seen as one (len, N, K) tensor where they lie one after another in one buffer
+    (the converter writes a layer's to_q, to_k and to_v in that order; a shard boundary may part them), else None."""
+    first = weights[0]
+    for before, w in zip(weights, weights[1:]):
+        if w.alloc is not first.alloc or w.shape != first.shape or w.dtype != first.dtype \
+                or w.offset != before.offset + before.nbytes:
+            return None
+    return Tensor((len(weights), *first.shape), first.dtype, first.alloc, first.offset)
+
+
+async def projections(gpu, x, stacked: Tensor, label: str) -> tuple[Tensor, list[Tensor]]:
+    """x (..., K) times each of the side-by-side weights `stacked` (P, N, K), in one GEMM: (the tensor holding the P
+    outputs, to free; the outputs (..., N), views of it). Outputs must start on binding offsets: the caller checks
+    `projections_fit`."""
+    p, n, k = stacked.shape
+    rows = x.numel // k
+    out = out_like(gpu, (p, rows, n), label)
+    await matmul.batched_linear(gpu, x.reshaped((rows, k)), stacked, out)
+    step = rows * n * 4
+    return out, [Tensor((*x.shape[:-1], n), "f32", out.alloc, out.offset + i * step) for i in range(p)]
+
+
+def projections_fit(gpu, x, stacked: Tensor | None) -> bool:
+    """Whether `projections` can run over x with these weights: they lie side by side, and each output starts at a
+    multiple of the GPU's storage offset alignment."""
+    if stacked is None:
+        return False
+    step = x.numel // stacked.shape[2] * stacked.shape[1] * 4
+    return step % gpu.caps.limits.get("minStorageBufferOffsetAlignment", 256) == 0
+
+
 class Linear:
     def __init__(self, weights, path: str, bias: bool = True):
         self.path = path

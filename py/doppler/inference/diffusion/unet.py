@@ -14,7 +14,8 @@ each pre-LayerNorm with a residual. SD's `attention_head_dim` (8) is the number 
 from __future__ import annotations
 
 from ...ops import concat, elementwise, sampling
-from .nn import Conv2d, GroupNorm, LayerNorm, Linear, geglu, own_statistics, scaled_dot_product_attention
+from .nn import (Conv2d, GroupNorm, LayerNorm, Linear, geglu, own_statistics, projections, projections_fit,
+                 scaled_dot_product_attention, side_by_side)
 
 LAYER_NORM_EPS = 1e-5  # diffusers' BasicTransformerBlock default
 TRANSFORMER_NORM_EPS = 1e-6  # Transformer2DModel's GroupNorm
@@ -26,12 +27,27 @@ class Attention:
         self.heads = heads
         self.to_q, self.to_k, self.to_v = (Linear(weights, f"{path}.{n}", bias=False) for n in ("to_q", "to_k", "to_v"))
         self.to_out = Linear(weights, f"{path}.to_out.0")
+        # Projections that share an input run as one batched GEMM where their weights lie side by side: one dispatch
+        # of 3 (2) times the tiles, which fills a big GPU where each alone would split K.
+        self.qkv = side_by_side(self.to_q.weight, self.to_k.weight, self.to_v.weight)
+        self.kv = side_by_side(self.to_k.weight, self.to_v.weight)
 
     async def __call__(self, gpu, x, residual, context=None):
-        kv = x if context is None else context
-        q, k, v = await self.to_q(gpu, x), await self.to_k(gpu, kv), await self.to_v(gpu, kv)
+        made = []
+        if context is None and projections_fit(gpu, x, self.qkv):
+            qkv, (q, k, v) = await projections(gpu, x, self.qkv, f"{self.path}.qkv")
+            made = [qkv]
+        else:
+            kv = x if context is None else context
+            q = await self.to_q(gpu, x)
+            if projections_fit(gpu, kv, self.kv):
+                both, (k, v) = await projections(gpu, kv, self.kv, f"{self.path}.kv")
+                made = [q, both]
+            else:
+                k, v = await self.to_k(gpu, kv), await self.to_v(gpu, kv)
+                made = [q, k, v]
         a = await scaled_dot_product_attention(gpu, q, k, v, self.heads, self.path)
-        gpu.free(q, k, v)
+        gpu.free(*made)
         out = await self.to_out(gpu, a, residual=residual)
         gpu.free(a)
         return out
