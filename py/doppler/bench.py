@@ -135,7 +135,7 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None, overrides=None) -
         x = await _filled(gpu, (m, k), "f32", "x")
         w = await _filled(gpu, (n, k), weights, "w")
         out = gpu.tensor((m, n), "f32", "out")
-        run = lambda: matmul.linear(gpu, x, w, out, tiles=tiles)  # noqa: E731
+        run = lambda: matmul.linear(gpu, x, w, out, tiles=tiles, splits=case.get("splits"))  # noqa: E731
         return run, 2.0 * m * n * k, 4.0 * (x.numel + out.numel), [x, w, out]
     if op == "attention":
         b, tq, tk, heads, d = case["b"], case["tq"], case["tk"], case["heads"], case["d"]

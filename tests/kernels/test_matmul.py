@@ -154,6 +154,18 @@ def test_batched_linear_of_one_x(gpu_run, m, n, k):
     assert_close(got, ref.batched_matmul(np.broadcast_to(a["x"], (3, m, k)), a["w"]), "f16w")
 
 
+@pytest.mark.parametrize("splits", [1, 3])
+def test_linear_splits_as_asked(native_gpu, native_run, splits):
+    # K = 1024 over one 64 x 64 tile, which the ops would split 8 ways: whole (one dispatch), or in 3 splits of 22,
+    # 22 and 20 steps (the GEMM, then gemm_reduce)
+    a = operands(13, (50,), 60, 1024, np.float16)
+    before = dict(native_gpu.stats.dispatches)
+    got = run_op(native_run, "matmul", f"linear(gpu, x, w, out, bias=b, residual=r, splits={splits})", a)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"]), "f16w")
+    ran = sorted(k.split(":")[0] for k, n in native_gpu.stats.dispatches.items() if n > before.get(k, 0))
+    assert ran == (["matmul.wgsl"] if splits == 1 else ["gemm_reduce.wgsl", "matmul.wgsl"])
+
+
 def test_row_tiles_wrap_past_65535_workgroups(native_run):
     # 65537 batches of one row: as many row tiles, wrapped into z.
     r = rng(8)

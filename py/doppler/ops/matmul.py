@@ -226,14 +226,20 @@ def split_k_tiles(gpu, tiles: GemmTiles) -> GemmTiles:
 
 
 async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, fused: dict, tiles: GemmTiles,
-                   tile_grid: tuple[int, int], rows: int, k: int, uniform) -> None:
+                   tile_grid: tuple[int, int], rows: int, k: int, uniform, splits: int | None = None) -> None:
     """Dispatch GEMM kernel `name` (matmul, conv2d) over tile_grid = (column tiles, row tiles) of out (rows x cols):
-    whole, with the epilogue fused, or split along K (see k_split) into partial sums that gemm_reduce.wgsl adds up
-    and finishes. fused: the ACTIVATION and VEC_K overrides; uniform(k_split): the kernel's uniform bytes."""
+    whole, with the epilogue fused, or split along K (see k_split; `splits`, for benchmarks and tests, names how
+    many) into partial sums that gemm_reduce.wgsl adds up and finishes. fused: the ACTIVATION and VEC_K overrides;
+    uniform(k_split): the kernel's uniform bytes."""
     math = x.dtype
     cols = out.numel // rows
     wave = kernel_rule(gpu, "gemm_wave_tensor_cores" if tiles.tensor_cores else "gemm_wave")
-    split = k_split(tiles, tile_grid[0] * tile_grid[1], k, math, wave, out.numel)
+    if splits is None:
+        split = k_split(tiles, tile_grid[0] * tile_grid[1], k, math, wave, out.numel)
+    elif splits < 1 or (splits > 1 and math != "f32"):
+        raise GpuError(f"{label}: {splits} splits of K asked; give 1 or more (more than 1 under f32 math only)")
+    else:
+        split = -(-k // (tiles.tile_k * splits)) * tiles.tile_k
     # Tensor-core tiles store their raw sums into out before the epilogue: an in-place residual takes the partial
     # sums' path (one split) so that it is read before it is overwritten, and so does an out smaller than a result
     # matrix (its partial sums get at least that much).
@@ -261,7 +267,7 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
 
 
 async def _gemm(gpu, label, x, w, out, bias, residual, activation, batch, m, n, k, w_batch_stride, tiles,
-                x_batch_stride=None):
+                x_batch_stride=None, splits=None):
     tiles = tiles or default_tiles(gpu, n, x.dtype)
     check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": w, "bias": bias})
     require_whole_bindings(gpu, label, x=x, weight=w, bias=bias, residual=residual, out=out)
@@ -272,13 +278,14 @@ async def _gemm(gpu, label, x, w, out, bias, residual, activation, batch, m, n, 
     await run_gemm(gpu, "matmul", label, x, w, out, bias, residual, fused, tiles,
                    (-(-n // tiles.tile_n), batch * -(-m // tiles.tile_m)), batch * m, k,
                    lambda split: pack(Matmul(m, n, k, batch, w_batch_stride, split,
-                                             m * k if x_batch_stride is None else x_batch_stride)))
+                                             m * k if x_batch_stride is None else x_batch_stride)), splits)
 
 
 async def linear(gpu, x, weight, out, bias=None, residual=None, activation: str = "none",
-                 tiles: GemmTiles | None = None) -> None:
+                 tiles: GemmTiles | None = None, splits: int | None = None) -> None:
     """out = act(x weight^T + bias) + residual over x (..., K), weight [N, K], bias (N), out (..., N).
-    residual: a tensor shaped as out, or `out` itself to accumulate in place; activation: one of ACTIVATIONS."""
+    residual: a tensor shaped as out, or `out` itself to accumulate in place; activation: one of ACTIVATIONS;
+    splits: of K, for benchmarks and tests (default: run_gemm's choice)."""
     label = f"linear {weight.label}"
     if len(weight.shape) != 2:
         raise GpuError(f"{label}: weight {weight.shape} must be 2-D [N, K]")
@@ -289,7 +296,8 @@ async def linear(gpu, x, weight, out, bias=None, residual=None, activation: str 
     if bias is not None and bias.shape != (n,):
         raise GpuError(f"{label}: bias {bias.shape} must be ({n},)")
     _check_residual(label, residual, out)
-    await _gemm(gpu, label, x, weight, out, bias, residual, activation, 1, prod(x.shape[:-1]), n, k, 0, tiles)
+    await _gemm(gpu, label, x, weight, out, bias, residual, activation, 1, prod(x.shape[:-1]), n, k, 0, tiles,
+                splits=splits)
 
 
 async def batched_matmul(gpu, a, b, out, residual=None, activation: str = "none",
