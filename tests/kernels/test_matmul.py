@@ -82,8 +82,9 @@ def test_split_k_fills_whole_waves():
     # takes 160 of the 1440 K steps, against 206.
     assert splits(80, 23040, 512 * 1280) == 9
     assert -(-23040 // k_split(WIDE_TILES, 80, 23040, "f32")) == 7  # wave unknown: about SPLIT_K_INVOCATIONS
-    # The 8x8 level's 20 tiles over K = 11520: 19 splits are 380 workgroups, one wave (26 would take two)
-    assert splits(20, 11520, 128 * 1280) == 19
+    # The 8x8 level's 20 tiles over K = 11520: 16 splits are 320 workgroups, one wave of 45 steps each; 19 (38 steps)
+    # would save 7 steps and reduce 3 partial sums more (2.5 steps each)
+    assert splits(20, 11520, 128 * 1280) == 16
     # The partial sums stay within SPLIT_PARTIALS_BYTES: 32x32 outputs of 1280 channels (320 tiles) split 6 ways
     # (1920 workgroups, 5 waves of 120 steps against 720 unsplit), not 16 (13 waves of 45 steps, 168 MB of sums)
     assert splits(320, 11520, 2048 * 1280) == 6
@@ -93,10 +94,20 @@ def test_split_k_fills_whole_waves():
 def test_tensor_core_split_k_fills_whole_waves():
     from doppler.ops.matmul import TENSOR_CORE_TILES, k_split
 
+    def splits(tiles, k, outputs, split_wave=132):
+        return -(-k // k_split(TENSOR_CORE_TILES, tiles, k, "f32", 264, outputs, split_wave))
+
     # 80 tiles of 128 x 256 over K = 23040: about SPLIT_K_INVOCATIONS would take 4 splits, 320 workgroups, two waves
-    # of the 264 an H100 runs; 3 make 240, one wave.
+    # of the 264 an H100 runs; 3 make 240, one wave. Split dispatches run 132 at once there: 8 splits, 5 waves of
+    # 180 steps, against 2 waves of 480.
     assert -(-23040 // k_split(TENSOR_CORE_TILES, 80, 23040, "f32")) == 4
-    assert -(-23040 // k_split(TENSOR_CORE_TILES, 80, 23040, "f32", 264, 1024 * 1280)) == 3
+    assert splits(80, 23040, 1024 * 1280, split_wave=0) == 3
+    assert splits(80, 23040, 1024 * 1280) == 8
+    # The 64x64 level's 320 -> 320 linears (128 tiles, 20 steps): whole, one wave; 2 splits would take two waves of
+    # 132 and a reduce (an H100 ran them in 48 and 83 us). K = 5120 over the 16x16 level's 20 tiles: 6 splits, 120
+    # workgroups, one wave.
+    assert splits(128, 320, 8192 * 320) == 1
+    assert splits(20, 5120, 512 * 1280) == 6
 
 
 def test_split_k_accumulates_in_place_four_columns_at_a_time(gpu_run):

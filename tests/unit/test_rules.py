@@ -163,8 +163,8 @@ def test_empty_folder(tmp_path):
 
 
 def test_unknown_domain_key_lists_known(book):
-    with pytest.raises(RuleError, match=r"^no rules for kernels\.attention; known: kernels\.gemm_wave, "
-                                        r"kernels\.gemm_wave_tensor_cores, kernels\.mathDtype, kernels\.subgroups, "
+    with pytest.raises(RuleError, match=r"^no rules for kernels\.attention; known: kernels\.gemm_split_wave_tensor_cores, "
+                                        r"kernels\.gemm_wave, kernels\.gemm_wave_tensor_cores, kernels\.mathDtype, kernels\.subgroups, "
                                         r"kernels\.tensor_cores, kernels\.weightStorage$"):
         book.select_rule_value("kernels", "attention", CHROME_F16)
 
@@ -198,3 +198,5 @@ def test_device_capabilities_are_a_rule_context(rules_dir):
     h100 = Capabilities("browser", "nvidia", "", "NVIDIA H100 80GB HBM3", frozenset(), {})
     assert book.select_rule_value("kernels", "gemm_wave", h100.context()) == 396
     assert book.select_rule_value("kernels", "gemm_wave_tensor_cores", h100.context()) == 264
+    assert book.select_rule_value("kernels", "gemm_split_wave_tensor_cores", h100.context()) == 132
+    assert book.select_rule_value("kernels", "gemm_split_wave_tensor_cores", caps.context()) == 0

@@ -35,11 +35,15 @@ MAX_LOADS = 4  # quads of x (and of W) per invocation per K step, at most (the k
 SPLIT_K_INVOCATIONS = 512 * 256
 MIN_SPLIT_STEPS = 8  # TILE_K steps per split, at least: fewer and the partial sums cost more than they save
 # Where the rule `gemm_wave` (`gemm_wave_tensor_cores`) names how many scalar-tile (tensor-core) workgroups the device
-# runs at once (an H100 in Chromium: 3 an SM, 396; 2 an SM, 264; bench/RESULTS.md, sessions 5 and 6), the splits
-# fill whole waves: the fewest waves times the K steps each workgroup takes, each split costing SPLIT_COST more (its
-# partial sums pass through memory), with the partial sums at most SPLIT_PARTIALS_BYTES. Without it, about
-# SPLIT_K_INVOCATIONS invocations (a partly filled last wave).
-SPLIT_COST = 0.01
+# runs at once (an H100 in Chromium: 3 an SM, 396; 2 an SM, 264; bench/RESULTS.md, sessions 5 and 6), K splits as
+# the modelled time is least: waves of workgroups times the K steps each takes plus SPLIT_FIXED_STEPS, and for a split
+# GEMM the reduce, SPLIT_REDUCE_STEPS (a part per dispatch, a part per split), all in K steps; split dispatches run
+# `gemm_split_wave_tensor_cores` at once where that rule names it (their tiles take more workgroup memory: an H100
+# runs one an SM), with the partial sums at most SPLIT_PARTIALS_BYTES. Fit to GEMMs timed at every split count on an
+# H100 (bench/RESULTS.md, session 7): unsplit, 8192 x 320 x 320 ran 48 us where 2 splits took 83. Without the wave
+# rule, about SPLIT_K_INVOCATIONS invocations (a partly filled last wave).
+SPLIT_FIXED_STEPS = 4
+SPLIT_REDUCE_STEPS = (3.0, 2.5)
 SPLIT_PARTIALS_BYTES = 64 << 20
 REDUCE_WORKGROUP = 256
 # Tensor-core tiles (lib/gemm_subgroup_matrix.wgsl): a subgroup of 32 invocations owns a 32 x 64 block (thread_m =
@@ -196,19 +200,27 @@ async def gemm_kernel(gpu, name: str, math: str, weight_dtype: str, tiles: GemmT
     return await gpu.kernel(file, "main", {**overrides, "F16_WEIGHTS": weight_dtype == "f16"})
 
 
-def k_split(tiles: GemmTiles, tile_count: int, k: int, math: str, wave: int = 0, outputs: int = 0) -> int:
+def k_split(tiles: GemmTiles, tile_count: int, k: int, math: str, wave: int = 0, outputs: int = 0,
+            split_wave: int = 0) -> int:
     """K elements per split: k itself (no split) unless the output's tiles hold fewer than SPLIT_K_INVOCATIONS
     invocations, then splits of at least MIN_SPLIT_STEPS steps each: with `wave` (the workgroups the device runs at
-    once, 0 if unknown) those filling whole waves, the partial sums of `outputs` elements within
-    SPLIT_PARTIALS_BYTES; else enough to reach about SPLIT_K_INVOCATIONS invocations. f32 math only."""
+    once, 0 if unknown; `split_wave` those of a split dispatch, 0 if the same) the least modelled time, the partial
+    sums of `outputs` elements within SPLIT_PARTIALS_BYTES; else enough to reach about SPLIT_K_INVOCATIONS
+    invocations. f32 math only."""
     steps = -(-k // tiles.tile_k)
     most = steps // MIN_SPLIT_STEPS
     if math != "f32" or most < 2 or tile_count * tiles.invocations >= SPLIT_K_INVOCATIONS:
         return k
     if wave:
         most = max(1, min(most, SPLIT_PARTIALS_BYTES // max(1, DTYPE_BYTES["f32"] * outputs)))
-        splits = min(range(1, most + 1),
-                     key=lambda s: -(-tile_count * s // wave) * -(-steps // s) * (1 + SPLIT_COST * s))
+        per_dispatch, per_split = SPLIT_REDUCE_STEPS
+
+        def cost(s: int) -> float:
+            at_once = wave if s == 1 else split_wave or wave
+            reduce = 0 if s == 1 else per_dispatch + per_split * s
+            return -(-tile_count * s // at_once) * (-(-steps // s) + SPLIT_FIXED_STEPS) + reduce
+
+        splits = min(range(1, most + 1), key=cost)
     else:
         splits = min(-(-SPLIT_K_INVOCATIONS // (tile_count * tiles.invocations)), most)
     if splits < 2:
@@ -234,8 +246,9 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
     math = x.dtype
     cols = out.numel // rows
     wave = kernel_rule(gpu, "gemm_wave_tensor_cores" if tiles.tensor_cores else "gemm_wave")
+    split_wave = kernel_rule(gpu, "gemm_split_wave_tensor_cores") if tiles.tensor_cores else 0
     if splits is None:
-        split = k_split(tiles, tile_grid[0] * tile_grid[1], k, math, wave, out.numel)
+        split = k_split(tiles, tile_grid[0] * tile_grid[1], k, math, wave, out.numel, split_wave)
     elif splits < 1 or (splits > 1 and math != "f32"):
         raise GpuError(f"{label}: {splits} splits of K asked; give 1 or more (more than 1 under f32 math only)")
     else:
