@@ -108,6 +108,12 @@ def test_tensor_core_split_k_fills_whole_waves():
     # workgroups, one wave.
     assert splits(128, 320, 8192 * 320) == 1
     assert splits(20, 5120, 512 * 1280) == 6
+    # With a bias (or activation, or residual) the unsplit GEMM reads its output back to finish it, which the split
+    # GEMM's reduce does anyway: the 16x16 level's 1280 -> 10240 feed-forward (160 tiles, 80 steps) splits 3 ways, and
+    # the 64x64 level's 320 -> 320 linears 2
+    assert k_split(TENSOR_CORE_TILES, 160, 1280, "f32", 264, 512 * 10240, 132) == 1280
+    assert -(-1280 // k_split(TENSOR_CORE_TILES, 160, 1280, "f32", 264, 512 * 10240, 132, epilogue_pass=True)) == 3
+    assert -(-320 // k_split(TENSOR_CORE_TILES, 128, 320, "f32", 264, 8192 * 320, 132, epilogue_pass=True)) == 2
 
 
 def test_split_k_accumulates_in_place_four_columns_at_a_time(gpu_run):

@@ -44,6 +44,10 @@ MIN_SPLIT_STEPS = 8  # TILE_K steps per split, at least: fewer and the partial s
 # rule, about SPLIT_K_INVOCATIONS invocations (a partly filled last wave).
 SPLIT_FIXED_STEPS = 4
 SPLIT_REDUCE_STEPS = (3.0, 2.5)
+# Tensor-core GEMMs that finish their output in the kernel (bias, activation, residual) store their sums and read
+# them back after a storage barrier, a tail each workgroup waits on: K steps per million outputs (an H100: 512 x 10240
+# took 410 us with a bias, 304 without; bench/RESULTS.md, session 7). The reduce of split sums finishes them anyway.
+EPILOGUE_STEPS_PER_MILLION = 10.0
 SPLIT_PARTIALS_BYTES = 64 << 20
 REDUCE_WORKGROUP = 256
 # Tensor-core tiles (lib/gemm_subgroup_matrix.wgsl): a subgroup of 32 invocations owns a 32 x 64 block (thread_m =
@@ -201,12 +205,13 @@ async def gemm_kernel(gpu, name: str, math: str, weight_dtype: str, tiles: GemmT
 
 
 def k_split(tiles: GemmTiles, tile_count: int, k: int, math: str, wave: int = 0, outputs: int = 0,
-            split_wave: int = 0) -> int:
+            split_wave: int = 0, epilogue_pass: bool = False) -> int:
     """K elements per split: k itself (no split) unless the output's tiles hold fewer than SPLIT_K_INVOCATIONS
     invocations, then splits of at least MIN_SPLIT_STEPS steps each: with `wave` (the workgroups the device runs at
     once, 0 if unknown; `split_wave` those of a split dispatch, 0 if the same) the least modelled time, the partial
     sums of `outputs` elements within SPLIT_PARTIALS_BYTES; else enough to reach about SPLIT_K_INVOCATIONS
-    invocations. f32 math only."""
+    invocations. `epilogue_pass`: the unsplit GEMM finishes its output by reading it back (tensor cores with a bias,
+    activation or residual), EPILOGUE_STEPS_PER_MILLION more. f32 math only."""
     steps = -(-k // tiles.tile_k)
     most = steps // MIN_SPLIT_STEPS
     if math != "f32" or most < 2 or tile_count * tiles.invocations >= SPLIT_K_INVOCATIONS:
@@ -217,7 +222,8 @@ def k_split(tiles: GemmTiles, tile_count: int, k: int, math: str, wave: int = 0,
 
         def cost(s: int) -> float:
             at_once = wave if s == 1 else split_wave or wave
-            reduce = 0 if s == 1 else per_dispatch + per_split * s
+            finish = EPILOGUE_STEPS_PER_MILLION * outputs / 1e6 if epilogue_pass else 0
+            reduce = per_dispatch + per_split * s if s > 1 else finish
             return -(-tile_count * s // at_once) * (-(-steps // s) + SPLIT_FIXED_STEPS) + reduce
 
         splits = min(range(1, most + 1), key=cost)
@@ -248,7 +254,9 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
     wave = kernel_rule(gpu, "gemm_wave_tensor_cores" if tiles.tensor_cores else "gemm_wave")
     split_wave = kernel_rule(gpu, "gemm_split_wave_tensor_cores") if tiles.tensor_cores else 0
     if splits is None:
-        split = k_split(tiles, tile_grid[0] * tile_grid[1], k, math, wave, out.numel, split_wave)
+        finishing = bias is not None or residual is not None or fused["ACTIVATION"] != ACTIVATIONS["none"]
+        split = k_split(tiles, tile_grid[0] * tile_grid[1], k, math, wave, out.numel, split_wave,
+                        tiles.tensor_cores and finishing)
     elif splits < 1 or (splits > 1 and math != "f32"):
         raise GpuError(f"{label}: {splits} splits of K asked; give 1 or more (more than 1 under f32 math only)")
     else:
