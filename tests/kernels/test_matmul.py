@@ -82,9 +82,8 @@ def test_split_k_fills_whole_waves():
     # takes 160 of the 1440 K steps, against 206.
     assert splits(80, 23040, 512 * 1280) == 9
     assert -(-23040 // k_split(WIDE_TILES, 80, 23040, "f32")) == 7  # wave unknown: about SPLIT_K_INVOCATIONS
-    # The 8x8 level's 20 tiles over K = 11520: 16 splits are 320 workgroups, one wave of 45 steps each; 19 (38 steps)
-    # would save 7 steps and reduce 3 partial sums more (2.5 steps each)
-    assert splits(20, 11520, 128 * 1280) == 16
+    # The 8x8 level's 20 tiles over K = 11520: 19 splits are 380 workgroups, one wave (26 would take two)
+    assert splits(20, 11520, 128 * 1280) == 19
     # The partial sums stay within SPLIT_PARTIALS_BYTES: 32x32 outputs of 1280 channels (320 tiles) split 6 ways
     # (1920 workgroups, 5 waves of 120 steps against 720 unsplit), not 16 (13 waves of 45 steps, 168 MB of sums)
     assert splits(320, 11520, 2048 * 1280) == 6

@@ -34,20 +34,32 @@ MAX_LOADS = 4  # quads of x (and of W) per invocation per K step, at most (the k
 # tiles (256): on an H100 their partial sums cost 28 of 85 ms of a UNet step split to 512 workgroups.
 SPLIT_K_INVOCATIONS = 512 * 256
 MIN_SPLIT_STEPS = 8  # TILE_K steps per split, at least: fewer and the partial sums cost more than they save
+
+
+@dataclass(frozen=True)
+class SplitCosts:
+    """k_split's model of a GEMM's time, in K steps of one workgroup: waves of workgroups times (the steps each takes
+    plus `fixed`), times 1 + `per_split` a split, plus for split GEMMs the reduce (`reduce`: a part per dispatch, a
+    part per split) and for unsplit ones that read their output back to finish it `epilogue_per_million` steps per
+    million outputs."""
+
+    fixed: float = 0.0
+    per_split: float = 0.0
+    reduce: tuple[float, float] = (0.0, 0.0)
+    epilogue_per_million: float = 0.0
+
+
 # Where the rule `gemm_wave` (`gemm_wave_tensor_cores`) names how many scalar-tile (tensor-core) workgroups the device
 # runs at once (an H100 in Chromium: 3 an SM, 396; 2 an SM, 264; bench/RESULTS.md, sessions 5 and 6), K splits as
-# the modelled time is least: waves of workgroups times the K steps each takes plus SPLIT_FIXED_STEPS, and for a split
-# GEMM the reduce, SPLIT_REDUCE_STEPS (a part per dispatch, a part per split), all in K steps; split dispatches run
-# `gemm_split_wave_tensor_cores` at once where that rule names it (their tiles take more workgroup memory: an H100
-# runs one an SM), with the partial sums at most SPLIT_PARTIALS_BYTES. Fit to GEMMs timed at every split count on an
-# H100 (bench/RESULTS.md, session 7): unsplit, 8192 x 320 x 320 ran 48 us where 2 splits took 83. Without the wave
-# rule, about SPLIT_K_INVOCATIONS invocations (a partly filled last wave).
-SPLIT_FIXED_STEPS = 4
-SPLIT_REDUCE_STEPS = (3.0, 2.5)
-# Tensor-core GEMMs that finish their output in the kernel (bias, activation, residual) store their sums and read
-# them back after a storage barrier, a tail each workgroup waits on: K steps per million outputs (an H100: 512 x 10240
-# took 410 us with a bias, 304 without; bench/RESULTS.md, session 7). The reduce of split sums finishes them anyway.
-EPILOGUE_STEPS_PER_MILLION = 10.0
+# that model's time is least, split dispatches counting `gemm_split_wave_tensor_cores` at once where that rule names
+# it (their tiles take more workgroup memory: an H100 runs one an SM), with the partial sums at most
+# SPLIT_PARTIALS_BYTES. Without the wave rule, about SPLIT_K_INVOCATIONS invocations (a partly filled last wave).
+# Scalar tiles: 1% a split (session 5: whole waves took 1.2% off a UNet step). Tensor cores, fit to GEMMs timed at
+# every split count on an H100 (bench/RESULTS.md, session 7): a workgroup's start and store, the reduce, and the
+# read-back of a bias, activation or residual (512 x 10240 took 410 us with a bias, 304 without; 8192 x 320 x 320
+# without one ran 48 us whole against 83 in 2 splits).
+SCALAR_SPLIT_COSTS = SplitCosts(per_split=0.01)
+TENSOR_CORE_SPLIT_COSTS = SplitCosts(fixed=4.0, reduce=(3.0, 2.5), epilogue_per_million=10.0)
 SPLIT_PARTIALS_BYTES = 64 << 20
 REDUCE_WORKGROUP = 256
 # Tensor-core tiles (lib/gemm_subgroup_matrix.wgsl): a subgroup of 32 invocations owns a 32 x 64 block (thread_m =
@@ -208,23 +220,25 @@ def k_split(tiles: GemmTiles, tile_count: int, k: int, math: str, wave: int = 0,
             split_wave: int = 0, epilogue_pass: bool = False) -> int:
     """K elements per split: k itself (no split) unless the output's tiles hold fewer than SPLIT_K_INVOCATIONS
     invocations, then splits of at least MIN_SPLIT_STEPS steps each: with `wave` (the workgroups the device runs at
-    once, 0 if unknown; `split_wave` those of a split dispatch, 0 if the same) the least modelled time, the partial
-    sums of `outputs` elements within SPLIT_PARTIALS_BYTES; else enough to reach about SPLIT_K_INVOCATIONS
-    invocations. `epilogue_pass`: the unsplit GEMM finishes its output by reading it back (tensor cores with a bias,
-    activation or residual), EPILOGUE_STEPS_PER_MILLION more. f32 math only."""
+    once, 0 if unknown; `split_wave` those of a split dispatch, 0 if the same) the least time in the tiles'
+    SplitCosts, the partial sums of `outputs` elements within SPLIT_PARTIALS_BYTES; else enough to reach about
+    SPLIT_K_INVOCATIONS invocations. `epilogue_pass`: unsplit, the GEMM reads its output back to finish it. f32 math
+    only."""
     steps = -(-k // tiles.tile_k)
     most = steps // MIN_SPLIT_STEPS
     if math != "f32" or most < 2 or tile_count * tiles.invocations >= SPLIT_K_INVOCATIONS:
         return k
     if wave:
         most = max(1, min(most, SPLIT_PARTIALS_BYTES // max(1, DTYPE_BYTES["f32"] * outputs)))
-        per_dispatch, per_split = SPLIT_REDUCE_STEPS
+        model = TENSOR_CORE_SPLIT_COSTS if tiles.tensor_cores else SCALAR_SPLIT_COSTS
 
         def cost(s: int) -> float:
-            at_once = wave if s == 1 else split_wave or wave
-            finish = EPILOGUE_STEPS_PER_MILLION * outputs / 1e6 if epilogue_pass else 0
-            reduce = per_dispatch + per_split * s if s > 1 else finish
-            return -(-tile_count * s // at_once) * (-(-steps // s) + SPLIT_FIXED_STEPS) + reduce
+            waves = -(-tile_count * s // (wave if s == 1 else split_wave or wave))
+            if s > 1:
+                after = model.reduce[0] + model.reduce[1] * s
+            else:
+                after = model.epilogue_per_million * outputs / 1e6 if epilogue_pass else 0.0
+            return waves * (-(-steps // s) + model.fixed) * (1 + model.per_split * s) + after
 
         splits = min(range(1, most + 1), key=cost)
     else:
