@@ -101,9 +101,9 @@ fn compute_tile(lid: u32, sg: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
   // inside y where its first row and column are.
   var c00 = Result(); var c01 = Result(); var c02 = Result(); var c03 = Result();
   var c10 = Result(); var c11 = Result(); var c12 = Result(); var c13 = Result();
+  let at = slice_of(t) + (t.row0 + m_sub) * t.cols + t.col0 + n_sub;
+  let below = at + MATRIX * t.cols;
   if (folds && RESIDUAL != 0u) {
-    let at = (t.row0 + m_sub) * t.cols + t.col0 + n_sub;  // not split: no slice
-    let below = at + MATRIX * t.cols;
     if (m_sub < t.rows) {
       if (n_sub < cols_left) { c00 = residual_matrix(at, t); }
       if (n_sub + MATRIX < cols_left) { c01 = residual_matrix(at + MATRIX, t); }
@@ -187,8 +187,6 @@ fn compute_tile(lid: u32, sg: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
     }
     return;
   }
-  let at = slice + (t.row0 + m_sub) * t.cols + t.col0 + n_sub;
-  let below = at + MATRIX * t.cols;
   if (m_sub < t.rows) {
     if (n_sub < cols_left) { subgroupMatrixStore<row_major>(&y, at, c00, t.cols); }
     if (n_sub + MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, at + MATRIX, c01, t.cols); }

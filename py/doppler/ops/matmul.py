@@ -177,12 +177,11 @@ def default_tiles(gpu, n: int, math: str, conv: bool = False) -> GemmTiles:
 MATH_DTYPES = ("f32", "f16")
 
 
-def epilogue(x, bias, residual, out, standin=None) -> tuple[dict, list]:
+def epilogue(x, bias, residual, out) -> tuple[dict, list]:
     """The overrides for a fused bias and residual, and the bindings 2 (bias) and 3 (residual) of the GEMM kernels:
-    those are statically used, so x (or `standin` for the residual) stands in (read-only, never read) where there is
-    none or the residual is out."""
+    those are statically used, so x stands in (read-only, never read) where there is none or the residual is out."""
     mode = RESIDUAL_NONE if residual is None else RESIDUAL_IN_PLACE if residual is out else RESIDUAL_TENSOR
-    bindings = [bias if bias is not None else x, residual if mode == RESIDUAL_TENSOR else standin or x]
+    bindings = [bias if bias is not None else x, residual if mode == RESIDUAL_TENSOR else x]
     return {"HAS_BIAS": bias is not None, "RESIDUAL": mode}, bindings
 
 
@@ -279,26 +278,19 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
     # Tensor-core tiles with an activation store their raw sums into out before they finish them: an in-place
     # residual then takes the partial sums' path (one split) so that it is read before it is overwritten, and so does
     # an out smaller than a result matrix (its partial sums get at least that much).
-    # Tensor-core kernels load the residual binding as 16 x 16 f32 matrices, so WebGPU wants that much bound there
-    # even where they never read it: a stand-in of that size where x is smaller.
-    least = SUBGROUP_MATRIX_BYTES // DTYPE_BYTES["f32"] if tiles.tensor_cores else 0
-    standin = gpu.tensor((least,), "f32", f"{label}.standin") if x.nbytes < least * DTYPE_BYTES["f32"] else x
     if split >= k and not (tiles.tensor_cores and ((residual is out and activated)
                                                    or out.nbytes < SUBGROUP_MATRIX_BYTES)):
-        overrides, bias_residual = epilogue(x, bias, residual, out, standin)
+        overrides, bias_residual = epilogue(x, bias, residual, out)
         kernel = await gemm_kernel(gpu, name, math, weight.dtype, tiles, {**overrides, **fused})
         gpu.dispatch(kernel, [x, weight, *bias_residual, out], tile_groups(*tile_grid, label), uniform(k))
-        if standin is not x:
-            gpu.free(standin)
         return
     splits = -(-k // split)
     tiles = split_k_tiles(gpu, tiles)
+    least = SUBGROUP_MATRIX_BYTES // DTYPE_BYTES["f32"] if tiles.tensor_cores else 0
     partials = gpu.tensor((max(splits * rows * cols, least),), "f32", f"{out.label}.partials")
     require_whole_bindings(gpu, label, partials=partials)
     kernel = await gemm_kernel(gpu, name, math, weight.dtype, tiles, {**fused, "ACTIVATION": 0, "SPLIT_K": True})
-    gpu.dispatch(kernel, [x, weight, x, standin, partials], (*tile_grid, splits), uniform(split))
-    if standin is not x:
-        gpu.free(standin)
+    gpu.dispatch(kernel, [x, weight, x, x, partials], (*tile_grid, splits), uniform(split))
     overrides, bias_residual = epilogue(partials, bias, residual, out)
     vec4 = cols % QUAD == 0  # then quads of elements share a row (and vec4 bindings cover whole tensors)
     reduce = await gpu.kernel("gemm_reduce", "main_vec4" if vec4 else "main",
