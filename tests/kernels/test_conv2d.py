@@ -125,7 +125,7 @@ def test_tensor_cores(tensor_core_run):
 
 def test_tensor_cores_default_tiles_whole_matrices(tensor_core_run):
     # 2 x 16x20 pixels (640 rows, two 256-row tiles) -> Cout 96: edges cut no 16 x 16 matrix, so the sums go straight
-    # to out, the residual and the bias in them.
+    # to out and the tile is read back for the bias and the residual.
     a = operands(42, (2, 16, 20, 8), 96, 3, (16, 20), np.float16)  # K = 72: too short to split
     conv(tensor_core_run, a, ", bias=b, residual=r, padding=1", "f16", bias=a["b"], residual=a["r"], padding=1)
 

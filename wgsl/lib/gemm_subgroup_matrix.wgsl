@@ -19,16 +19,12 @@
 //   keep 19 KiB and two (bench/RESULTS.md, session 6).
 // Store: where every result matrix of the tile lies wholly inside y or wholly outside it (y's rows and columns left
 //   from the tile are multiples of 16 or fill it), each subgroup stores its matrices straight into y (with SPLIT_K,
-//   into its slice). So no workgroup memory holds results and the staging tiles alone set how many workgroups share
-//   an SM: on an H100 that made the GEMMs 1.2-1.6x faster (bench/RESULTS.md, session 6). A bias and a residual
-//   (tensor, or y's own prior contents) fold into the result matrices themselves (`folds`): the residual's
-//   matrices are the sums' initial values, and the bias is one more multiply-accumulate, a matrix of ones times
-//   one holding the bias in its first row (staged where W was), so every row gains it. Only an activation needs the
-//   workgroup to read the tile back after a storage barrier and finish it in place (write_output); on an H100 that
-//   read-back cost about 20 us a million outputs (bench/RESULTS.md, session 7). The raw sums would overwrite an
-//   in-place residual before an activation: ops/matmul.py sends those GEMMs through split K's partial sums instead.
-//   Where an edge cuts a matrix, the matrices pass one at a time through a 16 x 16 slot, subgroup by subgroup, and
-//   write_output finishes them (slow, and only in such edge tiles).
+//   into its slice); with a fused epilogue the workgroup then reads the tile back after a storage barrier and
+//   finishes it in place (write_output: bias, activation, residual tensor). So no workgroup memory holds results and
+//   the staging tiles alone set how many workgroups share an SM: on an H100 that made the GEMMs 1.2-1.6x faster
+//   (bench/RESULTS.md, session 6). The raw sums would overwrite an in-place residual (RESIDUAL = 2): ops/matmul.py
+//   sends those GEMMs through split K's partial sums instead. Where an edge cuts a matrix, the matrices pass one
+//   at a time through a 16 x 16 slot, subgroup by subgroup (slow, and only in such edge tiles).
 
 #include "lib/gemm_f32_bindings.wgsl"
 #include "lib/gemm_tile.wgsl"
@@ -80,12 +76,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   gemm_main(wg, lid, sg);
 }
 
-// The residual's 16 x 16 matrix at element `at` of the output (rows t.cols apart): the residual tensor's, or y's.
-fn residual_matrix(at: u32, t: OutTile) -> Result {
-  if (RESIDUAL == RESIDUAL_TENSOR) { return subgroupMatrixLoad<Result, row_major>(&residual, at, t.cols); }
-  return subgroupMatrixLoad<Result, row_major>(&y, at, t.cols);
-}
-
 // The tile t: the K loop over `ks` = [begin, end) of rows of length k (W's rows from w_rows on) by subgroup sg, then
 // the store.
 fn compute_tile(lid: u32, sg: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
@@ -93,30 +83,10 @@ fn compute_tile(lid: u32, sg: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
   let n = t.cols;
   let m_sub = (sg / SG_N) * 32u;
   let n_sub = (sg % SG_N) * 64u;
-  let cols_left = t.cols - t.col0;
-  let cut = (t.rows < TILE_M && t.rows % MATRIX != 0u) || (cols_left < TILE_N && cols_left % MATRIX != 0u);
-  let folds = !SPLIT_K && ACTIVATION == ACT_NONE && !cut;  // bias and residual into the result matrices
   // The 2 x 4 result matrices as plain variables, loads and multiplies written out: an array indexed in loops
-  // may be spilled to local memory where the compiler does not unroll them. Matrix (i, j) of this subgroup is
-  // inside y where its first row and column are.
+  // may be spilled to local memory where the compiler does not unroll them.
   var c00 = Result(); var c01 = Result(); var c02 = Result(); var c03 = Result();
   var c10 = Result(); var c11 = Result(); var c12 = Result(); var c13 = Result();
-  let at = slice_of(t) + (t.row0 + m_sub) * t.cols + t.col0 + n_sub;
-  let below = at + MATRIX * t.cols;
-  if (folds && RESIDUAL != 0u) {
-    if (m_sub < t.rows) {
-      if (n_sub < cols_left) { c00 = residual_matrix(at, t); }
-      if (n_sub + MATRIX < cols_left) { c01 = residual_matrix(at + MATRIX, t); }
-      if (n_sub + 2u * MATRIX < cols_left) { c02 = residual_matrix(at + 2u * MATRIX, t); }
-      if (n_sub + 3u * MATRIX < cols_left) { c03 = residual_matrix(at + 3u * MATRIX, t); }
-    }
-    if (m_sub + MATRIX < t.rows) {
-      if (n_sub < cols_left) { c10 = residual_matrix(below, t); }
-      if (n_sub + MATRIX < cols_left) { c11 = residual_matrix(below + MATRIX, t); }
-      if (n_sub + 2u * MATRIX < cols_left) { c12 = residual_matrix(below + 2u * MATRIX, t); }
-      if (n_sub + 3u * MATRIX < cols_left) { c13 = residual_matrix(below + 3u * MATRIX, t); }
-    }
-  }
   var next = load_step(lid, ks.x, ks.y, n0, n, k, w_rows);
   for (var k0 = ks.x; k0 < ks.y; k0 += TILE_K) {
     store_step(lid, next);
@@ -142,34 +112,9 @@ fn compute_tile(lid: u32, sg: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
     }
     workgroupBarrier();
   }
-  if (folds && HAS_BIAS) {
-    // Where W was staged, the bias matrix of each 16 columns of the tile (its first row the bias, zeros below);
-    // where X was, a matrix of ones.
-    for (var e = lid; e < TILE_N * MATRIX; e += WG) {
-      let col = n0 + e / (MATRIX * MATRIX) * MATRIX + e % MATRIX;
-      var v = 0.0h;
-      if ((e / MATRIX) % MATRIX == 0u && col < n) { v = f16(bias_at(col)); }
-      w_tile[e] = v;
-      if (e < MATRIX * MATRIX) { x_tile[e] = 1.0h; }
-    }
-    workgroupBarrier();
-    let ones = subgroupMatrixLoad<Left, row_major>(&x_tile, 0u, MATRIX);
-    let b = (n_sub / MATRIX) * MATRIX * MATRIX;  // this subgroup's first bias matrix
-    let b0 = subgroupMatrixLoad<Right, row_major>(&w_tile, b, MATRIX);
-    let b1 = subgroupMatrixLoad<Right, row_major>(&w_tile, b + MATRIX * MATRIX, MATRIX);
-    let b2 = subgroupMatrixLoad<Right, row_major>(&w_tile, b + 2u * MATRIX * MATRIX, MATRIX);
-    let b3 = subgroupMatrixLoad<Right, row_major>(&w_tile, b + 3u * MATRIX * MATRIX, MATRIX);
-    c00 = subgroupMatrixMultiplyAccumulate(ones, b0, c00);
-    c01 = subgroupMatrixMultiplyAccumulate(ones, b1, c01);
-    c02 = subgroupMatrixMultiplyAccumulate(ones, b2, c02);
-    c03 = subgroupMatrixMultiplyAccumulate(ones, b3, c03);
-    c10 = subgroupMatrixMultiplyAccumulate(ones, b0, c10);
-    c11 = subgroupMatrixMultiplyAccumulate(ones, b1, c11);
-    c12 = subgroupMatrixMultiplyAccumulate(ones, b2, c12);
-    c13 = subgroupMatrixMultiplyAccumulate(ones, b3, c13);
-  }
+  let cols_left = t.cols - t.col0;
   let slice = slice_of(t);
-  if (cut) {
+  if ((t.rows < TILE_M && t.rows % MATRIX != 0u) || (cols_left < TILE_N && cols_left % MATRIX != 0u)) {
     var sums = array<Result, 8>(c00, c01, c02, c03, c10, c11, c12, c13);  // (i, j) at i * 4 + j
     for (var s = 0u; s < WG / SUBGROUP; s++) {
       for (var q = 0u; q < 8u; q++) {
@@ -187,6 +132,9 @@ fn compute_tile(lid: u32, sg: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
     }
     return;
   }
+  // Matrix (i, j) of this subgroup is inside y where its first row and column are.
+  let at = slice + (t.row0 + m_sub) * t.cols + t.col0 + n_sub;
+  let below = at + MATRIX * t.cols;
   if (m_sub < t.rows) {
     if (n_sub < cols_left) { subgroupMatrixStore<row_major>(&y, at, c00, t.cols); }
     if (n_sub + MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, at + MATRIX, c01, t.cols); }
@@ -199,7 +147,7 @@ fn compute_tile(lid: u32, sg: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
     if (n_sub + 2u * MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, below + 2u * MATRIX, c12, t.cols); }
     if (n_sub + 3u * MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, below + 3u * MATRIX, c13, t.cols); }
   }
-  if (SPLIT_K || folds || (!HAS_BIAS && ACTIVATION == ACT_NONE && RESIDUAL == 0u)) { return; }
+  if (SPLIT_K || (!HAS_BIAS && ACTIVATION == ACT_NONE && RESIDUAL == 0u)) { return; }
   storageBarrier();
   for (var e = lid; e < TILE_M * TILE_N; e += WG) {
     let i = e / TILE_N;

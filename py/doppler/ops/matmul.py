@@ -56,8 +56,8 @@ class SplitCosts:
 # SPLIT_PARTIALS_BYTES. Without the wave rule, about SPLIT_K_INVOCATIONS invocations (a partly filled last wave).
 # Scalar tiles: 1% a split (session 5: whole waves took 1.2% off a UNet step). Tensor cores, fit to GEMMs timed at
 # every split count on an H100 (bench/RESULTS.md, session 7): a workgroup's start and store, the reduce, and the
-# read-back that finishes an activation (a bias read back so made 512 x 10240 take 410 us against 304 without one;
-# 8192 x 320 x 320 ran 48 us whole against 83 in 2 splits).
+# read-back of a bias, activation or residual (512 x 10240 took 410 us with a bias, 304 without; 8192 x 320 x 320
+# without one ran 48 us whole against 83 in 2 splits).
 SCALAR_SPLIT_COSTS = SplitCosts(per_split=0.01)
 TENSOR_CORE_SPLIT_COSTS = SplitCosts(fixed=4.0, reduce=(3.0, 2.5), epilogue_per_million=10.0)
 SPLIT_PARTIALS_BYTES = 64 << 20
@@ -222,8 +222,8 @@ def k_split(tiles: GemmTiles, tile_count: int, k: int, math: str, wave: int = 0,
     invocations, then splits of at least MIN_SPLIT_STEPS steps each: with `wave` (the workgroups the device runs at
     once, 0 if unknown; `split_wave` those of a split dispatch, 0 if the same) the least time in the tiles'
     SplitCosts, the partial sums of `outputs` elements within SPLIT_PARTIALS_BYTES; else enough to reach about
-    SPLIT_K_INVOCATIONS invocations. `epilogue_pass`: unsplit, the GEMM reads its output back to finish it (tensor cores
-    with an activation). f32 math only."""
+    SPLIT_K_INVOCATIONS invocations. `epilogue_pass`: unsplit, the GEMM reads its output back to finish it. f32 math
+    only."""
     steps = -(-k // tiles.tile_k)
     most = steps // MIN_SPLIT_STEPS
     if math != "f32" or most < 2 or tile_count * tiles.invocations >= SPLIT_K_INVOCATIONS:
@@ -265,21 +265,20 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
     uniform(k_split): the kernel's uniform bytes."""
     math = x.dtype
     cols = out.numel // rows
-    activated = fused["ACTIVATION"] != ACTIVATIONS["none"]
     wave = kernel_rule(gpu, "gemm_wave_tensor_cores" if tiles.tensor_cores else "gemm_wave")
     split_wave = kernel_rule(gpu, "gemm_split_wave_tensor_cores") if tiles.tensor_cores else 0
     if splits is None:
+        finishing = bias is not None or residual is not None or fused["ACTIVATION"] != ACTIVATIONS["none"]
         split = k_split(tiles, tile_grid[0] * tile_grid[1], k, math, wave, out.numel, split_wave,
-                        tiles.tensor_cores and activated)
+                        tiles.tensor_cores and finishing)
     elif splits < 1 or (splits > 1 and math != "f32"):
         raise GpuError(f"{label}: {splits} splits of K asked; give 1 or more (more than 1 under f32 math only)")
     else:
         split = -(-k // (tiles.tile_k * splits)) * tiles.tile_k
-    # Tensor-core tiles with an activation store their raw sums into out before they finish them: an in-place
-    # residual then takes the partial sums' path (one split) so that it is read before it is overwritten, and so does
-    # an out smaller than a result matrix (its partial sums get at least that much).
-    if split >= k and not (tiles.tensor_cores and ((residual is out and activated)
-                                                   or out.nbytes < SUBGROUP_MATRIX_BYTES)):
+    # Tensor-core tiles store their raw sums into out before the epilogue: an in-place residual takes the partial
+    # sums' path (one split) so that it is read before it is overwritten, and so does an out smaller than a result
+    # matrix (its partial sums get at least that much).
+    if split >= k and not (tiles.tensor_cores and (residual is out or out.nbytes < SUBGROUP_MATRIX_BYTES)):
         overrides, bias_residual = epilogue(x, bias, residual, out)
         kernel = await gemm_kernel(gpu, name, math, weight.dtype, tiles, {**overrides, **fused})
         gpu.dispatch(kernel, [x, weight, *bias_residual, out], tile_groups(*tile_grid, label), uniform(k))
