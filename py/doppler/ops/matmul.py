@@ -56,8 +56,8 @@ class SplitCosts:
 # SPLIT_PARTIALS_BYTES. Without the wave rule, about SPLIT_K_INVOCATIONS invocations (a partly filled last wave).
 # Scalar tiles: 1% a split (session 5: whole waves took 1.2% off a UNet step). Tensor cores, fit to GEMMs timed at
 # every split count on an H100 (bench/RESULTS.md, session 7): a workgroup's start and store, the reduce, and the
-# read-back of a bias, activation or residual (512 x 10240 took 410 us with a bias, 304 without; 8192 x 320 x 320
-# without one ran 48 us whole against 83 in 2 splits).
+# read-back of a bias, activation or residual (512 x 10240 took 410 us with a bias in the pipeline, 304 without one
+# in the kernel bench; 8192 x 320 x 320 without one ran 48 us whole against 83 in 2 splits).
 SCALAR_SPLIT_COSTS = SplitCosts(per_split=0.01)
 TENSOR_CORE_SPLIT_COSTS = SplitCosts(fixed=4.0, reduce=(3.0, 2.5), epilogue_per_million=10.0)
 SPLIT_PARTIALS_BYTES = 64 << 20
