@@ -164,7 +164,8 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
     chosen by the ops per shape and device), attention once with its defaults and once per knob set in
     `attention_overrides` (e.g. {"KEY_TILE": 32}; see doppler/ops/attention.py). A set the kernel refuses (unknown
     knob, too much workgroup memory for the head, a feature the device lacks) gives a row with its error instead of
-    a time. `cases`: the shapes to time, as kernel_cases() gives them (default: those)."""
+    a time. `cases`: the shapes to time, as kernel_cases() gives them (default: those); a linear case may name its
+    number of K `splits` (default: the op's choice)."""
     rows = []
     configs = [None] + [matmul.GemmTiles(*t) for t in gemm_tiles or []]
     knob_sets = [None] + list(attention_overrides or [])

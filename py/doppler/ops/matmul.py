@@ -1,7 +1,8 @@
 """Linear layers and batched matmul: y = act(x W^T + b) + r (`wgsl/matmul.wgsl`, `wgsl/matmul_f16.wgsl`,
 `wgsl/matmul_subgroup_matrix.wgsl`).
 
-x (..., K), W [N, K] (PyTorch's [out, in]), b (N), y and r (..., N); batched: x (B, M, K), W (B, N, K), y (B, M, N).
+x (..., K), W [N, K] (PyTorch's [out, in]), b (N), y and r (..., N); batched: x (B, M, K), W (B, N, K), y (B, M, N),
+or one x (M, K) for all B (`batched_linear`: projections of one input).
 The tensors' dtypes pick the path: f32 activations run f32 math with W (and b) stored f32 or f16 (packed, widened
 on load); f16 activations run f16 math (device feature shader-f16) with every tensor f16. Under f32 activations the
 tiles pick the cores: scalar FMAs, or tensor cores (`GemmTiles.tensor_cores`: f16 x f16 -> f32 subgroup matrices,
