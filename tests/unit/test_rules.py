@@ -163,8 +163,9 @@ def test_empty_folder(tmp_path):
 
 
 def test_unknown_domain_key_lists_known(book):
-    with pytest.raises(RuleError, match=r"^no rules for kernels\.attention; known: kernels\.gemm_split_wave_tensor_cores, "
-                                        r"kernels\.gemm_wave, kernels\.gemm_wave_tensor_cores, kernels\.mathDtype, kernels\.subgroups, "
+    with pytest.raises(RuleError, match=r"^no rules for kernels\.attention; known: "
+                                        r"kernels\.gemm_split_wave_tensor_cores, kernels\.gemm_wave, "
+                                        r"kernels\.gemm_wave_tensor_cores, kernels\.mathDtype, kernels\.subgroups, "
                                         r"kernels\.tensor_cores, kernels\.weightStorage$"):
         book.select_rule_value("kernels", "attention", CHROME_F16)
 

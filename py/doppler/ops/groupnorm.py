@@ -23,6 +23,8 @@ REDUCE_WORKGROUP = 256
 # many partial moments a thread (SD 1.5's UNet maps: 1.6; the VAE's 256x256 and 512x512 maps, 8-32, take the
 # separate passes).
 FUSED_PARTIALS_PER_THREAD = 4
+
+
 @dataclass(frozen=True)
 class GroupNorm:
     WGSL_NAME: ClassVar[str] = "GroupNorm"

@@ -244,9 +244,12 @@ def k_split(tiles: GemmTiles, tile_count: int, k: int, math: str, wave: int = 0,
         splits = min(range(1, most + 1), key=cost)
     else:
         splits = min(-(-SPLIT_K_INVOCATIONS // (tile_count * tiles.invocations)), most)
-    if splits < 2:
-        return k
-    return -(-steps // splits) * tiles.tile_k
+    return split_size(tiles, k, splits)
+
+
+def split_size(tiles: GemmTiles, k: int, splits: int) -> int:
+    """K elements per split for `splits` splits of whole TILE_K steps: k itself for fewer than 2."""
+    return k if splits < 2 else -(-k // (tiles.tile_k * splits)) * tiles.tile_k
 
 
 def split_k_tiles(gpu, tiles: GemmTiles) -> GemmTiles:
@@ -275,7 +278,7 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
     elif splits < 1 or (splits > 1 and math != "f32"):
         raise GpuError(f"{label}: {splits} splits of K asked; give 1 or more (more than 1 under f32 math only)")
     else:
-        split = -(-k // (tiles.tile_k * splits)) * tiles.tile_k
+        split = split_size(tiles, k, splits)
     # Tensor-core tiles store their raw sums into out before the epilogue: an in-place residual takes the partial
     # sums' path (one split) so that it is read before it is overwritten, and so does an out smaller than a result
     # matrix (its partial sums get at least that much).

@@ -8,7 +8,7 @@ caller. Activations are f32; weights f32 or packed f16 as the manifest stored th
 from __future__ import annotations
 
 from ...errors import GpuError
-from ...gpu.tensor import Tensor
+from ...gpu.tensor import DTYPE_BYTES, OFFSET_ALIGNMENT, Tensor
 from ...ops import activation, attention, conv2d, groupnorm, layernorm, matmul, winograd
 
 # 3x3 stride-1 convolutions run Winograd F(2x2, 3x3) (2.25x fewer multiplies) where Cout * Cin is at most this and
@@ -38,6 +38,12 @@ def side_by_side(*weights: Tensor) -> Tensor | None:
     return Tensor((len(weights), *first.shape), first.dtype, first.alloc, first.offset)
 
 
+def _projection_bytes(x, stacked: Tensor) -> int:
+    """Bytes of one output of `projections`: x's rows times N, f32."""
+    _, n, k = stacked.shape
+    return x.numel // k * n * DTYPE_BYTES["f32"]
+
+
 async def projections(gpu, x, stacked: Tensor, label: str) -> tuple[Tensor, list[Tensor]]:
     """x (..., K) times each of the side-by-side weights `stacked` (P, N, K), in one GEMM: (the tensor holding the P
     outputs, to free; the outputs (..., N), views of it). Outputs must start on binding offsets: the caller checks
@@ -46,17 +52,14 @@ async def projections(gpu, x, stacked: Tensor, label: str) -> tuple[Tensor, list
     rows = x.numel // k
     out = out_like(gpu, (p, rows, n), label)
     await matmul.batched_linear(gpu, x.reshaped((rows, k)), stacked, out)
-    step = rows * n * 4
+    step = _projection_bytes(x, stacked)
     return out, [Tensor((*x.shape[:-1], n), "f32", out.alloc, out.offset + i * step) for i in range(p)]
 
 
-def projections_fit(gpu, x, stacked: Tensor | None) -> bool:
-    """Whether `projections` can run over x with these weights: they lie side by side, and each output starts at a
-    multiple of the GPU's storage offset alignment."""
-    if stacked is None:
-        return False
-    step = x.numel // stacked.shape[2] * stacked.shape[1] * 4
-    return step % gpu.caps.limits.get("minStorageBufferOffsetAlignment", 256) == 0
+def projections_fit(x, stacked: Tensor | None) -> bool:
+    """Whether `projections` can run over x with these weights: they lie side by side, and each output starts on a
+    binding offset (OFFSET_ALIGNMENT, the largest a GPU may ask)."""
+    return stacked is not None and _projection_bytes(x, stacked) % OFFSET_ALIGNMENT == 0
 
 
 class Linear:

@@ -34,13 +34,13 @@ class Attention:
 
     async def __call__(self, gpu, x, residual, context=None):
         made = []
-        if context is None and projections_fit(gpu, x, self.qkv):
+        if context is None and projections_fit(x, self.qkv):
             qkv, (q, k, v) = await projections(gpu, x, self.qkv, f"{self.path}.qkv")
             made = [qkv]
         else:
             kv = x if context is None else context
             q = await self.to_q(gpu, x)
-            if projections_fit(gpu, kv, self.kv):
+            if projections_fit(kv, self.kv):
                 both, (k, v) = await projections(gpu, kv, self.kv, f"{self.path}.kv")
                 made = [q, both]
             else:
