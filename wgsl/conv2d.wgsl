@@ -15,5 +15,6 @@
 //   wg.z * 65535 + wg.y (wrapped past the 65535 limit), surplus workgroups return at once.
 // Tiling as in matmul.wgsl (lib/gemm_tile.wgsl).
 
+#include "lib/gemm_x_f32.wgsl"
 #include "lib/gemm_f32.wgsl"
 #include "lib/conv2d.wgsl"

@@ -12,5 +12,6 @@
 //   invocation, x and W staged TILE_K at a time k-major in workgroup memory; ragged edges zero-filled on load,
 //   masked on store. VEC_K (K % 4 == 0): x and W load as vec4s along K; else element by element.
 
+#include "lib/gemm_x_f32.wgsl"
 #include "lib/gemm_f32.wgsl"
 #include "lib/matmul.wgsl"

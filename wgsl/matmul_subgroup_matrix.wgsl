@@ -8,5 +8,6 @@ enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
 
+#include "lib/gemm_x_f32.wgsl"
 #include "lib/gemm_subgroup_matrix.wgsl"
 #include "lib/matmul.wgsl"

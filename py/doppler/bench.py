@@ -116,7 +116,7 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None, overrides=None) -
     op = case["op"]
     if op == "conv3x3":
         b, hw, cin, cout = case["b"], case["hw"], case["cin"], case["cout"]
-        x = await _filled(gpu, (b, hw, hw, cin), "f32", "x")
+        x = await _filled(gpu, (b, hw, hw, cin), case.get("x", "f32"), "x")
         w = await _filled(gpu, (cout, 3, 3, cin), weights, "w")
         bias = await _filled(gpu, (cout,), weights, "bias")
         out = gpu.tensor((b, hw, hw, cout), "f32", "out")
@@ -132,7 +132,7 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None, overrides=None) -
         return run, 2.0 * b * hw * hw * cout * cin * 9, 4.0 * (x.numel + out.numel), [x, u, bias, out]
     if op == "linear":
         m, k, n = case["m"], case["k"], case["n"]
-        x = await _filled(gpu, (m, k), "f32", "x")
+        x = await _filled(gpu, (m, k), case.get("x", "f32"), "x")
         w = await _filled(gpu, (n, k), weights, "w")
         out = gpu.tensor((m, n), "f32", "out")
         run = lambda: matmul.linear(gpu, x, w, out, tiles=tiles, splits=case.get("splits"))  # noqa: E731
@@ -165,7 +165,8 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
     `attention_overrides` (e.g. {"KEY_TILE": 32}; see doppler/ops/attention.py). A set the kernel refuses (unknown
     knob, too much workgroup memory for the head, a feature the device lacks) gives a row with its error instead of
     a time. `cases`: the shapes to time, as kernel_cases() gives them (default: those); a linear case may name its
-    number of K `splits` (default: the op's choice)."""
+    number of K `splits` (default: the op's choice), a linear or conv3x3 case x's dtype `x` ("f16": as a producer
+    writes it for the tensor cores; default "f32")."""
     rows = []
     configs = [None] + [matmul.GemmTiles(*t) for t in gemm_tiles or []]
     knob_sets = [None] + list(attention_overrides or [])

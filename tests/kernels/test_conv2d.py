@@ -123,6 +123,15 @@ def test_tensor_cores(tensor_core_run):
          "f16", bias=a["b"], padding=1, upsample_to=(8, 10))
 
 
+def test_tensor_cores_take_f16_x(tensor_core_run):
+    # x as its producer wrote it in f16 (conv2d_subgroup_matrix_f16_input.wgsl), out f32; Cin 5 loads element-wise.
+    for seed, x_shape, cout in ((43, (2, 9, 10, 40), 70), (44, (1, 6, 5, 5), 12)):
+        a = operands(seed, x_shape, cout, 3, x_shape[1:3], np.float16)
+        a["x"] = a["x"].astype(np.float16)
+        conv(tensor_core_run, a, f", bias=b, residual=r, padding=1, tiles={TENSOR_CORES}", "f16", bias=a["b"],
+             residual=a["r"], padding=1)
+
+
 def test_tensor_cores_default_tiles_whole_matrices(tensor_core_run):
     # 2 x 16x20 pixels (640 rows, two 256-row tiles) -> Cout 96: edges cut no 16 x 16 matrix, so the sums go straight
     # to out and the tile is read back for the bias and the residual.

@@ -263,6 +263,17 @@ def test_tensor_cores_ragged_with_bias_activation_and_residual(tensor_core_run, 
     assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"], "gelu"), "f16")
 
 
+@pytest.mark.parametrize("splits", [1, 3])
+def test_tensor_cores_take_f16_x(tensor_core_run, splits):
+    # x as its producer wrote it in f16 (matmul_subgroup_matrix_f16_input.wgsl), out f32: ragged 64 x 128 tiles with
+    # the epilogue fused, then K = 1001 (element-wise loads) in 3 splits.
+    a = operands(39, (2, 77), 200, 72 if splits == 1 else 1001, np.float16)
+    a["x"] = a["x"].astype(np.float16)
+    got = run_op(tensor_core_run, "matmul", f"linear(gpu, x, w, out, bias=b, residual=r, activation='gelu', "
+                 f"tiles={TENSOR_CORES}, splits={splits})", a)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"], "gelu"), "f16")
+
+
 @pytest.mark.parametrize("activation", ["none", "gelu"])
 def test_tensor_cores_store_whole_matrices_then_finish_the_tile(tensor_core_run, activation):
     # 2 x 80 rows and N = 320: edges cut the 128 x 256 tiles but no 16 x 16 matrix, so the sums go straight to out

@@ -1,9 +1,9 @@
 // GEMM core, f32 math: y[row, col] = act(sum_k X[row, k] W[col, k] + b[col]) + r[row, col], a tile per workgroup
 // (geometry, staging, epilogue and store in gemm_tile.wgsl; tiles and the K loop in gemm_vec4_tiles.wgsl). The
 // including kernel supplies x_quad (its own addressing of X through x_vec and x_one) and calls compute_tile.
-// Bindings and their readers: gemm_f32_bindings.wgsl.
+// Bindings and their readers: gemm_bindings.wgsl and the kernel's gemm_x_f32.wgsl.
 
-#include "lib/gemm_f32_bindings.wgsl"
+#include "lib/gemm_bindings.wgsl"
 #include "lib/gemm_tile.wgsl"
 #include "lib/gemm_vec4_tiles.wgsl"
 
@@ -11,11 +11,11 @@ alias Math = f32;
 alias Out = f32;
 
 fn x_vec(i: u32) -> vec4f {
-  return load_x4(i);
+  return vec4f(load_x4(i));
 }
 
 fn x_one(i: u32) -> f32 {
-  return load_x1(i);
+  return f32(load_x1(i));
 }
 
 fn w_vec(i: u32) -> vec4f {

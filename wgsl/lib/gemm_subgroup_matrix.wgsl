@@ -1,10 +1,10 @@
 // GEMM core on tensor cores: y[row, col] = act(sum_k X[row, k] W[col, k] + b[col]) + r[row, col] with the products
 // summed by subgroup matrices (chromium_experimental_subgroup_matrix, f16 x f16 -> f32, 16 x 16 x 16). Same
-// bindings, staging loads, epilogue and store as gemm_f32.wgsl (gemm_f32_bindings.wgsl, gemm_tile.wgsl), so a
+// bindings, staging loads, epilogue and store as gemm_f32.wgsl (gemm_bindings.wgsl, gemm_tile.wgsl), so a
 // kernel swaps cores and nothing else. The including kernel begins with `enable f16;`, `enable subgroups;` and
 // `enable chromium_experimental_subgroup_matrix;`.
-// Precision: X (f32 activations) and W are rounded to f16 as they are loaded (f16 weights are taken as they are, by
-//   bitcast), products and sums are f32 (the result matrices); bias, activation and residual f32 as in gemm_tile.wgsl.
+// Precision: X (f32 activations: the kernel includes gemm_x_f32.wgsl) and W are rounded to f16 as they are loaded
+//   (f16 X, gemm_x_f16.wgsl, and f16 weights are taken as they are), products and sums are f32 (the result matrices); bias, activation and residual f32 as in gemm_tile.wgsl.
 // Geometry: a subgroup (SUBGROUP = 32 invocations; its index is @builtin(subgroup_id), which the uniformity analysis
 //   accepts in a store offset where lid / 32 is refused) owns a 32 x 64 block of the tile as 2 x 4 result matrices;
 //   subgroup s takes rows (s / SG_N) * 32 and columns (s % SG_N) * 64, SG_N = TILE_N / 64. Tiles are 64i x 128j
@@ -26,7 +26,7 @@
 //   sends those GEMMs through split K's partial sums instead. Where an edge cuts a matrix, the matrices pass one
 //   at a time through a 16 x 16 slot, subgroup by subgroup (slow, and only in such edge tiles).
 
-#include "lib/gemm_f32_bindings.wgsl"
+#include "lib/gemm_bindings.wgsl"
 #include "lib/gemm_tile.wgsl"
 
 alias Math = f16;

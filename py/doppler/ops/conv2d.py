@@ -7,7 +7,8 @@ OH = (SH + 2P - KH) // S + 1. up(x) is an optional nearest upsample of x to (SH,
 index floor(dst * H / SH) in integers. That is torch's interpolate(mode="nearest") for 2x and for the odd-latent
 case SH = 2H - 1 (diffusers' output_size); torch scales by a float32 H / SH, which for other ratios can land one
 lower where dst * H / SH is a whole number. Dtype paths as in `matmul`: f32 activations with W f32 or f16 (packed),
-or everything f16 (f16 math, shader-f16).
+or everything f16 (f16 math, shader-f16); with tensor-core tiles x may be f16 under f32 math
+(`wgsl/conv2d_subgroup_matrix_f16_input.wgsl`).
 depthwise_conv2d: y[..., c] = conv(x[..., c], W[c, 0]) + b + r with W [C, 1, KH, KW] (PyTorch's layout); f32 math.
 """
 
@@ -124,10 +125,11 @@ async def conv2d(gpu, x, weight, out, bias=None, residual=None, stride: int = 1,
     src_hw = source_size(label, x, upsample_to)
     b, h, w, cin, kh, kw, oh, ow = _check_geometry(label, x, weight, out, bias, residual, stride, padding, src_hw,
                                                    depthwise=False)
-    check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": weight, "bias": bias})
-    require_whole_bindings(gpu, label, x=x, weight=weight, bias=bias, residual=residual, out=out)
     cout, pixels = weight.shape[0], b * oh * ow
-    tiles = tiles or default_tiles(gpu, cout, x.dtype, conv=True)
+    tiles = tiles or default_tiles(gpu, cout, out.dtype, conv=True)
+    check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": weight, "bias": bias},
+                 tiles.tensor_cores)
+    require_whole_bindings(gpu, label, x=x, weight=weight, bias=bias, residual=residual, out=out)
     await run_gemm(gpu, "conv2d", label, x, weight, out, bias, residual, {"ACTIVATION": 0, "VEC_K": cin % QUAD == 0},
                    tiles, (-(-cout // tiles.tile_n), -(-pixels // tiles.tile_m)), pixels, kh * kw * cin,
                    lambda split: pack(Conv2d(b, h, w, cin, *src_hw, oh, ow, cout, kh, kw, stride, padding, split)))

@@ -6,7 +6,8 @@ or one x (M, K) for all B (`batched_linear`: projections of one input).
 The tensors' dtypes pick the path: f32 activations run f32 math with W (and b) stored f32 or f16 (packed, widened
 on load); f16 activations run f16 math (device feature shader-f16) with every tensor f16. Under f32 activations the
 tiles pick the cores: scalar FMAs, or tensor cores (`GemmTiles.tensor_cores`: f16 x f16 -> f32 subgroup matrices,
-where the rule `tensor_cores` is true).
+where the rule `tensor_cores` is true), which also take x in f16 (`wgsl/matmul_subgroup_matrix_f16_input.wgsl`:
+they stage x as f16, so a producer that writes it so saves half its bytes and the rounding while staging).
 """
 
 from __future__ import annotations
@@ -186,14 +187,19 @@ def epilogue(x, bias, residual, out) -> tuple[dict, list]:
     return {"HAS_BIAS": bias is not None, "RESIDUAL": mode}, bindings
 
 
-def check_dtypes(label: str, activations: dict, weights: dict) -> str:
-    """The math dtype, after checking the tensors agree: activations all f32 (weights f32 or f16) or all f16."""
-    math = activations["x"].dtype
+def check_dtypes(label: str, activations: dict, weights: dict, tensor_cores: bool = False) -> str:
+    """The math dtype, after checking the tensors agree: activations all f32 (weights f32 or f16) or all f16. With
+    tensor-core tiles x may be f16 under f32 math: they stage x as f16 anyway, so its producer may round it."""
+    x = activations["x"]
+    math = activations["out"].dtype if tensor_cores else x.dtype
     if math not in MATH_DTYPES:
         raise GpuError(f"{label}: x is {math}; activations must be f32 or f16")
     for name, t in activations.items():
-        if t is not None and t.dtype != math:
-            raise GpuError(f"{label}: {name} is {t.dtype} but x is {math}; activations share one dtype")
+        if t is None or t.dtype == math or (name == "x" and tensor_cores and t.dtype == "f16"):
+            continue
+        other = "out" if name == "x" else "x"
+        raise GpuError(f"{label}: {name} is {t.dtype} but {other} is {activations[other].dtype}; activations share "
+                       f"one dtype (only tensor-core tiles take f16 x with f32 out)")
     stored = weights["weight"].dtype
     allowed = ("f32", "f16") if math == "f32" else ("f16",)
     for name, t in weights.items():
@@ -203,9 +209,10 @@ def check_dtypes(label: str, activations: dict, weights: dict) -> str:
     return math
 
 
-async def gemm_kernel(gpu, name: str, math: str, weight_dtype: str, tiles: GemmTiles, fused: dict):
-    """The kernel of a GEMM file (`name`.wgsl, `name`_f16.wgsl or `name`_subgroup_matrix.wgsl) for these dtypes,
-    tiles and fused epilogue."""
+async def gemm_kernel(gpu, name: str, math: str, weight_dtype: str, tiles: GemmTiles, fused: dict,
+                      x_dtype: str = "f32"):
+    """The kernel of a GEMM file (`name`.wgsl, `name`_f16.wgsl, `name`_subgroup_matrix.wgsl or, over f16 x,
+    `name`_subgroup_matrix_f16_input.wgsl) for these dtypes, tiles and fused epilogue."""
     label = f"{name} ({math} math, {weight_dtype} weights{', tensor cores' if tiles.tensor_cores else ''})"
     if tiles.tensor_cores and math != "f32":
         raise GpuError(f"{label}: tensor-core tiles take f32 activations (they round x and W to f16 as they stage)")
@@ -214,6 +221,8 @@ async def gemm_kernel(gpu, name: str, math: str, weight_dtype: str, tiles: GemmT
     if math == "f16":
         return await gpu.kernel(f"{name}_f16", "main", overrides)
     file = f"{name}_subgroup_matrix" if tiles.tensor_cores else name
+    if x_dtype == "f16":
+        file += "_f16_input"
     return await gpu.kernel(file, "main", {**overrides, "F16_WEIGHTS": weight_dtype == "f16"})
 
 
@@ -266,8 +275,8 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
     """Dispatch GEMM kernel `name` (matmul, conv2d) over tile_grid = (column tiles, row tiles) of out (rows x cols):
     whole, with the epilogue fused, or split along K (see k_split; `splits`, for benchmarks and tests, names how
     many) into partial sums that gemm_reduce.wgsl adds up and finishes. fused: the ACTIVATION and VEC_K overrides;
-    uniform(k_split): the kernel's uniform bytes."""
-    math = x.dtype
+    uniform(k_split): the kernel's uniform bytes. The math dtype is out's (x may be f16 under tensor cores)."""
+    math = out.dtype
     cols = out.numel // rows
     wave = kernel_rule(gpu, "gemm_wave_tensor_cores" if tiles.tensor_cores else "gemm_wave")
     split_wave = kernel_rule(gpu, "gemm_split_wave_tensor_cores") if tiles.tensor_cores else 0
@@ -284,7 +293,7 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
     # matrix (its partial sums get at least that much).
     if split >= k and not (tiles.tensor_cores and (residual is out or out.nbytes < SUBGROUP_MATRIX_BYTES)):
         overrides, bias_residual = epilogue(x, bias, residual, out)
-        kernel = await gemm_kernel(gpu, name, math, weight.dtype, tiles, {**overrides, **fused})
+        kernel = await gemm_kernel(gpu, name, math, weight.dtype, tiles, {**overrides, **fused}, x.dtype)
         gpu.dispatch(kernel, [x, weight, *bias_residual, out], tile_groups(*tile_grid, label), uniform(k))
         return
     splits = -(-k // split)
@@ -292,7 +301,8 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
     least = SUBGROUP_MATRIX_BYTES // DTYPE_BYTES["f32"] if tiles.tensor_cores else 0
     partials = gpu.tensor((max(splits * rows * cols, least),), "f32", f"{out.label}.partials")
     require_whole_bindings(gpu, label, partials=partials)
-    kernel = await gemm_kernel(gpu, name, math, weight.dtype, tiles, {**fused, "ACTIVATION": 0, "SPLIT_K": True})
+    kernel = await gemm_kernel(gpu, name, math, weight.dtype, tiles, {**fused, "ACTIVATION": 0, "SPLIT_K": True},
+                               x.dtype)
     gpu.dispatch(kernel, [x, weight, x, x, partials], (*tile_grid, splits), uniform(split))
     overrides, bias_residual = epilogue(partials, bias, residual, out)
     vec4 = cols % QUAD == 0  # then quads of elements share a row (and vec4 bindings cover whole tensors)
@@ -307,8 +317,8 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
 
 async def _gemm(gpu, label, x, w, out, bias, residual, activation, batch, m, n, k, w_batch_stride, tiles,
                 x_batch_stride=None, splits=None):
-    tiles = tiles or default_tiles(gpu, n, x.dtype)
-    check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": w, "bias": bias})
+    tiles = tiles or default_tiles(gpu, n, out.dtype)
+    check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": w, "bias": bias}, tiles.tensor_cores)
     require_whole_bindings(gpu, label, x=x, weight=w, bias=bias, residual=residual, out=out)
     require_output_apart(label, out, x=x, weight=w, bias=bias, residual=residual if residual is not out else None)
     if activation not in ACTIVATIONS:
