@@ -85,6 +85,34 @@ def test_one_pixel_image(native_run):
     winograd(native_run, a, "", "f32")
 
 
+INPUT_TRANSFORM = """
+from doppler.gpu.uniforms import pack
+from doppler.ops import grid, winograd
+x = gpu.tensor({x_shape}, 'f32', 'x'); gpu.upload(x, x_bytes)
+v = gpu.tensor({v_shape}, 'f16', 'v'); gpu.upload(v, poison_bytes)
+kernel = await gpu.kernel('winograd_input_f16', 'main', {{'WG': 64, 'VEC': {vec}}})
+b, h, w, cin = {x_shape}
+gpu.dispatch(kernel, [x, v], grid.linear_groups({tiles} * -(-cin // 4), 64),
+             pack(winograd.Winograd(h, w, cin, h, w, 1, -(-h // 2), -(-w // 2), 0, {tiles})))
+result = await gpu.read(v)
+gpu.free(x, v)
+result
+"""
+
+
+@pytest.mark.parametrize("channels", [8, 6])
+def test_input_transform_to_f16(native_f16_run, channels):
+    # V for tensor cores (wgsl/winograd_input_f16.wgsl): B^T d B summed in f32, rounded to f16 once. Odd tiles at the
+    # bottom and right; 6 channels store element by element.
+    x = rng(10).standard_normal((2, 5, 7, channels)).astype(np.float32)
+    want = winograd_ref.input_transform(x)
+    source = INPUT_TRANSFORM.format(x_shape=x.shape, v_shape=want.shape, tiles=want.shape[1], vec=channels % 4 == 0)
+    got = native_f16_run(source, x_bytes=x.tobytes(), poison_bytes=np.full(want.shape, np.nan, np.float16).tobytes())
+    got = np.frombuffer(got, np.float16)[:want.size].reshape(want.shape).astype(np.float64)
+    # a sum of up to four f32 inputs, exact to f32, then one rounding: within half an f16 ulp (and f16's subnormals)
+    np.testing.assert_allclose(got, want, rtol=F16_ULP / 2, atol=2.0 ** -24)
+
+
 @pytest.mark.parametrize("stored,shape", [("f32", (12, 5, 3, 3)), ("f16", (12, 5, 3, 3)), ("f16", (3, 7, 3, 3))])
 def test_weight_transform(gpu_run, stored, shape):
     w = rng(9).standard_normal(shape).astype(STORED[stored])

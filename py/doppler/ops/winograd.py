@@ -1,5 +1,6 @@
 """Winograd F(2x2, 3x3) convolutions (Lavin & Gray 2015) for 3x3 kernels, stride 1, padding 1, f32 math
-(`wgsl/winograd_input.wgsl`, `wgsl/winograd_output.wgsl`, `wgsl/winograd_weights.wgsl`, the GEMMs of `matmul`).
+(`wgsl/winograd_input.wgsl` or, where tensor cores run the GEMMs, `wgsl/winograd_input_f16.wgsl`,
+`wgsl/winograd_output.wgsl`, `wgsl/winograd_weights.wgsl`, the GEMMs of `matmul`).
 
 y = conv(up(x), g, padding 1) + b + r over NHWC x (B, H, W, Cin), y and r (B, OH, OW, Cout), (OH, OW) = up's size,
 cut into 2x2 output tiles (T = B * ceil(OH / 2) * ceil(OW / 2)): per tile and input channel V = B^T d B with d the
@@ -36,6 +37,7 @@ F32_BYTES = 4
 # convs at 32x32 (batch 2: 512 tiles) in two chunks of 256 tiles; at 16 MiB they took four of 128, each GEMM split
 # along K into partial sums (8.5 of a UNet step's 85 ms on an H100).
 SCRATCH_BYTES = 32 << 20
+V_KERNELS = {"f32": "winograd_input", "f16": "winograd_input_f16"}  # V's dtype -> its input transform
 
 
 @dataclass(frozen=True)
@@ -127,10 +129,12 @@ async def conv3x3_winograd(gpu, x, u, out, bias=None, residual=None, upsample_to
     # Scratch of one size for every layer, whatever its need: a recorded step reuses (and owns) a single pair.
     words = min(scratch_bytes, gpu.max_binding) // F32_BYTES
     v_scratch, m_scratch = (gpu.tensor((words,), "f32", f"winograd.{name}") for name in "vm")
-    v = Tensor((POSITIONS, chunk, cin), "f32", v_scratch.alloc, v_scratch.offset)
+    # Tensor-core GEMMs stage V as f16: the input transform writes it so, half the bytes both ways.
+    v_dtype = "f16" if tiles.tensor_cores else "f32"
+    v = Tensor((POSITIONS, chunk, cin), v_dtype, v_scratch.alloc, v_scratch.offset)
     m = Tensor((POSITIONS, chunk, cout), "f32", m_scratch.alloc, m_scratch.offset)
     require_whole_bindings(gpu, label, v=v, m=m)
-    forward = await gpu.kernel("winograd_input", "main", {"WG": TRANSFORM_WORKGROUP, "VEC": cin % QUAD == 0})
+    forward = await gpu.kernel(V_KERNELS[v_dtype], "main", {"WG": TRANSFORM_WORKGROUP, "VEC": cin % QUAD == 0})
     overrides, bias_residual = epilogue(x, bias, residual, out)
     inverse = await gpu.kernel("winograd_output", "main", {
         **overrides, "WG": TRANSFORM_WORKGROUP, "VEC": cout % QUAD == 0,
@@ -138,7 +142,7 @@ async def conv3x3_winograd(gpu, x, u, out, bias=None, residual=None, upsample_to
     for tile0 in range(0, total, chunk):
         n = min(chunk, total - tile0)
         uniform = pack(Winograd(h, w, cin, *src_hw, cout, tiles_h, tiles_w, tile0, n))
-        v_chunk = Tensor((POSITIONS, n, cin), "f32", v.alloc, v.offset)
+        v_chunk = Tensor((POSITIONS, n, cin), v_dtype, v.alloc, v.offset)
         m_chunk = Tensor((POSITIONS, n, cout), "f32", m.alloc, m.offset)
         gpu.dispatch(forward, [x, v_chunk], linear_groups(n * -(-cin // QUAD), TRANSFORM_WORKGROUP), uniform)
         await batched_linear(gpu, v_chunk, u, m_chunk, tiles)
