@@ -6,8 +6,12 @@
 //   half of word w; U's 16 * Cout * Cin elements fill whole words) and stored in g's dtype: f16 rounds the f32
 //   result once (pack2x16float). Run before each Winograd convolution (nn.Conv2d), into scratch.
 // Bindings: 0 g (u32 words), 1 U (u32 words, read_write, another buffer), 2 uniform WinogradWeights.
-// Dispatch: one invocation per U word, ceil(words / WG) workgroups along x wrapped into y past 65535
-//   (word = (wg.y * 65535 + wg.x) * WG + local index).
+// Entry points, each a workgroup of WG invocations, ceil(n / WG) workgroups along x wrapped into y past 65535
+//   (invocation index (wg.y * 65535 + wg.x) * WG + local index):
+//   per_kernel, n = kernels (f32) or kernels / 2 (F16_WEIGHTS, kernels even: a word of U then pairs two kernels at
+//     one position): reads its kernels' 9 taps once and stores their 16 positions (main reads them 16 times);
+//   main, n = U's words: the general case (f16 with an odd count of kernels, whose words straddle positions), each
+//     invocation reading the 9 taps of both its elements.
 
 #include "lib/packed_weights.wgsl"
 
@@ -40,6 +44,44 @@ fn transformed(e: u32) -> f32 {
     }
   }
   return sum;
+}
+
+// U's 4 x 4 tile of kernel k (= co * Cin + ci): (G g G^T)[i][j] is component j of row i.
+fn tile(k: u32) -> array<vec4f, SIDE> {
+  let first = (k / u.cin) * TAPS * TAPS * u.cin + k % u.cin;  // tap (a, b) at first + (a * 3 + b) Cin
+  var taps: array<vec3f, TAPS>;  // rows a of g
+  for (var a = 0u; a < TAPS; a++) {
+    for (var b = 0u; b < TAPS; b++) {
+      let i = first + (a * TAPS + b) * u.cin;
+      taps[a][b] = value_in(g[word_of(i)], i);
+    }
+  }
+  var coefficients = G;  // a function variable: indexed at run time
+  var out: array<vec4f, SIDE>;
+  for (var i = 0u; i < SIDE; i++) {
+    let row = coefficients[i];
+    let t = row.x * taps[0] + row.y * taps[1] + row.z * taps[2];  // row i of G g
+    out[i] = vec4f(dot(G[0], t), dot(G[1], t), dot(G[2], t), dot(G[3], t));
+  }
+  return out;
+}
+
+@compute @workgroup_size(WG)
+fn per_kernel(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let index = (wg.y * MAX_GROUPS_X + wg.x) * WG + lid;
+  if (!F16_WEIGHTS) {
+    if (index >= u.kernels) { return; }
+    let t = tile(index);
+    for (var p = 0u; p < SIDE * SIDE; p++) { dst[p * u.kernels + index] = bitcast<u32>(t[p / SIDE][p % SIDE]); }
+    return;
+  }
+  let k = 2u * index;
+  if (k >= u.kernels) { return; }
+  let t0 = tile(k);
+  let t1 = tile(k + 1u);
+  for (var p = 0u; p < SIDE * SIDE; p++) {
+    dst[(p * u.kernels + k) / 2u] = pack2x16float(vec2f(t0[p / SIDE][p % SIDE], t1[p / SIDE][p % SIDE]));
+  }
 }
 
 @compute @workgroup_size(WG)
