@@ -9,9 +9,10 @@
 //
 // A workgroup takes BQ = 16 QUERY_BLOCKS queries of one (b, h); subgroup s (SUBGROUP = 32 invocations, named by
 // @builtin(subgroup_id)) owns queries 16s .. 16s+15, all head columns, and holds its Q as DB = ceil(d / 16) left
-// matrices (staged once through p_tile) and its O as DB result matrices (head dims past d are zeros in every staged
-// tile). Keys go in tiles of KEY_TILE, staged as f16 rows [key][dim] into two buffers of K and of V, tile t in
-// buffer t % 2, so one tile's staging overlaps the last one's use. Per key tile, two barriers:
+// matrices (staged once through p_tile, Q_BLOCKS of them at a time: fewer than DB let p_tile's rows be as short as
+// KEY_TILE, so that two workgroups may share an SM) and its O as DB result matrices (head dims past d are zeros in
+// every staged tile). Keys go in tiles of KEY_TILE, staged as f16 rows [key][dim] into two buffers of K and of V,
+// tile t in buffer t % 2, so one tile's staging overlaps the last one's use. Per key tile, two barriers:
 //   1. S (16 x KEY_TILE) = Q K^T: KEY_TILE / 16 result matrices into the subgroup's slot of s_tile; barrier (a).
 //   2. The next tile into the other buffers (PREFETCH 1: loaded into registers, SLOTS quads of K and of V an
 //      invocation, before 1, so the loads' latency hides behind it). The subgroup's invocations take its rows:
@@ -28,10 +29,11 @@
 // finishing the tile before (its last reads of those buffers, of P and of the flag raised two tiles before, which is
 // reset there).
 // At the end O / l leaves block by block through the slot (invocation t: row t / 2, columns 8 (t % 2) ..).
-// On an H100 (bench/RESULTS.md, sessions 4 and 5): 28.7 TFLOP/s at d = 40, 37.8 at d = 80; the f32 attention_rows.wgsl
-// runs 27.7 and 17.5.
-// Staging K and V (f32 to f16, once per workgroup) bounds it: 8 query blocks ran 35% faster than 4; going from five
-// barriers a tile to two changed nothing.
+// On an H100 (bench/RESULTS.md, sessions 4, 5 and 8): 36.6 TFLOP/s at d = 40 over 4096 tokens (8 query blocks, 16
+// keys, Q a block at a time: 23 KiB, two workgroups an SM; 28.6 with 32 keys and Q at once, 43 KiB, one an SM),
+// 37.8 at d = 80; the f32 attention_rows.wgsl runs 27.7 and 17.5. The key-tile loop is bound by latency (S and P
+// through workgroup memory, two barriers a tile): more workgroups an SM help, fewer barriers a key did not (five a
+// tile against two changed nothing), nor did staging K and V from f16 copies (session 7).
 //
 // Layouts: q (B, Tq, heads*d), k and v (B, Tk, heads*d), out (B, Tq, heads*d), all f32, row-major, bound as vec4s.
 // Bindings: 0 q, 1 k, 2 v, 3 out, 4 uniform Attention (as attention_rows.wgsl).
@@ -66,7 +68,8 @@ override BQ: u32 = MATRIX * QUERY_BLOCKS;  // queries per workgroup
 override WG: u32 = SUBGROUP * QUERY_BLOCKS;
 override KEY_BLOCKS: u32 = KEY_TILE / MATRIX;
 override S_STRIDE: u32 = KEY_TILE + 4u;  // f32 per score row: a multiple of 16 bytes, 4 mod 32 words (2-way reads)
-override P_STRIDE: u32 = max(KEY_TILE, DB * MATRIX) + 8u;  // halves per P row (and Q's, staged there first)
+override Q_BLOCKS: u32 = 3u;  // head-dim blocks of Q staged at a time, 1 .. DB
+override P_STRIDE: u32 = max(KEY_TILE, Q_BLOCKS * MATRIX) + 8u;  // halves per P row (and Q's, staged there first)
 override BUFFER: u32 = KEY_TILE * STRIDE;  // halves of one K (or V) buffer
 override PAIRS: u32 = KEY_TILE / 2u;  // keys an invocation scores per tile
 override PREFETCH: u32 = 1u;  // 1: the next tile's K and V load into registers before S (SLOTS <= 8: k0h .. k7h)
@@ -81,36 +84,33 @@ override SLOTS: u32 = (KEY_TILE * DQP + WG - 1u) / WG;  // K (and V) quads an in
 var<workgroup> k_tile: array<f16, 2u * BUFFER>;  // [buffer][key][dim]
 var<workgroup> v_tile: array<f16, 2u * BUFFER>;  // [buffer][key][dim]
 var<workgroup> s_tile: array<f32, QUERY_BLOCKS * MATRIX * S_STRIDE>;  // per subgroup [query][key]; O blocks pass here
-var<workgroup> p_tile: array<f16, BQ * P_STRIDE>;  // per subgroup [query][key]; Q's [query][dim] at the start
+var<workgroup> p_tile: array<f16, BQ * P_STRIDE>;  // per subgroup [query][key]; Q's [query][dim] blocks at the start
 // [t % 2]: a row's max outgrew its running max in tile t. 16 bytes, as every workgroup variable here: the driver
 // packs them, and a subgroup matrix load from an array that starts off a 16-byte boundary reads shifted elements.
 var<workgroup> rescale_flag: array<u32, 4>;
 
 // Staging sources (constants at every call, so the branches below fold away).
-const FROM_Q: u32 = 0u;
 const FROM_K: u32 = 1u;
 const FROM_V: u32 = 2u;
 
-// Quad e of `rows` token rows of this head from row r0 of q, k or v (`stride` vec4s a token, the head's first vec4
-// at `base`; row e / DQP, quad e % DQP) as f16, Q times `scale`; zeros past `count` rows and past d.
-fn load_quad(src: u32, e: u32, r0: u32, count: u32, base: u32, stride: u32, scale: f32) -> vec4<f16> {
+// Quad e of `rows` token rows of this head from row r0 of k or v (`stride` vec4s a token, the head's first vec4 at
+// `base`; row e / DQP, quad e % DQP) as f16; zeros past `count` rows and past d.
+fn load_quad(src: u32, e: u32, r0: u32, count: u32, base: u32, stride: u32) -> vec4<f16> {
   let row = e / DQP;
   let quad = e % DQP;
   var value = vec4f(0.0);
   if (r0 + row < count && quad < DQ) {
     let at = base + (r0 + row) * stride + quad;
-    if (src == FROM_Q) { value = q[at] * scale; } else if (src == FROM_K) { value = k[at]; } else { value = v[at]; }
+    if (src == FROM_K) { value = k[at]; } else { value = v[at]; }
   }
   return vec4<f16>(value);
 }
 
-// Quad e into p_tile (Q), or buffer `buf` of k_tile (K) or v_tile (V), [row][dim].
+// Quad e into buffer `buf` of k_tile (K) or v_tile (V), [row][dim].
 fn store_quad(src: u32, e: u32, buf: u32, h: vec4<f16>) {
   let quad = 4u * (e % DQP);
   for (var i = 0u; i < 4u; i++) {
-    if (src == FROM_Q) {
-      p_tile[(e / DQP) * P_STRIDE + quad + i] = h[i];
-    } else if (src == FROM_K) {
+    if (src == FROM_K) {
       k_tile[buf * BUFFER + (e / DQP) * STRIDE + quad + i] = h[i];
     } else {
       v_tile[buf * BUFFER + (e / DQP) * STRIDE + quad + i] = h[i];
@@ -118,11 +118,33 @@ fn store_quad(src: u32, e: u32, buf: u32, h: vec4<f16>) {
   }
 }
 
-// `rows` rows from r0 of q, k or v into buffer `buf`, by all invocations.
-fn stage(src: u32, rows: u32, r0: u32, count: u32, base: u32, stride: u32, scale: f32, buf: u32, lid: u32) {
+// `rows` rows from r0 of k or v into buffer `buf`, by all invocations.
+fn stage(src: u32, rows: u32, r0: u32, count: u32, base: u32, stride: u32, buf: u32, lid: u32) {
   for (var e = lid; e < rows * DQP; e += WG) {
-    store_quad(src, e, buf, load_quad(src, e, r0, count, base, stride, scale));
+    store_quad(src, e, buf, load_quad(src, e, r0, count, base, stride));
   }
+}
+
+// Head-dim block c (dims 16c ..) of this subgroup's Q times `scale` as a left matrix: the workgroup's BQ rows of
+// blocks c .. c + Q_BLOCKS - 1 staged through p_tile where c is the first of such a round (zeros past the queries
+// and past d), a barrier after the staging and one after a round's last load. c and the constants are the same in
+// every invocation, so the barriers are in uniform control flow.
+fn q_block(c: u32, q0: u32, base: u32, stride: u32, scale: f32, slot_p: u32, lid: u32) -> Left {
+  let quads = 4u * Q_BLOCKS;  // of a staged row
+  if (c % Q_BLOCKS == 0u) {
+    for (var e = lid; e < BQ * quads; e += WG) {
+      let row = e / quads;
+      let quad = 4u * c + e % quads;  // of the head's vec4s
+      var value = vec4f(0.0);
+      if (q0 + row < u.queries && quad < DQ) { value = q[base + (q0 + row) * stride + quad] * scale; }
+      let h = vec4<f16>(value);
+      for (var i = 0u; i < 4u; i++) { p_tile[row * P_STRIDE + 4u * (e % quads) + i] = h[i]; }
+    }
+    workgroupBarrier();
+  }
+  let block = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + MATRIX * (c % Q_BLOCKS), P_STRIDE);
+  if (c % Q_BLOCKS == Q_BLOCKS - 1u || c == DB - 1u) { workgroupBarrier(); }
+  return block;
 }
 
 // The register state lives in plain variables, never in arrays indexed in loops: an H100 kept such arrays of
@@ -165,7 +187,7 @@ fn emit(o: Result, i: u32, slot: u32, lane: u32, query: u32, out_row: u32, total
 
 // Slot i of the next tile's K or V (zeros past the tile).
 fn fetch(src: u32, i: u32, lid: u32, next: u32, kv: vec2u) -> vec4<f16> {
-  return load_quad(src, lid + WG * i, next, u.keys, kv.x, kv.y, 1.0);  // kv: the head's first vec4, the token stride
+  return load_quad(src, lid + WG * i, next, u.keys, kv.x, kv.y);  // kv: the head's first vec4, the token stride
 }
 
 // Slot i of K or V into buffer buf.
@@ -190,25 +212,24 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   // Causal: key tiles past this block's last query hold nothing any of its queries sees.
   let key_end = select(u.keys, min(u.keys, q0 + BQ), u.causal != 0u);
 
-  // Q (scaled by scale log2 e) through p_tile into left matrices; the first key tile into buffer 0. P overwrites Q
-  // only after barrier (a) of the first tile, past every subgroup's loads of it.
-  stage(FROM_Q, BQ, q0, u.queries, q_base, stride, u.scale * LOG2E, 0u, lid);
-  stage(FROM_K, KEY_TILE, 0u, u.keys, kv_base, stride, 1.0, 0u, lid);
-  stage(FROM_V, KEY_TILE, 0u, u.keys, kv_base, stride, 1.0, 0u, lid);
+  // The first key tile into buffer 0; Q (scaled by scale log2 e) through p_tile into left matrices, whose barriers
+  // publish the tile and free p_tile for P.
+  stage(FROM_K, KEY_TILE, 0u, u.keys, kv_base, stride, 0u, lid);
+  stage(FROM_V, KEY_TILE, 0u, u.keys, kv_base, stride, 0u, lid);
   if (lid == 0u) { rescale_flag[0] = 0u; rescale_flag[1] = 0u; }
-  workgroupBarrier();
+  let scale = u.scale * LOG2E;
   var q0m = Left(); var q1m = Left(); var q2m = Left(); var q3m = Left(); var q4m = Left();
   var q5m = Left(); var q6m = Left(); var q7m = Left(); var q8m = Left(); var q9m = Left();
-  q0m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p, P_STRIDE);
-  if (DB > 1u) { q1m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 16u, P_STRIDE); }
-  if (DB > 2u) { q2m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 32u, P_STRIDE); }
-  if (DB > 3u) { q3m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 48u, P_STRIDE); }
-  if (DB > 4u) { q4m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 64u, P_STRIDE); }
-  if (DB > 5u) { q5m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 80u, P_STRIDE); }
-  if (DB > 6u) { q6m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 96u, P_STRIDE); }
-  if (DB > 7u) { q7m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 112u, P_STRIDE); }
-  if (DB > 8u) { q8m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 128u, P_STRIDE); }
-  if (DB > 9u) { q9m = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + 144u, P_STRIDE); }
+  q0m = q_block(0u, q0, q_base, stride, scale, slot_p, lid);
+  if (DB > 1u) { q1m = q_block(1u, q0, q_base, stride, scale, slot_p, lid); }
+  if (DB > 2u) { q2m = q_block(2u, q0, q_base, stride, scale, slot_p, lid); }
+  if (DB > 3u) { q3m = q_block(3u, q0, q_base, stride, scale, slot_p, lid); }
+  if (DB > 4u) { q4m = q_block(4u, q0, q_base, stride, scale, slot_p, lid); }
+  if (DB > 5u) { q5m = q_block(5u, q0, q_base, stride, scale, slot_p, lid); }
+  if (DB > 6u) { q6m = q_block(6u, q0, q_base, stride, scale, slot_p, lid); }
+  if (DB > 7u) { q7m = q_block(7u, q0, q_base, stride, scale, slot_p, lid); }
+  if (DB > 8u) { q8m = q_block(8u, q0, q_base, stride, scale, slot_p, lid); }
+  if (DB > 9u) { q9m = q_block(9u, q0, q_base, stride, scale, slot_p, lid); }
   var o0 = Result(); var o1 = Result(); var o2 = Result(); var o3 = Result(); var o4 = Result();
   var o5 = Result(); var o6 = Result(); var o7 = Result(); var o8 = Result(); var o9 = Result();
   // the next tile's K and V quads, slot i: this invocation's quad lid + WG i of each
@@ -264,8 +285,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
         if (SLOTS > 6u) { put(FROM_K, 6u, lid, nb, k6h); put(FROM_V, 6u, lid, nb, v6h); }
         if (SLOTS > 7u) { put(FROM_K, 7u, lid, nb, k7h); put(FROM_V, 7u, lid, nb, v7h); }
       } else {
-        stage(FROM_K, KEY_TILE, next, u.keys, kv_base, stride, 1.0, nb, lid);
-        stage(FROM_V, KEY_TILE, next, u.keys, kv_base, stride, 1.0, nb, lid);
+        stage(FROM_K, KEY_TILE, next, u.keys, kv_base, stride, nb, lid);
+        stage(FROM_V, KEY_TILE, next, u.keys, kv_base, stride, nb, lid);
       }
     }
     let masked = next > u.keys || (u.causal != 0u && next > q0 + 1u);  // uniform: does this tile hide keys?

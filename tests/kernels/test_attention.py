@@ -71,6 +71,9 @@ TENSOR_CORE_CASES = {
     "self-d40-tile48": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 48, "QUERY_BLOCKS": 2}),
     "cross-77": (2, 29, 77, 2, 40, None, False, None),
     "self-d80": (1, 100, 100, 2, 80, 0.5, False, None),
+    # Q staged 2 blocks at a time (the last round of 5 holds one), and all 3 at once
+    "self-d80-q-rounds": (1, 100, 100, 2, 80, 0.5, False, {"Q_BLOCKS": 2}),
+    "self-d40-q-at-once": (2, 77, 77, 2, 40, None, False, {"Q_BLOCKS": 3}),
     "self-d160": (1, 70, 70, 1, 160, None, False, None),
     "causal-clip": (1, 77, 77, 12, 64, None, True, None),
     "causal-clip-tile16": (1, 77, 77, 12, 64, None, True, {"KEY_TILE": 16, "QUERY_BLOCKS": 1}),
@@ -164,11 +167,12 @@ def test_tiling_takes_tensor_cores_where_offered():
         # d = 160 fits no tensor-core shape there: attention_wide takes it (its own defaults)
         assert small.kernel == ("attention_wide" if d == 160 else "attention_subgroup_matrix")
         assert small.workgroup_bytes <= 16384 or d == 160
-    # d = 40 takes 8 query blocks and 32 keys; d = 160 fits 48 KiB with 4 and 16
-    assert attention.tiling(40, tensor_cores=True).overrides == {"HEAD_DIM": 40, "QUERY_BLOCKS": 8,
-                                                                       "KEY_TILE": 32, "PREFETCH": 1}
-    assert attention.tiling(160, tensor_cores=True).overrides == {"HEAD_DIM": 160, "QUERY_BLOCKS": 4,
-                                                                        "KEY_TILE": 16, "PREFETCH": 1}
+    # d = 40 takes 8 query blocks and 16 keys, Q a block at a time (23 KiB); d = 160 4 and 16 with Q at once (47 KiB)
+    assert attention.tiling(40, tensor_cores=True).overrides == {"HEAD_DIM": 40, "QUERY_BLOCKS": 8, "KEY_TILE": 16,
+                                                                 "Q_BLOCKS": 1, "PREFETCH": 1}
+    assert attention.tiling(40, tensor_cores=True).workgroup_bytes < 24 * 1024
+    assert attention.tiling(160, tensor_cores=True).overrides == {"HEAD_DIM": 160, "QUERY_BLOCKS": 4, "KEY_TILE": 16,
+                                                                  "Q_BLOCKS": 10, "PREFETCH": 1}
     # one query block prefetches 16 keys of 40 dims (12 quads a key: 6 quads of K an invocation), not 32 (12)
     assert attention.tiling(40, {"QUERY_BLOCKS": 1, "KEY_TILE": 16}, tensor_cores=True).overrides[
         "PREFETCH"] == 1
@@ -179,7 +183,7 @@ def test_tiling_takes_tensor_cores_where_offered():
     assert attention.tiling(40, {"TENSOR_CORES": 0}, tensor_cores=True).kernel == "attention_rows"
     with pytest.raises(GpuError, match="TENSOR_CORES 1 asked, but this device has no f16 subgroup matrices"):
         attention.tiling(40, {"TENSOR_CORES": 1})
-    with pytest.raises(GpuError, match=r"need QUERY_BLOCKS >= 1, KEY_TILE one of \(16, 32, 48, 64\), PREFETCH"):
+    with pytest.raises(GpuError, match=r"need QUERY_BLOCKS >= 1, KEY_TILE one of \(16, 32, 48, 64\), Q_BLOCKS 1 to 3"):
         attention.tiling(40, {"KEY_TILE": 24}, tensor_cores=True)
     with pytest.raises(GpuError, match=r"PREFETCH 0 or 1 \(1: KEY_TILE 12 <= 256 QUERY_BLOCKS\)"):
         attention.tiling(40, {"QUERY_BLOCKS": 1, "KEY_TILE": 64, "PREFETCH": 1}, tensor_cores=True)

@@ -6,8 +6,8 @@ out[b, i, h*d:(h+1)*d] = softmax_k(scale * q_i . k_k) v_k, scale = 1/sqrt(d) unl
 Kernels, chosen by `tiling` (the one place their knobs are set):
 - on tensor cores (the rule `tensor_cores`), heads of d <= 160, a multiple of 4: `attention_subgroup_matrix.wgsl`,
   16 queries a subgroup, both products on f16 subgroup matrices. Knobs: QUERY_BLOCKS (subgroups per workgroup),
-  KEY_TILE, PREFETCH (0 or 1: the next K and V tile loaded into registers during the softmax and O += P V), and
-  TENSOR_CORES (0 or 1: 0 takes the kernels below).
+  KEY_TILE, Q_BLOCKS (Q's 16-dim blocks staged at a time), PREFETCH (0 or 1: the next K and V tile loaded into
+  registers during the softmax and O += P V), and TENSOR_CORES (0 or 1: 0 takes the kernels below).
 - heads of d <= 80, a multiple of 4 (every UNet and CLIP head but the 16x16 level's 160): `attention_rows.wgsl`,
   one query an invocation, only K and V staged in workgroup memory. Knobs: WG (queries per workgroup), KEY_TILE.
 - other heads (the VAE's 512, odd dims): `attention_wide.wgsl`, column chunks. Knobs: TQ, MV, DC, VC.
@@ -51,8 +51,14 @@ TENSOR_CORE_KEY_TILES = (16, 32, 48, 64)  # 16 KEY_BLOCKS: the tested ones (S sl
 MATRIX = 16  # queries per subgroup; rows = columns = depth of a subgroup matrix
 SUBGROUP = 32
 PREFETCH_SLOTS_MAX = 8  # K (and V) quads an invocation prefetches per tile (k0h .. k7h)
-# Defaults (QUERY_BLOCKS, KEY_TILE): the first whose workgroup memory fits the limit; PREFETCH where its registers do.
-TENSOR_CORE_SHAPES = ((8, 32), (8, 16), (4, 32), (4, 16), (2, 16), (1, 16))
+# Defaults (widest head, QUERY_BLOCKS, KEY_TILE, Q_BLOCKS; 0: all of the head's blocks at once), measured on an H100
+# in Chromium (bench/RESULTS.md, session 8): heads up to 80 take 8 query blocks of 16 keys with Q staged a block at a
+# time, 23-28 KiB, so two workgroups share an SM: 1.17 against 1.50 ms at d = 40 over 4096 tokens (8 and 32, 43 KiB),
+# 0.043 against 0.062 ms over 77 keys; as fast at d = 80. The 16x16 level's d = 160 (256 tokens) keeps 4 and 16 with
+# Q at once: its 10 blocks staged one at a time cost more than its 16 key tiles save. Where the default does not fit
+# the workgroup memory, the first of TENSOR_CORE_SMALLER that does; PREFETCH where its registers fit.
+TENSOR_CORE_SHAPES = ((80, 8, 16, 1), (TENSOR_CORE_MAX_DIM, 4, 16, 0))
+TENSOR_CORE_SMALLER = ((4, 16, 1), (2, 16, 1), (1, 16, 1))
 
 TENSOR_CORES = "TENSOR_CORES"  # a knob that picks the file, not a WGSL constant
 
@@ -88,8 +94,10 @@ def tiling(head_dim: int, overrides: dict | None = None,
         raise GpuError(f"attention over heads of {head_dim}: TENSOR_CORES 1 asked, but this device has no f16 "
                        f"subgroup matrices (the rule tensor_cores is false); drop the knob")
     if wanted and head_dim % 4 == 0 and head_dim <= TENSOR_CORE_MAX_DIM:
-        for blocks, keys in TENSOR_CORE_SHAPES:
-            knobs = _replaced({"QUERY_BLOCKS": blocks, "KEY_TILE": keys, "PREFETCH": 1}, overrides, head_dim)
+        default = next(shape for widest, *shape in TENSOR_CORE_SHAPES if head_dim <= widest)
+        for blocks, keys, q_blocks in (default, *TENSOR_CORE_SMALLER):
+            knobs = _replaced({"QUERY_BLOCKS": blocks, "KEY_TILE": keys, "Q_BLOCKS": q_blocks or _blocks(head_dim),
+                               "PREFETCH": 1}, overrides, head_dim)
             if "PREFETCH" not in overrides:  # where its registers fit
                 fits = knobs["KEY_TILE"] * _quads(head_dim) <= PREFETCH_SLOTS_MAX * SUBGROUP * knobs["QUERY_BLOCKS"]
                 knobs["PREFETCH"] = int(fits)
@@ -137,23 +145,29 @@ def _rows(head_dim: int, knobs: dict) -> Tiling:
     return Tiling("attention_rows", overrides, wg, 1, 2 * keys * head_dim * F32)
 
 
+def _blocks(head_dim: int) -> int:
+    """DB: the head's dims in blocks of a subgroup matrix's 16."""
+    return -(-head_dim // MATRIX)
+
+
 def _quads(head_dim: int) -> int:
     """DQP: vec4s of a staged row, the head padded to whole subgroup matrices."""
-    return 4 * -(-head_dim // MATRIX)
+    return 4 * _blocks(head_dim)
 
 
 def _tensor_cores(head_dim: int, knobs: dict) -> Tiling:
-    blocks, keys, prefetch = knobs["QUERY_BLOCKS"], knobs["KEY_TILE"], knobs["PREFETCH"]
-    if not (blocks >= 1 and keys in TENSOR_CORE_KEY_TILES and prefetch in (0, 1)
+    blocks, keys, prefetch, q_blocks = knobs["QUERY_BLOCKS"], knobs["KEY_TILE"], knobs["PREFETCH"], knobs["Q_BLOCKS"]
+    if not (blocks >= 1 and keys in TENSOR_CORE_KEY_TILES and prefetch in (0, 1) and 1 <= q_blocks <= _blocks(head_dim)
             and (not prefetch or keys * _quads(head_dim) <= PREFETCH_SLOTS_MAX * SUBGROUP * blocks)):
         raise GpuError(f"attention_subgroup_matrix.wgsl over heads of {head_dim}, knobs {knobs}: need QUERY_BLOCKS "
-                       f">= 1, KEY_TILE one of {TENSOR_CORE_KEY_TILES}, PREFETCH 0 or 1 (1: KEY_TILE "
-                       f"{_quads(head_dim)} <= {PREFETCH_SLOTS_MAX * SUBGROUP} QUERY_BLOCKS)")
+                       f">= 1, KEY_TILE one of {TENSOR_CORE_KEY_TILES}, Q_BLOCKS 1 to {_blocks(head_dim)}, PREFETCH "
+                       f"0 or 1 (1: KEY_TILE {_quads(head_dim)} <= {PREFETCH_SLOTS_MAX * SUBGROUP} QUERY_BLOCKS)")
     padded = 4 * _quads(head_dim)  # head dims, halves of a staged row before its padding
     queries = MATRIX * blocks
-    halves = 2 * 2 * keys * (padded + 8) + queries * (max(keys, padded) + 8)  # two K and V buffers, P (and Q) slots
+    halves = 2 * 2 * keys * (padded + 8) + queries * (max(keys, MATRIX * q_blocks) + 8)  # two K and V buffers, P
     nbytes = 2 * halves + F32 * queries * (keys + 4) + 16  # S slots, the rescale flags
-    overrides = {"HEAD_DIM": head_dim, "QUERY_BLOCKS": blocks, "KEY_TILE": keys, "PREFETCH": prefetch}
+    overrides = {"HEAD_DIM": head_dim, "QUERY_BLOCKS": blocks, "KEY_TILE": keys, "Q_BLOCKS": q_blocks,
+                 "PREFETCH": prefetch}
     return Tiling("attention_subgroup_matrix", overrides, queries, 1, nbytes)
 
 
