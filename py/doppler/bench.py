@@ -96,7 +96,7 @@ def kernel_cases(batch: int = 2) -> list[dict]:
         cases.append({"op": "conv3x3", "b": batch, "hw": hw, "cin": c, "cout": c})
     cases += [{"op": "conv3x3", "b": 1, "hw": 512, "cin": 128, "cout": 128, "stage": "vae"},
               {"op": "conv3x3", "b": 1, "hw": 256, "cin": 256, "cout": 256, "stage": "vae"}]
-    # Winograd at the shapes nn.Conv2d gives it (not 1280 channels); TFLOP/s counted as the direct conv's
+    # Winograd where nn.Conv2d takes it by weights (the VAE's maps in chunks); TFLOP/s counted as the direct conv's
     cases += [{**case, "op": "conv3x3_winograd"} for case in cases
               if case["cin"] * case["cout"] <= WINOGRAD_MAX_WEIGHTS]
     tokens = batch * 64 * 64
