@@ -11,11 +11,11 @@ alias Math = f32;
 alias Out = f32;
 
 fn x_vec(i: u32) -> vec4f {
-  return vec4f(load_x4(i));
+  return load_x4(i);
 }
 
 fn x_one(i: u32) -> f32 {
-  return f32(load_x1(i));
+  return load_x1(i);
 }
 
 fn w_vec(i: u32) -> vec4f {

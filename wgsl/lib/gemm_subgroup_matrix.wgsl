@@ -4,7 +4,8 @@
 // kernel swaps cores and nothing else. The including kernel begins with `enable f16;`, `enable subgroups;` and
 // `enable chromium_experimental_subgroup_matrix;`.
 // Precision: X (f32 activations: the kernel includes gemm_x_f32.wgsl) and W are rounded to f16 as they are loaded
-//   (f16 X, gemm_x_f16.wgsl, and f16 weights are taken as they are), products and sums are f32 (the result matrices); bias, activation and residual f32 as in gemm_tile.wgsl.
+//   (f16 X, gemm_x_f16.wgsl, and f16 weights are taken as they are), products and sums are f32 (the result
+//   matrices); bias, activation and residual f32 as in gemm_tile.wgsl.
 // Geometry: a subgroup (SUBGROUP = 32 invocations; its index is @builtin(subgroup_id), which the uniformity analysis
 //   accepts in a store offset where lid / 32 is refused) owns a 32 x 64 block of the tile as 2 x 4 result matrices;
 //   subgroup s takes rows (s / SG_N) * 32 and columns (s % SG_N) * 64, SG_N = TILE_N / 64. Tiles are 64i x 128j

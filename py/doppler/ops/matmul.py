@@ -190,10 +190,10 @@ def epilogue(x, bias, residual, out) -> tuple[dict, list]:
 def check_dtypes(label: str, activations: dict, weights: dict, tensor_cores: bool = False) -> str:
     """The math dtype, after checking the tensors agree: activations all f32 (weights f32 or f16) or all f16. With
     tensor-core tiles x may be f16 under f32 math: they stage x as f16 anyway, so its producer may round it."""
-    x = activations["x"]
-    math = activations["out"].dtype if tensor_cores else x.dtype
+    source = "out" if tensor_cores else "x"  # the tensor whose dtype is the math's
+    math = activations[source].dtype
     if math not in MATH_DTYPES:
-        raise GpuError(f"{label}: x is {math}; activations must be f32 or f16")
+        raise GpuError(f"{label}: {source} is {math}; activations must be f32 or f16")
     for name, t in activations.items():
         if t is None or t.dtype == math or (name == "x" and tensor_cores and t.dtype == "f16"):
             continue

@@ -77,9 +77,10 @@ async def winograd_weight(gpu, src, dst) -> None:
     cout, cin = src.shape[0], src.shape[3]
     check_weight_dst(gpu, label, src, dst, weight_shape(cout, cin))
     kernels, f16 = cout * cin, src.dtype == "f16"
-    # a kernel (a pair of kernels, f16) per invocation where U's words hold whole positions; else one word each
-    entry, invocations = ("main", dst.nbytes // F32_BYTES) if f16 and kernels % 2 else \
-        ("per_kernel", kernels // 2 if f16 else kernels)
+    if f16 and kernels % 2:  # U's words straddle positions: one word an invocation
+        entry, invocations = "main", dst.nbytes // F32_BYTES
+    else:  # a kernel (an f16 pair) an invocation, its taps read once
+        entry, invocations = "per_kernel", kernels // 2 if f16 else kernels
     kernel = await gpu.kernel("winograd_weights", entry, {"WG": WEIGHTS_WORKGROUP, "F16_WEIGHTS": f16})
     gpu.dispatch(kernel, [src, dst], linear_groups(invocations, WEIGHTS_WORKGROUP),
                  pack(WinogradWeights(dst.numel, kernels, cin)))
