@@ -192,6 +192,87 @@ gpu.free(x, out, after)
     assert got == [True, True, list(bytes.fromhex("00004040"))]
 
 
+def test_plans_share_intermediates_and_replay_in_any_order(gpu_run):
+    # The second recording puts its intermediate in the first plan's (Plan.borrow): one buffer, both plans right.
+    x = rng(7).standard_normal(3000 + 2500, dtype=np.float32)
+    got = gpu_run("""
+from doppler.ops import elementwise
+xa, xb = gpu.tensor((3000,), "f32", "xa"), gpu.tensor((2500,), "f32", "xb")
+oa, ob = gpu.tensor((3000,), "f32", "oa"), gpu.tensor((2500,), "f32", "ob")
+gpu.upload(xa, x[:12000])
+gpu.upload(xb, x[12000:])
+gpu.upload(oa, poison)
+gpu.upload(ob, poison[:10000])
+with gpu.record("a") as a:
+    tmp_a = gpu.tensor((3000,), "f32", "tmp_a")
+    await elementwise.scale(gpu, xa, tmp_a, 2.0, 1.0)
+    await elementwise.scale(gpu, tmp_a, oa, 3.0, 0.0)
+    gpu.free(tmp_a)
+before = gpu.pool.current_bytes
+with gpu.record("b") as b:
+    tmp_b = gpu.tensor((2500,), "f32", "tmp_b")  # a smaller bucket: it takes the smallest lendable buffer that fits
+    await elementwise.scale(gpu, xb, tmp_b, -1.0, 0.5)
+    await elementwise.scale(gpu, tmp_b, ob, 0.5, 0.0)
+    gpu.free(tmp_b)
+shared = tmp_b.alloc is tmp_a.alloc and gpu.pool.current_bytes == before
+outs = []
+for plan in (a, b, a, b):
+    plan.replay()
+    outs.append((await gpu.read(oa), await gpu.read(ob)))
+a.destroy()
+held = gpu.tensor((3000,), "f32", "after_a").alloc is not tmp_a.alloc  # b still owns the buffer
+b.destroy()
+freed = gpu.tensor((3000,), "f32", "after_b").alloc is tmp_a.alloc
+[shared, held, freed, outs]
+""", x=x.tobytes(), poison=np.full(3000, POISON, np.float32).tobytes())
+    shared, held, freed, outs = got
+    assert [shared, held, freed] == [True, True, True]
+    want_a = (2.0 * x[:3000].astype(np.float64) + 1.0) * 3.0
+    want_b = (-x[3000:].astype(np.float64) + 0.5) * 0.5
+    for i, (oa, ob) in enumerate(outs):
+        assert_close(np.frombuffer(oa, np.float32), want_a, "f32", f"plan a, output after replay {i}")
+        if i % 2:  # b's output exists from its first replay on
+            assert_close(np.frombuffer(ob, np.float32), want_b, "f32", f"plan b, output after replay {i}")
+
+
+def test_a_recording_keeps_its_outputs_out_of_other_plans_buffers(native_run):
+    got = native_run("""
+from doppler.errors import GpuError
+from doppler.ops import elementwise
+gpu.pool.trim()  # no cached buffers of earlier tests: the pool has none of tmp's size to give first
+x = gpu.tensor((512,), "f32", "x")
+with gpu.record("lender") as lender:
+    tmp = gpu.tensor((512,), "f32", "tmp")
+    await elementwise.scale(gpu, x, tmp, 2.0, 1.0)
+    gpu.free(tmp)
+errors = []
+try:
+    with gpu.record("leaks") as plan:
+        out = gpu.tensor((512,), "f32", "leaked_output")  # would lie in the lender's buffer
+        await elementwise.scale(gpu, x, out, 2.0, 1.0)
+except GpuError as e:
+    errors.append(str(e))
+try:
+    with gpu.record("uploads"):
+        table = gpu.tensor((512,), "f32", "table")
+        gpu.upload(table, bytes(2048))
+except GpuError as e:
+    errors.append(str(e))
+with gpu.record("keeps") as plan:
+    kept = gpu.tensor((512,), "f32", "kept_output", kept=True)
+    gpu.upload(kept, bytes(2048))
+    await elementwise.scale(gpu, x, kept, 2.0, 1.0)
+with gpu.record("own", borrow=False) as own:
+    made = gpu.tensor((512,), "f32", "made_inside")
+    await elementwise.scale(gpu, x, made, 2.0, 1.0)
+[errors, kept.alloc is not tmp.alloc, made.alloc is not tmp.alloc]
+""")
+    errors, kept_apart, made_apart = got
+    assert "leaks: leaked_output outlive the recording" in errors[0] and "kept=True" in errors[0]
+    assert "table: uploaded while recording plan uploads" in errors[1]
+    assert kept_apart and made_apart
+
+
 def test_a_trim_while_recording_keeps_what_the_plan_freed(native_run):
     # Over budget mid-recording, the pool trims its free buffers: the plan's freed intermediate must survive.
     got = native_run("""

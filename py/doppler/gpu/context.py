@@ -9,13 +9,14 @@ submit must not share a slot). Eager slots come from an arena recycled after eac
 from __future__ import annotations
 
 import struct
+from bisect import bisect_left, insort
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import DeviceLostError, GpuError
 from .backend import COPY_SRC, QUERY_RESOLVE, UNIFORM_USAGE
 from .kernels import Kernel, KernelRegistry
-from .pool import BufferPool
+from .pool import BufferPool, bucket_size
 from .stats import GpuStats
 from .tensor import Tensor, storage_bytes
 
@@ -72,7 +73,11 @@ class _UniformArena:
 
 
 class Plan:
-    """A recorded op list, replayed with one backend call (one FFI call in the browser)."""
+    """A recorded op list, replayed with one backend call (one FFI call in the browser).
+
+    Its intermediates (tensors freed while recording) stay its own for every replay. Plans replay one at a time on
+    one queue and write an intermediate before reading it, so a recording also places intermediates in buffers other
+    plans own (`borrow`): the UNet step and the VAE decode then share one working set instead of adding two."""
 
     def __init__(self, gpu: "Gpu", label: str):
         self.gpu = gpu
@@ -83,16 +88,33 @@ class Plan:
         self.uniforms = _UniformArena(gpu.backend, f"{label}.uniforms")
         self.freed: list = []  # buffers freed while recording: the plan still reads and writes them
         self.owned: list = []
+        self.lendable: list = []  # other plans' buffers this recording may take, smallest first
+        self.borrowed: set = set()  # those it took: the plan owns them too
+        self.lent: set = set()  # those holding a tensor of the recording that is not freed yet
         self.handle = None
+
+    def borrow(self, nbytes: int, label: str):
+        """The smallest lendable buffer of at least nbytes' bucket, or None. (Capping the slack, e.g. at 2x so that a
+        small tensor never takes a big buffer, raised SD 1.5's 512x512 peak: 3.37 -> 3.49 GiB.)"""
+        i = bisect_left(self.lendable, bucket_size(nbytes), key=lambda a: a.size)
+        if i == len(self.lendable):
+            return None
+        alloc = self.lendable.pop(i)
+        alloc.label = label
+        self.borrowed.add(alloc)
+        self.lent.add(alloc)
+        return alloc
+
+    def give_back(self, alloc) -> None:
+        self.lent.discard(alloc)
+        insort(self.lendable, alloc, key=lambda a: a.size)
 
     def replay(self) -> None:
         self.gpu.replay(self)
 
     def destroy(self) -> None:
         self.uniforms.destroy()
-        for alloc in self.owned:
-            self.gpu.pool.release(alloc)
-        self.owned.clear()
+        self.gpu.disown(self)
 
 
 class Gpu:
@@ -108,6 +130,7 @@ class Gpu:
         self._pending_kernels: list[str] = []
         self._arena = _UniformArena(backend, "uniforms")
         self._recording: Plan | None = None
+        self._plan_buffers: dict = {}  # Allocation -> the plans that own it (see Plan)
         self._scopes: list[list] = []  # allocations made inside each open `scope`, innermost last
         if profile and not self.caps.has("timestamp-query"):
             raise GpuError("profiling needs the 'timestamp-query' feature, which this GPU does not offer")
@@ -125,23 +148,37 @@ class Gpu:
         return cls(await impl.open(limit_overrides=limit_overrides), kernel_dir, **kwargs)
 
     @property
+    def recording(self) -> bool:
+        """Whether dispatches go into a plan (replayed without host work a dispatch) rather than run now."""
+        return self._recording is not None
+
+    @property
     def max_binding(self) -> int:
         return self.caps.limits["maxStorageBufferBindingSize"]
 
     # tensors
-    def tensor(self, shape, dtype: str, label: str) -> Tensor:
+    def tensor(self, shape, dtype: str, label: str, kept: bool = False) -> Tensor:
+        """A tensor from the pool. Inside a recording, one that outlives it (an output, uploaded constants) must be
+        `kept`: the others may lie in buffers of other plans, whose replays overwrite them."""
         shape = tuple(int(d) for d in shape)
         limit = self.caps.limits.get("maxBufferSize")
         nbytes = storage_bytes(shape, dtype)
         if limit is not None and nbytes > limit:
             raise GpuError(f"{label} {shape} {dtype} needs {nbytes} bytes, over this GPU's maxBufferSize {limit}")
-        alloc = self.pool.acquire(nbytes, label)
+        alloc = self.pool.reuse(nbytes, label)
+        if alloc is None and self._recording is not None and not kept:
+            alloc = self._recording.borrow(nbytes, label)
+        if alloc is None:
+            alloc = self.pool.acquire(nbytes, label)
         if self._scopes:
             self._scopes[-1].append(alloc)
         return Tensor(shape, dtype, alloc)
 
     def upload(self, tensor: Tensor, data) -> None:
         data = memoryview(data).cast("B")
+        if self._recording is not None and tensor.alloc in self._recording.lent:
+            raise GpuError(f"{tensor.label}: uploaded while recording plan {self._recording.label}, into another "
+                           f"plan's buffer, which that plan's replays overwrite; make it with gpu.tensor(..., kept=True)")
         if len(data) > tensor.nbytes:
             raise GpuError(f"{tensor.label}: {len(data)} bytes do not fit its {tensor.nbytes}")
         self.backend.write_buffer(tensor.alloc.buffer, tensor.offset, bytes(data) + bytes(-len(data) % 4))
@@ -151,10 +188,20 @@ class Gpu:
             self._release(t.alloc)
 
     def _release(self, alloc) -> None:
+        recording = self._recording
+        if recording is not None and alloc in recording.lent:
+            recording.give_back(alloc)
+            return
         self.pool.release(alloc)
-        if self._recording is not None:
-            self._recording.freed.append(alloc)
+        if recording is not None:
+            recording.freed.append(alloc)
             self.pool.pinned.add(alloc)  # free for the rest of the recording to reuse, but never destroyed
+
+    def _holds(self, alloc) -> bool:
+        """Whether alloc holds a tensor not freed yet (a borrowed buffer stays live for the plans that own it)."""
+        if self._recording is not None and alloc in self._recording.borrowed:
+            return alloc in self._recording.lent
+        return self.pool.holds(alloc)
 
     @contextmanager
     def scope(self):
@@ -167,7 +214,7 @@ class Gpu:
         finally:
             self._scopes.pop()
             for alloc in dict.fromkeys(made):
-                if self.pool.holds(alloc):
+                if self._holds(alloc):
                     self._release(alloc)
 
     async def read(self, tensor: Tensor) -> bytes:
@@ -285,22 +332,42 @@ class Gpu:
 
     # plans
     @contextmanager
-    def record(self, label: str):
-        """Dispatches inside the block go into a plan instead of running: `with gpu.record("unet") as plan:`."""
+    def record(self, label: str, borrow: bool = True):
+        """Dispatches inside the block go into a plan instead of running: `with gpu.record("unet") as plan:`.
+        With `borrow`, intermediates may lie in other plans' buffers (Plan), so tensors that outlive the block are
+        made before it or `kept` (gpu.tensor); without, the block may make its outputs as it likes."""
         if self._recording is not None:
             raise GpuError(f"already recording plan {self._recording.label}; plans do not nest")
         self.flush()
         plan = self._recording = Plan(self, label)
+        if borrow:
+            plan.lendable = sorted(self._plan_buffers, key=lambda a: a.size)
         try:
             yield plan
         finally:
             self._recording = None
             self.pool.pinned.difference_update(plan.freed)
+        if plan.lent:
+            names = ", ".join(sorted({a.label for a in plan.lent}))
+            raise GpuError(f"plan {label}: {names} outlive the recording in buffers of other plans; make a plan's "
+                           f"outputs before recording it, or with gpu.tensor(..., kept=True)")
         plan.uniforms.upload()
         # Intermediates freed inside the recording are still the plan's at every replay: keep them out of the pool.
-        plan.owned = self.pool.claim(plan.freed)
-        plan.freed = []
+        plan.owned = self.pool.claim(plan.freed) + list(plan.borrowed)
+        for alloc in plan.owned:
+            self._plan_buffers.setdefault(alloc, set()).add(plan)
+        plan.freed, plan.lendable = [], []
         plan.handle = self.backend.make_plan(plan.ops, self.max_dispatches_per_submit)
+
+    def disown(self, plan: Plan) -> None:
+        """Give a destroyed plan's buffers back to the pool, but those other plans still own."""
+        for alloc in plan.owned:
+            owners = self._plan_buffers[alloc]
+            owners.discard(plan)
+            if not owners:
+                del self._plan_buffers[alloc]
+                self.pool.release(alloc)
+        plan.owned.clear()
 
     def replay(self, plan: Plan) -> None:
         self.flush()

@@ -50,15 +50,25 @@ class BufferPool:
     def acquire(self, nbytes: int, label: str, exact: bool = False) -> Allocation:
         """A buffer of at least nbytes: from its size bucket, or (exact, for weights) rounded to 256 bytes only."""
         size = -(-nbytes // MIN_BUCKET) * MIN_BUCKET if exact else bucket_size(nbytes)
-        free = self._free.get(size)
-        if free:
-            alloc = free.pop()
-            alloc.label = label
-        else:
+        alloc = self._reuse(size, label)
+        if alloc is None:
             self._make_room(size, label)
             alloc = Allocation(self.backend.create_buffer(size, self.usage, label), size, label)
             self.current_bytes += size
             self.peak_bytes = max(self.peak_bytes, self.current_bytes)
+            self._live.add(alloc)
+        return alloc
+
+    def reuse(self, nbytes: int, label: str) -> Allocation | None:
+        """A cached free buffer of nbytes' bucket (live again), or None: nothing is allocated."""
+        return self._reuse(bucket_size(nbytes), label)
+
+    def _reuse(self, size: int, label: str) -> Allocation | None:
+        free = self._free.get(size)
+        if not free:
+            return None
+        alloc = free.pop()
+        alloc.label = label
         self._live.add(alloc)
         return alloc
 

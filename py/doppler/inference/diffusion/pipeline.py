@@ -120,7 +120,7 @@ class TextEncoding:
     @classmethod
     async def record(cls, gpu, text_encoder, batch: int, length: int) -> "TextEncoding":
         ids = gpu.tensor((batch, length), "u32", "token_ids")
-        with gpu.record(f"text_encoder.b{batch}") as plan:
+        with gpu.record(f"text_encoder.b{batch}", borrow=False) as plan:  # its output is made inside
             context = await text_encoder(gpu, ids)
         return cls(plan, ids, context)
 
@@ -132,7 +132,7 @@ class TextEncoding:
 async def decode_to_rgba8(gpu, vae, latents, tiling=None):
     """The image of the latents as RGBA8 pixels (B, H, W) u32, in a tensor of the caller's."""
     decoded = await vae(gpu, latents, tiling)
-    rgba = gpu.tensor(decoded.shape[:3], "u32", "image.rgba8")
+    rgba = gpu.tensor(decoded.shape[:3], "u32", "image.rgba8", kept=True)
     await image.to_rgba8(gpu, decoded, rgba)
     gpu.free(decoded)
     return rgba
@@ -242,8 +242,7 @@ class DiffusionPipeline:
         the VAE called tile by tile, eagerly, after freeing the recorded decode (tiling is for a lower peak)."""
         gpu = self.gpu
         if not tiling.enabled:
-            decode = await self.recorded_call("vae", latents.shape, lambda vae: VaeDecode.record(
-                gpu, vae, latents.shape))
+            decode = await self.decode_call(latents.shape)
             gpu.copy(latents, decode.latents)
             decode.plan.replay()
             return await gpu.read(decode.rgba)
@@ -252,6 +251,9 @@ class DiffusionPipeline:
         pixels = await gpu.read(rgba)
         gpu.free(rgba)
         return pixels
+
+    async def decode_call(self, shape: tuple) -> VaeDecode:
+        return await self.recorded_call("vae", shape, lambda vae: VaeDecode.record(self.gpu, vae, shape))
 
     async def generate(self, request: dict, preview=None) -> dict:
         """One image for the form's settings; `preview`, the page's OffscreenCanvas, gets each step's latent."""
@@ -279,6 +281,8 @@ class DiffusionPipeline:
         scheduler.set_timesteps(sched.num_steps)
         vae_scale = 2 ** (len(self.manifest.components.vae.architecture.block_out_channels) - 1)
         shape = (1, config.latent.height // vae_scale, config.latent.width // vae_scale, unet_arch.in_channels)
+        if not config.decode.tiling.enabled:  # recorded first: the step's recording then borrows its big maps (Plan)
+            await self.decode_call(shape)
         step = await self.recorded_call("unet", (context.shape[0], shape), lambda unet: DenoiseStep.record(
             gpu, unet, context.shape[0], shape, context.shape[1:]))
         gpu.copy(context, step.context)

@@ -181,7 +181,7 @@ class UNet2DConditionModel:
 
     @staticmethod
     def _upload(gpu, values, label):
-        t = gpu.tensor((len(values),), "f32", label)
+        t = gpu.tensor((len(values),), "f32", label, kept=True)
         gpu.upload(t, values.tobytes())
         return t
 
