@@ -51,15 +51,19 @@ def test_unet_matches_diffusers(run, monkeypatch, size, conv):
     assert_close(run(unet_on_gpu(ref, TINY_UNET, x, ctx, t, one_buffer=size == (8, 8))), want, "f32", "unet")
 
 
+@pytest.mark.parametrize("recorded", [False, True], ids=["eager", "recorded-winograd"])
 @pytest.mark.parametrize("score_bytes", [None, 0], ids=["attention-by-gemms", "attention-flash-kernel"])
-def test_vae_decoder_matches_diffusers(run, monkeypatch, score_bytes):
+def test_vae_decoder_matches_diffusers(run, monkeypatch, score_bytes, recorded):
     from diffusers import AutoencoderKL as Reference
 
-    from doppler.inference.diffusion import vae
+    from doppler.inference.diffusion import nn, vae
     from doppler.inference.diffusion.vae import AutoencoderKLDecoder
 
     if score_bytes is not None:  # no score matrix fits: the mid-block's attention takes the flash kernel
         monkeypatch.setattr(vae, "MAX_SCORE_BYTES", score_bytes)
+    if recorded:  # eagerly no 3x3 conv would take Winograd; in a recorded plan every stride-1 one does
+        for name in ("WINOGRAD_MIN_PIXELS", "WINOGRAD_MAX_PIXELS", "WINOGRAD_RECORDED_MIN_CHANNELS"):
+            monkeypatch.setattr(nn, name, 0)
     torch.manual_seed(2)
     cfg = {k: v for k, v in TINY_VAE.items() if k not in ("scaling_factor", "sample_size", "up_block_types", "act_fn")}
     ref = Reference(**cfg, down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=TINY_VAE["up_block_types"]).eval()
@@ -74,9 +78,18 @@ def test_vae_decoder_matches_diffusers(run, monkeypatch, score_bytes):
         await weights.apply_layouts(gpu)
         latents = gpu.tensor((1, 5, 6, 4), "f32", "latents")
         gpu.upload(latents, nhwc(z).astype(np.float32).tobytes())
-        out = await model(gpu, latents)
+        if recorded:
+            with gpu.record("vae", borrow=False) as plan:  # the decoder makes its output inside
+                out = await model(gpu, latents)
+            winograd_convs = sum(k.startswith("winograd_output.wgsl") for k in plan.kernels)
+            assert winograd_convs == 15, plan.kernels  # the tiny decoder's stride-1 3x3 convs, conv_in to conv_out
+            plan.replay()
+        else:
+            out = await model(gpu, latents)
         got = np.frombuffer(await gpu.read(out), np.float32)
         gpu.free(latents, out)
+        if recorded:
+            plan.destroy()
         weights.release(gpu)
         return got
 

@@ -14,16 +14,19 @@ from ...ops import activation, attention, conv2d, groupnorm, layernorm, matmul, 
 # 3x3 stride-1 convolutions run Winograd F(2x2, 3x3) (2.25x fewer multiplies) where Cout * Cin is at most this and
 # the output has WINOGRAD_MIN_PIXELS to WINOGRAD_MAX_PIXELS pixels (batch included). The transformed weights (16/9 the
 # originals) are made per call into scratch, which a recorded step owns for good, sized for the largest: SD 1.5's
-# 1280 -> 1280 convs, 50 MiB in f16. With the up blocks' 2560 -> 1280 ones too (100 MiB) the default path's 512x512
-# peaked at 3.9994 GiB of its 4 GiB budget (session 8). On an H100 in Chromium (bench/RESULTS.md) Winograd ran 1.9-2x
+# 2560 -> 1280 convs, 100 MiB in f16 (it broke the 4 GiB budget at 512x512 until the UNet step and the VAE decode
+# shared their working sets: gpu/context.py's Plan). On an H100 in Chromium (bench/RESULTS.md) Winograd ran 1.9-2x
 # the implicit GEMM at the UNet's 64x64 and 32x32 levels, 1.8-2.2x at 16x16 on tensor cores (session 8) and 1.4x at the
 # VAE's 256x256, but bigger maps run in chunks of scratch (winograd.py), a few dispatches each: the eager VAE decode's
-# 128x128 and 256x256 levels took 180 ms of host time that way, twice what Winograd saved them on the GPU. So Winograd
-# stops at the UNet's 64x64 latents with CFG (2 x 64 x 64). Below 2 x 16 x 16 its GEMMs have fewer rows (pixels / 4)
-# than one tensor-core tile: at 8x8 it ran 1.2-1.3x slower than the implicit GEMM.
-WINOGRAD_MAX_WEIGHTS = 1280 * 1280
+# 128x128 and 256x256 levels took 180 ms of host time that way, twice what Winograd saved them on the GPU. So eager
+# Winograd stops at the UNet's 64x64 latents with CFG (2 x 64 x 64); recorded plans replay the chunks for free and take
+# bigger maps too where both sides have WINOGRAD_RECORDED_MIN_CHANNELS (the VAE's 128x128 and 256x256 levels and its
+# 256-channel upsampler: 1.25-1.9x; its 512x512 x 128 convs ran 1.4x slower, session 8). Below 2 x 16 x 16 its GEMMs
+# have fewer rows (pixels / 4) than one tensor-core tile: at 8x8 it ran 1.2-1.3x slower than the implicit GEMM.
+WINOGRAD_MAX_WEIGHTS = 2560 * 1280
 WINOGRAD_MIN_PIXELS = 2 * 16 * 16
 WINOGRAD_MAX_PIXELS = 2 * 64 * 64
+WINOGRAD_RECORDED_MIN_CHANNELS = 256
 
 
 def out_like(gpu, shape, label: str):
@@ -81,7 +84,8 @@ class Linear:
 class Conv2d:
     """NHWC conv; `upsample_to` fuses a nearest upsample of the input to that (H, W) (diffusers' Upsample2D). 3x3
     stride-1 kernels with at most WINOGRAD_MAX_WEIGHTS weights run Winograd F(2x2, 3x3) on outputs of
-    WINOGRAD_MIN_PIXELS to WINOGRAD_MAX_PIXELS pixels, the others the implicit GEMM (conv2d)."""
+    WINOGRAD_MIN_PIXELS to WINOGRAD_MAX_PIXELS pixels, or more in a recorded plan (see WINOGRAD_RECORDED_MIN_CHANNELS),
+    the others the implicit GEMM (conv2d)."""
 
     def __init__(self, weights, path: str, stride: int = 1):
         self.path = path
@@ -107,7 +111,7 @@ class Conv2d:
             h, w = upsample_to
         oh, ow = ((s + 2 * self.padding - k) // self.stride + 1 for s, k in zip((h, w), self.kernel))
         out = out_like(gpu, (b, oh, ow, self.out_channels), self.path)
-        if self.takes_winograd and WINOGRAD_MIN_PIXELS <= b * oh * ow <= WINOGRAD_MAX_PIXELS:
+        if self._winograd(gpu, b * oh * ow, x.shape[3]):
             # U made per call (resident it would add 16/9 of these weights, ~420 MiB for SD 1.5, to the budget; the
             # transform costs a few percent of the conv), in scratch of one size (the component's largest U), so a
             # recorded step reuses and owns a single one.
@@ -123,6 +127,13 @@ class Conv2d:
             await conv2d.conv2d(gpu, x, self.weight, out, bias=self.bias, residual=residual, stride=self.stride,
                                 padding=self.padding, upsample_to=upsample_to)
         return out
+
+
+    def _winograd(self, gpu, pixels: int, cin: int) -> bool:
+        if not self.takes_winograd or pixels < WINOGRAD_MIN_PIXELS:
+            return False
+        return pixels <= WINOGRAD_MAX_PIXELS or (
+            gpu.recording and min(cin, self.out_channels) >= WINOGRAD_RECORDED_MIN_CHANNELS)
 
 
 class GroupNorm:
