@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from gpu_runner import binding_limited
-from reference import POISON, activation as ref, assert_close, rng
+from kernel_case import run_op
+from reference import F16_ULP, POISON, activation as ref, assert_close, rng
 
 SOURCE = """
 from doppler.ops import activation
@@ -45,6 +46,15 @@ def test_gelu_error_against_float64_is_below_1e_6(gpu_run):
 def test_geglu_matches_numpy(gpu_run):
     x = rng(2).standard_normal((2, 7, 2 * 45)).astype(np.float32)
     assert_close(run(gpu_run, "geglu", x, (2, 7, 45)), ref.geglu(x), "f32")
+
+
+def test_geglu_to_f16(native_f16_run):
+    # f16 out (wgsl/activation_f16_output.wgsl) for the tensor-core GEMM after it: the f32 kernel's result (the
+    # reference above checks that one) rounded once, so within half an f16 ulp of it.
+    x = (rng(3).standard_normal((2, 7, 90)) * 3).astype(np.float32)
+    outs = {dtype: run_op(native_f16_run, "activation", "geglu(gpu, x, out)",
+                          {"x": x, "out": np.zeros((2, 7, 45), dtype)}) for dtype in (np.float32, np.float16)}
+    np.testing.assert_allclose(outs[np.float16], outs[np.float32], rtol=F16_ULP / 2, atol=2.0 ** -25)
 
 
 def test_geglu_over_the_binding_limit_runs_in_parts(gpu_run):

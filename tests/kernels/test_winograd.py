@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 
 from kernel_case import error_of, run_op
-from reference import assert_close, rng
+from reference import F16_ULP, assert_close, rng
 from reference import conv2d as ref
 from reference import winograd as winograd_ref
 from test_conv2d import PATH, STORED, operands
 
-F16_ULP = 2.0 ** -10  # relative spacing of f16 values
 
 
 def channels_last(a):

@@ -7,6 +7,7 @@ import numpy as np
 # Relative error bounds, ||out - ref|| / ||ref||, by the path's math dtype (storage f16 with f32 math is "f16w").
 TOLERANCES = {"f32": 1e-4, "f16w": 1e-3, "f16": 1e-2}
 POISON = np.float32(np.nan)
+F16_ULP = 2.0 ** -10  # relative spacing of f16 values: a value rounded once to f16 is within half of it
 
 
 def assert_close(actual, expected, path: str, what: str = "output") -> None:

@@ -1,5 +1,6 @@
-"""Activations (`wgsl/activation.wgsl`): gelu (erf form), quick_gelu, silu, in place or out of place, and GEGLU.
-Tensors over the binding limit run in parts along their rows."""
+"""Activations (`wgsl/activation.wgsl`): gelu (erf form), quick_gelu, silu, in place or out of place, and GEGLU
+(f32 out, or f16 for an output only tensor-core GEMMs read: `wgsl/activation_f16_output.wgsl`). Tensors over the
+binding limit run in parts along their rows."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from typing import ClassVar
 from ..errors import GpuError
 from ..gpu.tensor import shared_row_parts
 from ..gpu.uniforms import pack, u32
-from .checks import require_dtype, require_shape, same_storage
+from .checks import require_dtype, require_shader_f16, require_shape, same_storage
 from .grid import linear_groups
 
 WORKGROUP = 256
+OUT_KERNELS = {"f32": "activation", "f16": "activation_f16_output"}
 ACTIVATIONS = {"gelu": 0, "quick_gelu": 1, "silu": 2}  # the kernel's ACT override
 
 
@@ -52,14 +54,15 @@ async def silu(gpu, x, out) -> None:
 
 
 async def geglu(gpu, x, out) -> None:
-    """x (..., 2F) -> out (..., F): out = x[..., :F] * gelu(x[..., F:])."""
+    """x (..., 2F) -> out (..., F): out = x[..., :F] * gelu(x[..., F:]); out f32 or (shader-f16) f16."""
     require_dtype("geglu", x, "f32")
-    require_dtype("geglu", out, "f32")
+    require_dtype("geglu", out, *OUT_KERNELS)
+    require_shader_f16(gpu, "geglu", out)
     if x.shape[-1] % 2:
         raise GpuError(f"geglu: {x.label} has an odd last axis {x.shape[-1]}; it must hold two halves")
     features = x.shape[-1] // 2
     require_shape("geglu", out, (*x.shape[:-1], features))
-    kernel = await gpu.kernel("activation", "geglu", {"WG": WORKGROUP})
+    kernel = await gpu.kernel(OUT_KERNELS[out.dtype], "geglu", {"WG": WORKGROUP})
     rows = x.numel // x.shape[-1]
     parts = shared_row_parts([x.reshaped((rows, 2 * features)), out.reshaped((rows, features))], gpu.max_binding)
     for views, _, part_rows in parts:

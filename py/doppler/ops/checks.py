@@ -11,6 +11,12 @@ def require_dtype(op: str, tensor, *dtypes: str) -> None:
         raise GpuError(f"{op}: {tensor.label} is {tensor.dtype}; this kernel takes {' or '.join(dtypes)}")
 
 
+def require_shader_f16(gpu, op: str, tensor) -> None:
+    """An f16 tensor needs array<f16> bindings: the device feature shader-f16."""
+    if tensor.dtype == "f16" and not gpu.caps.has("shader-f16"):
+        raise GpuError(f"{op}: {tensor.label} is f16, which needs the shader-f16 feature; this GPU lacks it")
+
+
 def require_shape(op: str, tensor, shape) -> None:
     if tuple(tensor.shape) != tuple(shape):
         raise GpuError(f"{op}: {tensor.label} has shape {tensor.shape}; expected {tuple(shape)}")
