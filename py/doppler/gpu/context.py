@@ -178,7 +178,8 @@ class Gpu:
         data = memoryview(data).cast("B")
         if self._recording is not None and tensor.alloc in self._recording.lent:
             raise GpuError(f"{tensor.label}: uploaded while recording plan {self._recording.label}, into another "
-                           f"plan's buffer, which that plan's replays overwrite; make it with gpu.tensor(..., kept=True)")
+                           f"plan's buffer, which that plan's replays overwrite; make it with "
+                           f"gpu.tensor(..., kept=True)")
         if len(data) > tensor.nbytes:
             raise GpuError(f"{tensor.label}: {len(data)} bytes do not fit its {tensor.nbytes}")
         self.backend.write_buffer(tensor.alloc.buffer, tensor.offset, bytes(data) + bytes(-len(data) % 4))

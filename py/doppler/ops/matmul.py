@@ -176,6 +176,13 @@ def default_tiles(gpu, n: int, math: str, conv: bool = False) -> GemmTiles:
     return WIDE_TILES if n % WIDE_TILES.tile_n == 0 else DEFAULT_TILES
 
 
+def gemm_input_dtype(gpu) -> str:
+    """The dtype to write a tensor in that only GEMMs of f32 activations read: f16 where they run on tensor cores,
+    which round x to f16 as they stage it (so rounding it first changes no result, and it has half the bytes to write
+    and read), else f32."""
+    return "f16" if kernel_rule(gpu, "tensor_cores") else "f32"
+
+
 MATH_DTYPES = ("f32", "f16")
 
 

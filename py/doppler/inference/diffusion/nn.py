@@ -168,14 +168,18 @@ async def own_statistics(gpu, layer: GroupNorm, x, silu: bool):
 
 
 class LayerNorm:
-    def __init__(self, weights, path: str, eps: float):
+    """`feeds_gemms`: only GEMMs read the output (a transformer block's norms), so it is written in
+    matmul.gemm_input_dtype."""
+
+    def __init__(self, weights, path: str, eps: float, feeds_gemms: bool = False):
         self.path = path
         self.gamma = weights[f"{path}.weight"]
         self.beta = weights[f"{path}.bias"]
         self.eps = eps
+        self.feeds_gemms = feeds_gemms
 
     async def __call__(self, gpu, x):
-        out = out_like(gpu, x.shape, self.path)
+        out = gpu.tensor(x.shape, matmul.gemm_input_dtype(gpu) if self.feeds_gemms else "f32", self.path)
         await layernorm.layer_norm(gpu, x, self.gamma, self.beta, out, self.eps)
         return out
 
@@ -187,6 +191,7 @@ async def scaled_dot_product_attention(gpu, q, k, v, heads: int, label: str, cau
 
 
 async def geglu(gpu, x, label: str):
-    out = out_like(gpu, x.shape[:-1] + (x.shape[-1] // 2,), label)
+    """The feed-forward's GEGLU, whose output only its second linear layer reads (matmul.gemm_input_dtype)."""
+    out = gpu.tensor(x.shape[:-1] + (x.shape[-1] // 2,), matmul.gemm_input_dtype(gpu), label)
     await activation.geglu(gpu, x, out)
     return out

@@ -56,7 +56,8 @@ class Attention:
 class BasicTransformerBlock:
     def __init__(self, weights, path: str, heads: int):
         self.path = path
-        self.norm1, self.norm2, self.norm3 = (LayerNorm(weights, f"{path}.norm{i}", LAYER_NORM_EPS) for i in (1, 2, 3))
+        self.norm1, self.norm2, self.norm3 = (LayerNorm(weights, f"{path}.norm{i}", LAYER_NORM_EPS, feeds_gemms=True)
+                                              for i in (1, 2, 3))
         self.attn1 = Attention(weights, f"{path}.attn1", heads)
         self.attn2 = Attention(weights, f"{path}.attn2", heads)
         self.ff_proj = Linear(weights, f"{path}.ff.net.0.proj")
