@@ -35,12 +35,14 @@ r = r["result"]
 p = r.get("pipeline", r)
 print("device:", p["device"]["adapter"], p["device"]["features"])
 if "dispatch" in r:
-    print("dispatch us direct/replay:", r["dispatch"]["directUsPerDispatch"], r["dispatch"]["replayUsPerDispatch"])
+    d = r["dispatch"]
+    print("dispatch us direct/replay/executed:", d["directUsPerDispatch"], d["replayUsPerDispatch"], d["executedUsPerDispatch"])
 for name, s in p.get("runs", {}).items():
     print(f"{name}: text {s['textEncoderMs']} ms, unet {s['unetMsPerStep']} ms/step x {s['steps']}, vae {s['vaeMs']} ms, total {s['totalMs']} ms, peak {s['peakBytes']/2**30:.2f} GiB")
 if "unetStepProfile" in p:
     print("unet step profile:", json.dumps(p["unetStepProfile"]))
     print("vae decode profile:", json.dumps(p["vaeDecodeProfile"]))
+    print("text encoder profile:", json.dumps(p["textEncoderProfile"]))
 for row in r.get("kernels", r).get("rows", []):
     print(row)
 PY

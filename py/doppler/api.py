@@ -199,12 +199,15 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
 
 
 async def _profile_stages(pipeline, step_key) -> dict:
-    """One profiled replay each of the recorded UNet step `step_key` and of the recorded VAE decode of its latents."""
+    """One profiled replay each of the recorded UNet step `step_key`, of the recorded VAE decode of its latents and of
+    the recorded text encoder of its batch."""
     gpu = pipeline.gpu
     step = pipeline.recorded["unet"][step_key]
     decode = pipeline.recorded["vae"][step.x.shape]
+    encoding = pipeline.recorded["text_encoder"][step_key[0]]
     return {"unetStepProfile": await bench.profile_step(gpu, step),
-            "vaeDecodeProfile": await bench.profile_step(gpu, decode)}
+            "vaeDecodeProfile": await bench.profile_step(gpu, decode),
+            "textEncoderProfile": await bench.profile_step(gpu, encoding)}
 
 
 async def bench_suite(model: str, steps: int = 20, size: int = 512, gemm_tiles: list | None = None,

@@ -66,4 +66,5 @@ def test_step_profile_names_layers(native_gpu, event_loop_runner):
 def test_dispatch_overhead_times_each_path(native_gpu, event_loop_runner):
     result = event_loop_runner(bench.dispatch_overhead(native_gpu, dispatches=20, reps=2))
     assert result["dispatches"] == 20
-    assert all(result[key] > 0 for key in ("issueUsPerDispatch", "directUsPerDispatch", "replayUsPerDispatch"))
+    assert all(result[key] > 0 for key in ("issueUsPerDispatch", "directUsPerDispatch", "replayUsPerDispatch",
+                                           "executedUsPerDispatch"))
