@@ -136,7 +136,7 @@ async def delete_model(id: str) -> dict:
     return {"deleted": id}
 
 
-async def bench_dispatch(dispatches: int = bench.UNET_STEP_DISPATCHES, reps: int = 20) -> dict:
+async def bench_dispatch(dispatches: int = bench.UNET_STEP_DISPATCHES, reps: int = 20, **_) -> dict:
     return await bench.dispatch_overhead(await _gpu(), dispatches, reps)
 
 

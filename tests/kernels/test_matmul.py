@@ -90,6 +90,14 @@ def test_split_k_fills_whole_waves():
     assert splits(320, 11520, 2048 * 1280) * 2048 * 1280 * 4 <= SPLIT_PARTIALS_BYTES
 
 
+def test_small_gemms_take_the_small_tiles(native_run):
+    # 154 rows (the text encoder's 2 x 77 tokens): 64 x 64 tiles even where the width would take the wide ones.
+    got = native_run("from doppler.ops import matmul\n"
+                     "[matmul.default_tiles(gpu, 768, 'f32', rows=m) for m in (None, 161, 160, 77)]")
+    from doppler.ops.matmul import DEFAULT_TILES, WIDE_TILES
+    assert got == [WIDE_TILES, WIDE_TILES, DEFAULT_TILES, DEFAULT_TILES]
+
+
 def test_tensor_core_split_k_fills_whole_waves():
     from doppler.ops.matmul import TENSOR_CORE_TILES, k_split
 
@@ -251,6 +259,7 @@ def test_reference_activations_match_torch():
 
 
 TENSOR_CORES = "matmul.GemmTiles(64, 128, 16, 8, 8, tensor_cores=True)"
+DEFAULT_TENSOR_CORES = "matmul.TENSOR_CORE_TILES"  # what larger GEMMs take by default (small ones: scalar tiles)
 
 
 @pytest.mark.parametrize("tiles", [TENSOR_CORES, "matmul.GemmTiles(128, 128, 32, 8, 8, tensor_cores=True)"])
@@ -279,8 +288,8 @@ def test_tensor_cores_store_whole_matrices_then_finish_the_tile(tensor_core_run,
     # 2 x 80 rows and N = 320: edges cut the 128 x 256 tiles but no 16 x 16 matrix, so the sums go straight to out
     # and the tile is read back for the bias, the activation and the residual.
     a = operands(35, (2, 80), 320, 72, np.float16)
-    got = run_op(tensor_core_run, "matmul", f"linear(gpu, x, w, out, bias=b, residual=r, activation={activation!r})",
-                 a)
+    got = run_op(tensor_core_run, "matmul", f"linear(gpu, x, w, out, bias=b, residual=r, activation={activation!r}, "
+                 f"tiles={DEFAULT_TENSOR_CORES})", a)
     assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"], activation), "f16")
 
 
@@ -289,8 +298,8 @@ def test_tensor_cores_in_place_residual(tensor_core_run):
     a = operands(36, (2, 64), 128, 96, np.float16)
     del a["r"]
     a["out"] = rng(37).standard_normal((2, 64, 128)).astype(np.float32)
-    got = run_op(tensor_core_run, "matmul", "linear(gpu, x, w, out, bias=b, residual=out, activation='silu')", a,
-                 poison=False)
+    got = run_op(tensor_core_run, "matmul", f"linear(gpu, x, w, out, bias=b, residual=out, activation='silu', "
+                 f"tiles={DEFAULT_TENSOR_CORES})", a, poison=False)
     assert_close(got, ref.linear(a["x"], a["w"], a["b"], residual=a["out"], activation="silu"), "f16")
 
 
@@ -304,15 +313,17 @@ def test_tensor_cores_split_k_and_odd_k(tensor_core_run):
 def test_tensor_cores_split_k_whole_matrices(tensor_core_run):
     # 64 x 144 outputs in one default tile, K = 2048: split, each split's raw sums stored straight into its slice.
     a = operands(38, (64,), 144, 2048, np.float16)
-    got = run_op(tensor_core_run, "matmul", "linear(gpu, x, w, out, bias=b, residual=r)", a)
+    got = run_op(tensor_core_run, "matmul", f"linear(gpu, x, w, out, bias=b, residual=r, tiles={DEFAULT_TENSOR_CORES})",
+                 a)
     assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"]), "f16")
 
 
 def test_tensor_cores_by_default_and_batched(tensor_core_run):
-    # The default tiles on this device are the tensor cores'; batched_matmul (attention by GEMMs) takes them too.
+    # The default tiles on this device are the tensor cores' (but for GEMMs of few rows); batched_matmul (attention
+    # by GEMMs) and batched_linear take them too.
     r = rng(33)
-    arrays = {"a": r.standard_normal((3, 70, 40)).astype(np.float32),
-              "b": r.standard_normal((3, 150, 40)).astype(np.float32), "out": np.zeros((3, 70, 150), np.float32)}
+    arrays = {"a": r.standard_normal((3, 170, 40)).astype(np.float32),
+              "b": r.standard_normal((3, 150, 40)).astype(np.float32), "out": np.zeros((3, 170, 150), np.float32)}
     got = run_op(tensor_core_run, "matmul", "batched_matmul(gpu, a, b, out)", arrays)
     assert_close(got, ref.batched_matmul(arrays["a"], arrays["b"]), "f16")
     # Projections of one x (x shared across the batch), unsplit and with K split.
@@ -320,9 +331,11 @@ def test_tensor_cores_by_default_and_batched(tensor_core_run):
         arrays = {"x": r.standard_normal((m, k)).astype(np.float32),
                   "w": (r.standard_normal((3, n, k)) / np.sqrt(k)).astype(np.float16),
                   "out": np.zeros((3, m, n), np.float32)}
-        got = run_op(tensor_core_run, "matmul", "batched_linear(gpu, x, w, out)", arrays)
+        got = run_op(tensor_core_run, "matmul", f"batched_linear(gpu, x, w, out, tiles={DEFAULT_TENSOR_CORES})", arrays)
         assert_close(got, ref.batched_matmul(np.broadcast_to(arrays["x"], (3, m, k)), arrays["w"]), "f16")
-    assert tensor_core_run("from doppler.ops import matmul\nmatmul.default_tiles(gpu, 320, 'f32').tensor_cores")
+    assert tensor_core_run("from doppler.ops import matmul\n"
+                           "[matmul.default_tiles(gpu, 320, 'f32', rows=m).tensor_cores for m in (161, 160)] + "
+                           "[matmul.gemm_input_dtype(gpu, m) for m in (161, 160)]") == [True, False, "f16", "f32"]
     # Implicit-GEMM convs take taller tiles where Cout is no multiple of 256.
     assert tensor_core_run("from doppler.ops import matmul\n"
                            "[matmul.default_tiles(gpu, n, 'f32', conv=True).tile_m for n in (320, 512)]") == [256, 128]

@@ -168,19 +168,29 @@ TENSOR_CORE_TILES = GemmTiles(128, 256, 16, 8, 8, tensor_cores=True)
 TENSOR_CORE_CONV_TILES = GemmTiles(256, 128, 16, 8, 8, tensor_cores=True)
 
 
-def default_tiles(gpu, n: int, math: str, conv: bool = False) -> GemmTiles:
-    """The tiles for an output n wide in this math dtype (conv: of an implicit-GEMM convolution): tensor cores under
-    f32 activations where the rules give them, else by width."""
+# GEMMs of at most this many rows a matrix (the text encoder's 2 x 77 tokens, the cross-attention's keys and values,
+# the 8x8 level) take the 64 x 64 scalar tiles on every device: there the tensor cores' 128 x 256 tiles are mostly
+# empty rows and split K the most. On an H100 at 154 rows (bench/RESULTS.md, session 9), 768 -> 768 ran 0.034 ms
+# against 0.078 on tensor cores and 0.137 with the wide tiles.
+SMALL_GEMM_ROWS = 160
+
+
+def default_tiles(gpu, n: int, math: str, conv: bool = False, rows: int | None = None) -> GemmTiles:
+    """The tiles for an output n wide in this math dtype (conv: of an implicit-GEMM convolution; rows: of each
+    matrix, where known): scalar ones for small GEMMs, else tensor cores under f32 activations where the rules give
+    them, else by width."""
+    if rows is not None and rows <= SMALL_GEMM_ROWS:
+        return DEFAULT_TILES
     if math == "f32" and kernel_rule(gpu, "tensor_cores"):
         return TENSOR_CORE_CONV_TILES if conv and n % TENSOR_CORE_TILES.tile_n else TENSOR_CORE_TILES
     return WIDE_TILES if n % WIDE_TILES.tile_n == 0 else DEFAULT_TILES
 
 
-def gemm_input_dtype(gpu) -> str:
-    """The dtype to write a tensor in that only GEMMs of f32 activations read: f16 where they run on tensor cores,
-    which round x to f16 as they stage it (so rounding it first changes no result, and it has half the bytes to write
-    and read), else f32."""
-    return "f16" if kernel_rule(gpu, "tensor_cores") else "f32"
+def gemm_input_dtype(gpu, rows: int) -> str:
+    """The dtype to write a tensor of `rows` rows in that only linear layers of f32 activations read: f16 where they
+    run on tensor cores, which round x to f16 as they stage it (so rounding it first changes no result, and it has
+    half the bytes to write and read), else f32."""
+    return "f16" if default_tiles(gpu, 0, "f32", rows=rows).tensor_cores else "f32"
 
 
 MATH_DTYPES = ("f32", "f16")
@@ -324,7 +334,7 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
 
 async def _gemm(gpu, label, x, w, out, bias, residual, activation, batch, m, n, k, w_batch_stride, tiles,
                 x_batch_stride=None, splits=None):
-    tiles = tiles or default_tiles(gpu, n, out.dtype)
+    tiles = tiles or default_tiles(gpu, n, out.dtype, rows=m)
     check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": w, "bias": bias}, tiles.tensor_cores)
     require_whole_bindings(gpu, label, x=x, weight=w, bias=bias, residual=residual, out=out)
     require_output_apart(label, out, x=x, weight=w, bias=bias, residual=residual if residual is not out else None)

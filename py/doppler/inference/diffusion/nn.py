@@ -179,7 +179,8 @@ class LayerNorm:
         self.feeds_gemms = feeds_gemms
 
     async def __call__(self, gpu, x):
-        out = gpu.tensor(x.shape, matmul.gemm_input_dtype(gpu) if self.feeds_gemms else "f32", self.path)
+        rows = x.numel // x.shape[-1]
+        out = gpu.tensor(x.shape, matmul.gemm_input_dtype(gpu, rows) if self.feeds_gemms else "f32", self.path)
         await layernorm.layer_norm(gpu, x, self.gamma, self.beta, out, self.eps)
         return out
 
@@ -192,6 +193,7 @@ async def scaled_dot_product_attention(gpu, q, k, v, heads: int, label: str, cau
 
 async def geglu(gpu, x, label: str):
     """The feed-forward's GEGLU, whose output only its second linear layer reads (matmul.gemm_input_dtype)."""
-    out = gpu.tensor(x.shape[:-1] + (x.shape[-1] // 2,), matmul.gemm_input_dtype(gpu), label)
+    rows = x.numel // x.shape[-1]
+    out = gpu.tensor(x.shape[:-1] + (x.shape[-1] // 2,), matmul.gemm_input_dtype(gpu, rows), label)
     await activation.geglu(gpu, x, out)
     return out
