@@ -175,7 +175,7 @@ def test_a_plan_keeps_the_intermediates_it_freed(gpu_run):
 from doppler.ops import elementwise
 x, out = gpu.tensor((512,), "f32", "x"), gpu.tensor((512,), "f32", "out")
 gpu.upload(x, bytes(2048))
-with gpu.record("keeps") as plan:
+with gpu.record("keeps", borrow=False) as plan:  # no other plan's buffers: tmp is the pool's
     tmp = gpu.tensor((512,), "f32", "tmp")
     await elementwise.scale(gpu, x, tmp, 2.0, 1.0)
     await elementwise.scale(gpu, tmp, out, 3.0, 0.0)
@@ -196,7 +196,9 @@ def test_plans_share_intermediates_and_replay_in_any_order(gpu_run):
     # The second recording puts its intermediate in the first plan's (Plan.borrow): one buffer, both plans right.
     x = rng(7).standard_normal(3000 + 2500, dtype=np.float32)
     got = gpu_run("""
+from doppler.gpu.context import Gpu
 from doppler.ops import elementwise
+gpu = Gpu(gpu.backend, gpu.kernels.source_dir)  # its own pool and plans: none of earlier tests' to borrow from
 xa, xb = gpu.tensor((3000,), "f32", "xa"), gpu.tensor((2500,), "f32", "xb")
 oa, ob = gpu.tensor((3000,), "f32", "oa"), gpu.tensor((2500,), "f32", "ob")
 gpu.upload(xa, x[:12000])
@@ -223,6 +225,8 @@ a.destroy()
 held = gpu.tensor((3000,), "f32", "after_a").alloc is not tmp_a.alloc  # b still owns the buffer
 b.destroy()
 freed = gpu.tensor((3000,), "f32", "after_b").alloc is tmp_a.alloc
+gpu.free(xa, xb, oa, ob)
+gpu.pool.trim()
 [shared, held, freed, outs]
 """, x=x.tobytes(), poison=np.full(3000, POISON, np.float32).tobytes())
     shared, held, freed, outs = got
