@@ -1,0 +1,153 @@
+"""SD 1.5 at full size and 512x512 within its 4 GiB budget on both kernel paths, as the H100 runs them: the pipeline
+planned on a dry backend (buffers counted, nothing dispatched) with that GPU's capabilities, over a manifest converted
+from zero weights whose shards are counted, not written. The peaks equal the H100's own (bench/RESULTS.md, session 9:
+3.425 and 3.434 GiB on tensor cores, 3.427 and 3.431 on the default path), so a change to the plans' memory shows
+here without a GPU."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from doppler.convert import random_model, writer
+from doppler.convert.presets import PRESETS
+from doppler.gpu.caps import Capabilities
+from doppler.gpu.context import Gpu
+from doppler.inference.diffusion.pipeline import DiffusionPipeline
+from doppler.manifest import load_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+GIB = 2**30
+# Peaks at 512x512 must stay under this: the 4 GiB budget with room for the next change (before plans shared their
+# intermediates, session 8's code peaked at 3.88 GiB on tensor cores and 3.97 on the default path's LCM).
+PEAK_BOUND = 3.5 * GIB
+# The H100's adapter in Chromium 156 with $CHROME_F16_FLAGS (bench/results/h100-app-tensor-cores-s9-final.json);
+# the default path is the same adapter without shader-f16, as Chromium offers it on that driver.
+H100_FEATURES = frozenset({"chromium-experimental-subgroup-matrix", "shader-f16", "subgroups", "timestamp-query"})
+H100_LIMITS = {"maxBufferSize": 4294967292, "maxStorageBufferBindingSize": 2147483644,
+               "maxComputeWorkgroupStorageSize": 49152, "maxComputeInvocationsPerWorkgroup": 1024,
+               "maxComputeWorkgroupSizeX": 1024, "maxComputeWorkgroupSizeY": 1024, "maxStorageBuffersPerShaderStage": 16,
+               "maxComputeWorkgroupSizeZ": 64, "maxComputeWorkgroupsPerDimension": 65535,
+               "maxUniformBufferBindingSize": 65536, "minStorageBufferOffsetAlignment": 256,
+               "minUniformBufferOffsetAlignment": 256, "maxBindGroups": 4}
+H100_MATRIX_CONFIGS = ("f16>f16 16x16x16", "f16>f16 16x8x16", "f16>f16 16x8x8", "f16>f32 16x16x16", "f16>f32 16x8x16",
+                       "f16>f32 16x8x8", "u8>u32 16x16x32", "i8>i32 16x16x32", "u8>u32 16x8x32", "i8>i32 16x8x32")
+PATHS = {
+    "tensor-cores": Capabilities("browser", "nvidia", "", "NVIDIA H100 80GB HBM3", H100_FEATURES, H100_LIMITS,
+                                 H100_MATRIX_CONFIGS, (32, 32)),
+    "default": Capabilities("browser", "nvidia", "", "NVIDIA H100 80GB HBM3",
+                            H100_FEATURES - {"shader-f16", "chromium-experimental-subgroup-matrix"}, H100_LIMITS,
+                            (), (32, 32)),
+}
+
+
+class DryBuffer:
+    def __init__(self, size: int):
+        self.size = size
+
+
+class DryBackend:
+    """Buffers are sizes, pipelines names, dispatches nothing: the pool and the plans do all their bookkeeping."""
+
+    name = "browser"
+
+    def __init__(self, caps: Capabilities):
+        self.caps = caps
+
+    def create_buffer(self, size, usage, label):
+        return DryBuffer(size)
+
+    def destroy_buffer(self, buffer):
+        pass
+
+    def write_buffer(self, buffer, offset, data):
+        pass
+
+    async def create_pipeline(self, code, entry, constants, label):
+        return label
+
+    def create_bind_group(self, pipeline, entries, label):
+        return None
+
+    def create_query_set(self, count):
+        return None
+
+    def submit(self, ops, max_per_submit, timing=None):
+        return 1
+
+    def make_plan(self, ops, max_per_submit):
+        return ops
+
+    def replay(self, plan, timing=None):
+        return 1
+
+    async def read_buffer(self, buffer, offset, size):
+        return bytes(size)
+
+    def present(self, buffer, offset, width, height, canvas):
+        pass
+
+    async def fence(self):
+        pass
+
+    def work_done(self):
+        return asyncio.sleep(0)
+
+    def lost(self):
+        return None
+
+    def take_errors(self):
+        return [], None
+
+
+class CountedShards:
+    """The converted folder's text files; shard bytes are never read (their files are empty)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    async def read_text(self, path: str) -> str:
+        return (self.folder / path).read_text(encoding="utf-8")
+
+    async def upload(self, gpu, index, shard, placements) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def sd15_folder(tmp_path_factory):
+    """SD 1.5 converted from zeros with its shards counted (sizes and layout as written) but left empty."""
+    out = tmp_path_factory.mktemp("sd15") / "model"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(random_model, "random_tensor", lambda seed, component, p, init: np.zeros(p.shape, np.float32))
+        patch.setattr(writer._ShardWriter, "_write", lambda self, data: setattr(self, "size", self.size + len(data)))
+        source = random_model.random_source(PRESETS["sd15"], seed=0)
+        writer.write_model(source, out, dtype="f16", model_id="sd15-counted", name="SD 1.5 (counted)")
+    return out
+
+
+REQUEST = {"prompt": "a photo", "negativePrompt": "", "seed": 0, "steps": 2, "guidance": 7.5, "scheduler": "dpmpp_2m",
+           "width": 512, "height": 512}
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_sd15_at_512_fits_its_budget(sd15_folder, path):
+    async def peaks():
+        gpu = Gpu(DryBackend(PATHS[path]), ROOT / "wgsl")
+        pipeline = await DiffusionPipeline.create(gpu, load_manifest(sd15_folder / "manifest.json"),
+                                                  CountedShards(sd15_folder))
+        cfg = await pipeline.generate(REQUEST)
+        lcm = await pipeline.generate({**REQUEST, "guidance": 1.0, "scheduler": "lcm"})
+        budget = gpu.pool.budget_bytes
+        # The step's recording borrowed the decode's buffers: more than its own weights' worth of them.
+        step = next(iter(pipeline.recorded["unet"].values()))
+        decode = next(iter(pipeline.recorded["vae"].values()))
+        shared = sum(a.size for a in set(step.plan.owned) & set(decode.plan.owned))
+        return cfg["stats"]["peakBytes"], lcm["stats"]["peakBytes"], budget, shared
+
+    cfg_peak, lcm_peak, budget, shared = asyncio.run(peaks())
+    assert budget == 4 * GIB
+    assert cfg_peak <= PEAK_BOUND and lcm_peak <= PEAK_BOUND, (cfg_peak / GIB, lcm_peak / GIB)
+    assert shared >= 256 * 2**20, shared / 2**20
