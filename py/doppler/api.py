@@ -171,9 +171,11 @@ async def bench_kernels(weights: str = "f16", reps: int = 10, gemm_tiles: list |
     return {"device": gpu.caps.summary(), "rows": rows}
 
 
-async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps: int = 4) -> dict:
+async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps: int = 4,
+                         profile_layers: int = bench.PROFILE_TOP_LAYERS) -> dict:
     """Cold and warm images of a model (download and shader compile in the cold one), a 4-step LCM-style run
-    without CFG, and one profiled UNet step: the app's own stats, for bench/ on a real GPU."""
+    without CFG, and one profiled UNet step, VAE decode and text encoder (their `profile_layers` slowest layers
+    each): the app's own stats, for bench/ on a real GPU."""
     t0 = time.perf_counter()
     loaded = await load_model(model)
     load_ms = (time.perf_counter() - t0) * 1000
@@ -193,21 +195,21 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
         runs[name] = result["stats"]
         _state["emit"]("stage", {name: {k: v for k, v in result["stats"].items() if k != "stepMs"}})
         if name == "warm":  # the CFG step (batch 2), before the LCM runs record theirs in its place
-            profiles = await _profile_stages(pipeline, (2, (1, size // 8, size // 8, 4)))
+            profiles = await _profile_stages(pipeline, (2, (1, size // 8, size // 8, 4)), profile_layers)
     return {"device": pipeline.gpu.caps.summary(), "load": {**loaded, "ms": round(load_ms, 1)}, "runs": runs,
             **profiles}
 
 
-async def _profile_stages(pipeline, step_key) -> dict:
+async def _profile_stages(pipeline, step_key, top_layers: int) -> dict:
     """One profiled replay each of the recorded UNet step `step_key`, of the recorded VAE decode of its latents and of
     the recorded text encoder of its batch."""
     gpu = pipeline.gpu
     step = pipeline.recorded["unet"][step_key]
     decode = pipeline.recorded["vae"][step.x.shape]
     encoding = pipeline.recorded["text_encoder"][step_key[0]]
-    return {"unetStepProfile": await bench.profile_step(gpu, step),
-            "vaeDecodeProfile": await bench.profile_step(gpu, decode),
-            "textEncoderProfile": await bench.profile_step(gpu, encoding)}
+    return {"unetStepProfile": await bench.profile_step(gpu, step, top_layers),
+            "vaeDecodeProfile": await bench.profile_step(gpu, decode, top_layers),
+            "textEncoderProfile": await bench.profile_step(gpu, encoding, top_layers)}
 
 
 async def bench_suite(model: str, steps: int = 20, size: int = 512, gemm_tiles: list | None = None,

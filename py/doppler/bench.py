@@ -239,9 +239,9 @@ def _by_kernel_file(gpu_ms: dict) -> dict:
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
-async def profile_step(gpu, step) -> dict:
+async def profile_step(gpu, step, top_layers: int = PROFILE_TOP_LAYERS) -> dict:
     """One replay of a recorded call (a denoise step, a VAE decode: `step.plan`) with a timestamp per dispatch: GPU ms
-    by kernel file."""
+    by kernel file, the top kernels and the `top_layers` slowest layers."""
     await gpu.sync()
     before = dict(gpu.stats.gpu_ms)
     gpu.profile = True
@@ -256,7 +256,7 @@ async def profile_step(gpu, step) -> dict:
     for output, kernel, ms in zip(step.plan.outputs, step.plan.kernels, gpu.stats.last_timings):
         key = f"{output or '?'} <- {kernel.split('.wgsl', 1)[0]}"
         by_layer[key] = by_layer.get(key, 0.0) + ms
-    layers = sorted(by_layer.items(), key=lambda kv: -kv[1])[:PROFILE_TOP_LAYERS]
+    layers = sorted(by_layer.items(), key=lambda kv: -kv[1])[:top_layers]
     return {"gpuMs": round(sum(delta.values()), 3), "dispatches": len(step.plan.kernels),
             "byKernel": _by_kernel_file(delta), "topKernels": {label: round(ms, 3) for label, ms in top},
             "topLayers": {layer: round(ms, 3) for layer, ms in layers}}
