@@ -133,7 +133,7 @@ REQUEST = {"prompt": "a photo", "negativePrompt": "", "seed": 0, "steps": 2, "gu
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_sd15_at_512_fits_its_budget(sd15_folder, path):
+def test_sd15_at_512_fits_its_budget(sd15_folder, event_loop_runner, path):
     async def peaks():
         gpu = Gpu(DryBackend(PATHS[path]), ROOT / "wgsl")
         pipeline = await DiffusionPipeline.create(gpu, load_manifest(sd15_folder / "manifest.json"),
@@ -150,7 +150,7 @@ def test_sd15_at_512_fits_its_budget(sd15_folder, path):
         tiled = await pipeline.generate({**REQUEST, "guidance": 1.0, "scheduler": "lcm", "decode": tiling})
         return cfg["stats"]["peakBytes"], lcm["stats"]["peakBytes"], budget, shared, tiled["stats"]["peakBytes"]
 
-    cfg_peak, lcm_peak, budget, shared, tiled_peak = asyncio.run(peaks())
+    cfg_peak, lcm_peak, budget, shared, tiled_peak = event_loop_runner(peaks())
     assert budget == 4 * GIB and tiled_peak <= budget
     assert cfg_peak <= PEAK_BOUND and lcm_peak <= PEAK_BOUND, (cfg_peak / GIB, lcm_peak / GIB)
     assert shared >= 256 * 2**20, shared / 2**20
