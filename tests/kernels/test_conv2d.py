@@ -1,5 +1,5 @@
 """NHWC convolutions (wgsl/conv2d.wgsl, wgsl/conv2d_f16.wgsl, wgsl/conv2d_subgroup_matrix.wgsl,
-wgsl/conv2d_depthwise.wgsl) and the weights' layout
+wgsl/conv2d_narrow.wgsl, wgsl/conv2d_depthwise.wgsl) and the weights' layout
 change (wgsl/conv2d_weight_layout.wgsl) against float64 numpy. Operands hold W in PyTorch's [Cout, Cin, KH, KW], as
 the references take it; conv2d gets it channels last."""
 
@@ -93,6 +93,44 @@ def test_accumulates_in_place_when_residual_is_out(native_run):
     got = run_op(native_run, "conv2d", "conv2d(gpu, x, w, out, bias=b, residual=out, padding=1)", channels_last(a),
                  poison=False)
     assert_close(got, ref.conv2d(a["x"], a["w"], a["b"], a["out"], padding=1), "f32")
+
+
+@pytest.mark.parametrize("stored", ["f32", "f16"])
+def test_few_outputs_with_bias_and_residual(gpu_run, stored):
+    # conv_out to RGB (wgsl/conv2d_narrow.wgsl): 2 x 7x9 x 8 -> 3, 3x3 padding 1.
+    a = operands(21, (2, 7, 9, 8), 3, 3, (7, 9), STORED[stored])
+    conv(gpu_run, a, ", bias=b, residual=r, padding=1", PATH[stored], bias=a["b"], residual=a["r"], padding=1)
+
+
+def test_few_outputs_upsampled_strided_and_in_place(native_run):
+    a = operands(22, (1, 4, 5, 12), 4, 3, (9, 11), np.float16)
+    conv(native_run, a, ", bias=b, padding=1, upsample_to=(9, 11)", "f16w", bias=a["b"], padding=1,
+         upsample_to=(9, 11))
+    a = operands(23, (1, 9, 7, 16), 1, 3, (5, 4))
+    conv(native_run, a, ", stride=2, padding=1", "f32", stride=2, padding=1)
+    a = operands(24, (1, 6, 5, 4), 2, 3, (6, 5))
+    a["out"] = rng(25).standard_normal(a["out"].shape).astype(np.float32)
+    got = run_op(native_run, "conv2d", "conv2d(gpu, x, w, out, bias=b, residual=out, padding=1)", channels_last(a),
+                 poison=False)
+    assert_close(got, ref.conv2d(a["x"], a["w"], a["b"], a["out"], padding=1), "f32")
+
+
+def test_few_outputs_take_the_narrow_kernel(native_run):
+    # Up to 4 outputs over channels in quads, W within 16 KiB: direct; Cin 6 or 5 outputs: the implicit GEMM.
+    ran = native_run("""
+from doppler.ops import conv2d
+kernels = []
+for cin, cout in ((8, 3), (6, 3), (8, 5)):
+    x = gpu.tensor((1, 4, 4, cin), "f32", "x"); w = gpu.tensor((cout, 3, 3, cin), "f16", "w")
+    out = gpu.tensor((1, 4, 4, cout), "f32", "out")
+    before = dict(gpu.stats.dispatches)
+    await conv2d.conv2d(gpu, x, w, out, padding=1)
+    await gpu.sync()
+    kernels.append([k.split("{")[0] for k, n in gpu.stats.dispatches.items() if n > before.get(k, 0)])
+    gpu.free(x, w, out)
+kernels
+""")
+    assert ran == [["conv2d_narrow.wgsl:main"], ["conv2d.wgsl:main"], ["conv2d.wgsl:main"]]
 
 
 @pytest.mark.parametrize("tiles", ["GemmTiles(128, 128, 32, 8, 8)", "GemmTiles(32, 64, 8, 4, 8)",

@@ -9,11 +9,14 @@ case SH = 2H - 1 (diffusers' output_size); torch scales by a float32 H / SH, whi
 lower where dst * H / SH is a whole number. Dtype paths as in `matmul`: f32 activations with W f32 or f16 (packed),
 or everything f16 (f16 math, shader-f16); with tensor-core tiles x may be f16 under f32 math
 (`wgsl/conv2d_subgroup_matrix_f16_input.wgsl`).
+Convolutions to at most NARROW_MAX_COUT channels (a VAE's conv_out to RGB) of f32 activations run directly instead
+(`wgsl/conv2d_narrow.wgsl`): as a GEMM, N = Cout would fill a few columns of each tile.
 depthwise_conv2d: y[..., c] = conv(x[..., c], W[c, 0]) + b + r with W [C, 1, KH, KW] (PyTorch's layout); f32 math.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -23,6 +26,9 @@ from .grid import linear_groups, require_output_apart, require_whole_bindings
 from .matmul import QUAD, GemmTiles, check_dtypes, default_tiles, epilogue, run_gemm
 
 DEPTHWISE_WORKGROUP = 256
+NARROW_WORKGROUP = 256
+NARROW_MAX_COUT = 4  # the kernel sums a pixel's outputs as one vec4
+NARROW_MAX_WEIGHTS = 4 * 1024  # its MAX_QUADS: all of W staged in 16 KiB of workgroup memory
 LAYOUT_WORKGROUP = 256
 
 
@@ -126,13 +132,29 @@ async def conv2d(gpu, x, weight, out, bias=None, residual=None, stride: int = 1,
     b, h, w, cin, kh, kw, oh, ow = _check_geometry(label, x, weight, out, bias, residual, stride, padding, src_hw,
                                                    depthwise=False)
     cout, pixels = weight.shape[0], b * oh * ow
+    uniform = Conv2d(b, h, w, cin, *src_hw, oh, ow, cout, kh, kw, stride, padding)
+    if tiles is None and _narrow(x, weight, out):
+        check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": weight, "bias": bias})
+        require_whole_bindings(gpu, label, x=x, weight=weight, bias=bias, residual=residual, out=out)
+        overrides, bias_residual = epilogue(x, bias, residual, out)
+        kernel = await gpu.kernel("conv2d_narrow", "main", {
+            **overrides, "WG": NARROW_WORKGROUP, "COUT": cout, "F16_WEIGHTS": weight.dtype == "f16"})
+        gpu.dispatch(kernel, [x, weight, *bias_residual, out], linear_groups(pixels, NARROW_WORKGROUP), pack(uniform))
+        return
     tiles = tiles or default_tiles(gpu, cout, out.dtype, conv=True)
     check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": weight, "bias": bias},
                  tiles.tensor_cores)
     require_whole_bindings(gpu, label, x=x, weight=weight, bias=bias, residual=residual, out=out)
     await run_gemm(gpu, "conv2d", label, x, weight, out, bias, residual, {"ACTIVATION": 0, "VEC_K": cin % QUAD == 0},
                    tiles, (-(-cout // tiles.tile_n), -(-pixels // tiles.tile_m)), pixels, kh * kw * cin,
-                   lambda split: pack(Conv2d(b, h, w, cin, *src_hw, oh, ow, cout, kh, kw, stride, padding, split)))
+                   lambda split: pack(dataclasses.replace(uniform, k_split=split)))
+
+
+def _narrow(x, weight, out) -> bool:
+    """Whether conv2d_narrow.wgsl takes this convolution: few outputs, f32 activations, Cin in quads, W staged whole."""
+    cout, cin = weight.shape[0], weight.shape[3]
+    return (cout <= NARROW_MAX_COUT and cin % QUAD == 0 and weight.numel <= NARROW_MAX_WEIGHTS
+            and x.dtype == out.dtype == "f32" and weight.dtype in ("f32", "f16"))
 
 
 async def channels_last_weight(gpu, src, dst) -> None:
