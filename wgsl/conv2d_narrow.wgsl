@@ -16,11 +16,7 @@
 
 #include "lib/packed_weights.wgsl"
 #include "lib/residual.wgsl"
-
-struct Conv2d {
-  batch: u32, in_h: u32, in_w: u32, cin: u32, src_h: u32, src_w: u32, out_h: u32, out_w: u32, cout: u32,
-  kh: u32, kw: u32, stride: u32, pad: u32, k_split: u32
-}
+#include "lib/conv2d_geometry.wgsl"
 
 override WG: u32 = 256u;
 override COUT: u32 = 3u;  // output channels, 1 to 4
@@ -32,7 +28,6 @@ const MAX_GROUPS_X: u32 = 65535u;
 @group(0) @binding(2) var<storage, read> bias: array<u32>;
 @group(0) @binding(3) var<storage, read> residual: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
-@group(0) @binding(5) var<uniform> u: Conv2d;
 
 var<workgroup> w_tile: array<vec4f, MAX_QUADS>;  // [o][ky][kx][c / 4]
 
@@ -44,20 +39,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   }
   workgroupBarrier();
   let pixel = (wg.y * MAX_GROUPS_X + wg.x) * WG + lid;
-  if (pixel >= u.batch * u.out_h * u.out_w) { return; }
-  let ox = pixel % u.out_w;
-  let oy = (pixel / u.out_w) % u.out_h;
-  let b = pixel / (u.out_w * u.out_h);
+  let p = out_pixel(pixel);
+  if (!p.inside) { return; }
   let quads = u.cin / 4u;
   let taps = u.kh * u.kw;
   var acc = vec4f();
   for (var tap = 0u; tap < taps; tap++) {
-    let sy = i32(oy * u.stride + tap / u.kw) - i32(u.pad);
-    let sx = i32(ox * u.stride + tap % u.kw) - i32(u.pad);
-    if (sy < 0 || sx < 0 || sy >= i32(u.src_h) || sx >= i32(u.src_w)) { continue; }
-    let iy = u32(sy) * u.in_h / u.src_h;
-    let ix = u32(sx) * u.in_w / u.src_w;
-    let row = ((b * u.in_h + iy) * u.in_w + ix) * quads;
+    let first = input_pixel(p, tap);  // its first channel, or -1 in the padding
+    if (first < 0) { continue; }
+    let row = u32(first) / 4u;
     for (var q = 0u; q < quads; q++) {
       let v = x[row + q];
       for (var o = 0u; o < COUT; o++) {
