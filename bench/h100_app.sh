@@ -33,9 +33,10 @@ if not r.get("ok"):
     sys.exit(f"bench failed: {r.get('error')}")
 r = r["result"]
 p = r.get("pipeline", r)
-print("device:", p["device"]["adapter"], p["device"]["features"])
-if "dispatch" in r:
-    d = r["dispatch"]
+if "device" in p:
+    print("device:", p["device"]["adapter"], p["device"]["features"])
+d = r.get("dispatch", r if "executedUsPerDispatch" in r else None)  # bench_suite's part, or bench_dispatch's result
+if d:
     print("dispatch us direct/replay/executed:", d["directUsPerDispatch"], d["replayUsPerDispatch"], d["executedUsPerDispatch"])
 for name, s in p.get("runs", {}).items():
     print(f"{name}: text {s['textEncoderMs']} ms, unet {s['unetMsPerStep']} ms/step x {s['steps']}, vae {s['vaeMs']} ms, total {s['totalMs']} ms, peak {s['peakBytes']/2**30:.2f} GiB")
