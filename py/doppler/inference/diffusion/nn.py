@@ -34,6 +34,11 @@ WINOGRAD_RECORDED_MIN_CHANNELS = 256
 WINOGRAD_RECORDED_SCRATCH_BYTES = 128 << 20
 
 
+def gemm_input_like(gpu, x, shape, label: str):
+    """A tensor of `shape` with x's rows that only linear layers read: in matmul.gemm_input_dtype for that many rows."""
+    return gpu.tensor(shape, matmul.gemm_input_dtype(gpu, x.numel // x.shape[-1]), label)
+
+
 def out_like(gpu, shape, label: str):
     return gpu.tensor(shape, "f32", label)
 
@@ -117,7 +122,7 @@ class Conv2d:
         oh, ow = ((s + 2 * self.padding - k) // self.stride + 1 for s, k in zip((h, w), self.kernel))
         out = out_like(gpu, (b, oh, ow, self.out_channels), self.path)
         if self._winograd(gpu, b * oh * ow, x.shape[3]):
-            # U made per call (resident it would add 16/9 of these weights, ~420 MiB for SD 1.5, to the budget; the
+            # U made per call (resident, the U of SD 1.5's Winograd convs would add 1.7 GiB to the budget; the
             # transform costs a few percent of the conv), in scratch of one size (the component's largest U), so a
             # recorded step reuses and owns a single one.
             scratch = gpu.tensor(winograd.weight_shape(1, self.weights.winograd_kernels), self.weight.dtype,
@@ -133,7 +138,6 @@ class Conv2d:
             await conv2d.conv2d(gpu, x, self.weight, out, bias=self.bias, residual=residual, stride=self.stride,
                                 padding=self.padding, upsample_to=upsample_to)
         return out
-
 
     def _winograd(self, gpu, pixels: int, cin: int) -> bool:
         if not self.takes_winograd or pixels < WINOGRAD_MIN_PIXELS:
@@ -185,8 +189,7 @@ class LayerNorm:
         self.feeds_gemms = feeds_gemms
 
     async def __call__(self, gpu, x):
-        rows = x.numel // x.shape[-1]
-        out = gpu.tensor(x.shape, matmul.gemm_input_dtype(gpu, rows) if self.feeds_gemms else "f32", self.path)
+        out = gemm_input_like(gpu, x, x.shape, self.path) if self.feeds_gemms else out_like(gpu, x.shape, self.path)
         await layernorm.layer_norm(gpu, x, self.gamma, self.beta, out, self.eps)
         return out
 
@@ -199,7 +202,6 @@ async def scaled_dot_product_attention(gpu, q, k, v, heads: int, label: str, cau
 
 async def geglu(gpu, x, label: str):
     """The feed-forward's GEGLU, whose output only its second linear layer reads (matmul.gemm_input_dtype)."""
-    rows = x.numel // x.shape[-1]
-    out = gpu.tensor(x.shape[:-1] + (x.shape[-1] // 2,), matmul.gemm_input_dtype(gpu, rows), label)
+    out = gemm_input_like(gpu, x, x.shape[:-1] + (x.shape[-1] // 2,), label)
     await activation.geglu(gpu, x, out)
     return out
