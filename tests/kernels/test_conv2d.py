@@ -151,10 +151,12 @@ def test_split_k_at_the_bottom_of_the_unet(gpu_run, stored):
 TENSOR_CORES = "conv2d.GemmTiles(64, 128, 16, 8, 8, tensor_cores=True)"
 
 
-def test_tensor_cores(tensor_core_run):
-    # 2 x 9x10 pixels, Cin 40 -> Cout 70 (ragged tiles) with residual; then Cin 5 (element-wise K) upsampled 2x.
+@pytest.mark.parametrize("tiles", [TENSOR_CORES, "conv2d.GemmTiles(64, 64, 16, 8, 4, tensor_cores=True)"])
+def test_tensor_cores(tensor_core_run, tiles):
+    # 2 x 9x10 pixels, Cin 40 -> Cout 70 (ragged tiles) with residual, in 32 x 64 or 32 x 32 subgroup blocks; then
+    # Cin 5 (element-wise K) upsampled 2x.
     a = operands(40, (2, 9, 10, 40), 70, 3, (9, 10), np.float16)
-    conv(tensor_core_run, a, f", bias=b, residual=r, padding=1, tiles={TENSOR_CORES}",
+    conv(tensor_core_run, a, f", bias=b, residual=r, padding=1, tiles={tiles}",
          "f16", bias=a["b"], residual=a["r"], padding=1)
     a = operands(41, (1, 4, 5, 5), 12, 3, (8, 10))
     conv(tensor_core_run, a, f", bias=b, padding=1, upsample_to=(8, 10), tiles={TENSOR_CORES}",

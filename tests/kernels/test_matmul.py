@@ -1,12 +1,16 @@
 """Linear layers and batched matmul (wgsl/matmul.wgsl, wgsl/matmul_f16.wgsl, wgsl/matmul_subgroup_matrix.wgsl)
 against float64 numpy."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from kernel_case import error_of, run_op
 from reference import assert_close, rng
 from reference import matmul as ref
+
+ROOT = Path(__file__).resolve().parents[2]
 
 STORED = {"f32": np.float32, "f16": np.float16}
 PATH = {"f32": "f32", "f16": "f16w"}  # weight storage -> tolerance path (f32 math)
@@ -91,11 +95,13 @@ def test_split_k_fills_whole_waves():
 
 
 def test_small_gemms_take_the_small_tiles(native_run):
-    # 154 rows (the text encoder's 2 x 77 tokens): 64 x 64 tiles even where the width would take the wide ones.
+    # 154 rows (the text encoder's 2 x 77 tokens), or 2 x 154 in a batch: 64 x 64 tiles even where the width would
+    # take the wide ones.
     got = native_run("from doppler.ops import matmul\n"
-                     "[matmul.default_tiles(gpu, 768, 'f32', rows=m) for m in (None, 161, 160, 77)]")
+                     "[matmul.default_tiles(gpu, 768, 'f32', rows=m, batch=b) "
+                     "for m, b in ((None, 1), (321, 1), (161, 2), (320, 1), (154, 2), (77, 1))]")
     from doppler.ops.matmul import DEFAULT_TILES, WIDE_TILES
-    assert got == [WIDE_TILES, WIDE_TILES, DEFAULT_TILES, DEFAULT_TILES]
+    assert got == [WIDE_TILES, WIDE_TILES, WIDE_TILES, DEFAULT_TILES, DEFAULT_TILES, DEFAULT_TILES]
 
 
 def test_tensor_core_split_k_fills_whole_waves():
@@ -262,7 +268,8 @@ TENSOR_CORES = "matmul.GemmTiles(64, 128, 16, 8, 8, tensor_cores=True)"
 DEFAULT_TENSOR_CORES = "matmul.TENSOR_CORE_TILES"  # what larger GEMMs take by default (small ones: scalar tiles)
 
 
-@pytest.mark.parametrize("tiles", [TENSOR_CORES, "matmul.GemmTiles(128, 128, 32, 8, 8, tensor_cores=True)"])
+@pytest.mark.parametrize("tiles", [TENSOR_CORES, "matmul.GemmTiles(128, 128, 32, 8, 8, tensor_cores=True)",
+                                   "matmul.GemmTiles(64, 64, 16, 8, 4, tensor_cores=True)"])
 @pytest.mark.parametrize("stored", ["f32", "f16"])
 def test_tensor_cores_ragged_with_bias_activation_and_residual(tensor_core_run, stored, tiles):
     # 2 x 77 tokens, N = 200 and K = 72: neither fills a 64 x 128 x 16 tile; x rounded to f16 on staging.
@@ -318,6 +325,16 @@ def test_tensor_cores_split_k_whole_matrices(tensor_core_run):
     assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"]), "f16")
 
 
+@pytest.mark.parametrize("splits", [1, 3])
+def test_tensor_cores_32_wide_blocks(tensor_core_run, splits):
+    # Subgroups of 32 x 32 outputs (thread_n 4) in 128 x 128 tiles: 2 x 80 rows and N = 176 cut tiles but no 16 x 16
+    # matrix, so whole matrices go straight to out (or to a split's slice) before the bias and residual.
+    a = operands(39, (2, 80), 176, 200, np.float16)
+    got = run_op(tensor_core_run, "matmul", f"linear(gpu, x, w, out, bias=b, residual=r, activation='silu', "
+                 f"tiles=matmul.GemmTiles(128, 128, 16, 8, 4, tensor_cores=True), splits={splits})", a)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"], "silu"), "f16")
+
+
 def test_tensor_cores_by_default_and_batched(tensor_core_run):
     # The default tiles on this device are the tensor cores' (but for GEMMs of few rows); batched_matmul (attention
     # by GEMMs) and batched_linear take them too.
@@ -334,11 +351,8 @@ def test_tensor_cores_by_default_and_batched(tensor_core_run):
         got = run_op(tensor_core_run, "matmul", f"batched_linear(gpu, x, w, out, tiles={DEFAULT_TENSOR_CORES})", arrays)
         assert_close(got, ref.batched_matmul(np.broadcast_to(arrays["x"], (3, m, k)), arrays["w"]), "f16")
     assert tensor_core_run("from doppler.ops import matmul\n"
-                           "[matmul.default_tiles(gpu, 320, 'f32', rows=m).tensor_cores for m in (161, 160)] + "
-                           "[matmul.gemm_input_dtype(gpu, m) for m in (161, 160)]") == [True, False, "f16", "f32"]
-    # Implicit-GEMM convs take taller tiles where Cout is no multiple of 256.
-    assert tensor_core_run("from doppler.ops import matmul\n"
-                           "[matmul.default_tiles(gpu, n, 'f32', conv=True).tile_m for n in (320, 512)]") == [256, 128]
+                           "[matmul.default_tiles(gpu, 320, 'f32', rows=m).tensor_cores for m in (321, 320)] + "
+                           "[matmul.gemm_input_dtype(gpu, m) for m in (321, 320)]") == [True, False, "f16", "f32"]
 
 
 def test_tensor_core_tiles_are_refused_where_the_device_has_none(native_gpu, native_run):
@@ -351,9 +365,10 @@ def test_tensor_core_tiles_are_refused_where_the_device_has_none(native_gpu, nat
 
 
 @pytest.mark.parametrize("tiles, message", [
-    ((64, 64, 16, 8, 8), "tensor-core tiles are multiples of 64 x 128 x 16"),
-    ((64, 128, 8, 8, 8), "tensor-core tiles are multiples of 64 x 128 x 16"),
-    ((64, 128, 16, 4, 8), "with thread_m = thread_n = 8"),
+    ((48, 64, 16, 8, 8), "whole blocks of 32 x 8 thread_n outputs"),
+    ((64, 96, 16, 8, 8), "whole blocks of 32 x 8 thread_n outputs"),
+    ((64, 128, 8, 8, 8), "and of 16 k"),
+    ((64, 128, 16, 4, 8), "take thread_m = 8 and thread_n one of"),
 ])
 def test_tensor_core_tiles_are_checked(tiles, message):
     from doppler.errors import GpuError
@@ -361,6 +376,28 @@ def test_tensor_core_tiles_are_checked(tiles, message):
 
     with pytest.raises(GpuError, match=message):
         GemmTiles(*tiles, tensor_cores=True)
+
+
+@pytest.mark.parametrize("n, rows, batch, conv, chosen", [
+    (2560, 8192, 1, False, "TENSOR_CORE_NARROW_TILES"),  # ff.net.0.proj at 64x64: 2560 narrow tiles
+    (1280, 128, 16, False, "TENSOR_CORE_NARROW_TILES"),  # Winograd's 16 GEMMs at 16x16: 320 narrow tiles
+    (320, 8192, 1, False, "TENSOR_CORE_TILES"),  # too narrow
+    (1280, 512, 1, False, "TENSOR_CORE_TILES"),  # 80 narrow tiles would split K
+    (320, 8192, 1, True, "TENSOR_CORE_CONV_TILES"),
+    (768, 154, 1, False, "DEFAULT_TILES"),  # few rows: scalar tiles
+    (320, 154, 2, False, "DEFAULT_TILES"),  # the cross-attention's keys and values: 2 x 154 rows
+    (320, 128, 3, False, "TENSOR_CORE_TILES"),  # 384 rows
+])
+def test_tensor_core_tiles_by_kind_width_and_count(n, rows, batch, conv, chosen):
+    from dry_gpu import PATHS, DryBackend
+
+    from doppler.gpu.context import Gpu
+    from doppler.ops import matmul
+
+    gpu = Gpu(DryBackend(PATHS["tensor-cores"]), ROOT / "wgsl")
+    assert matmul.default_tiles(gpu, n, "f32", conv=conv, rows=rows, batch=batch) == getattr(matmul, chosen)
+    scalar = Gpu(DryBackend(PATHS["default"]), ROOT / "wgsl")  # the same adapter without f16: no tensor cores
+    assert not matmul.default_tiles(scalar, n, "f32", conv=conv, rows=rows, batch=batch).tensor_cores
 
 
 def test_split_k_tiles_pad_where_workgroup_memory_allows():

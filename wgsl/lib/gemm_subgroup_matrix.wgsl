@@ -7,12 +7,13 @@
 //   (f16 X, gemm_x_f16.wgsl, and f16 weights are taken as they are), products and sums are f32 (the result
 //   matrices); bias, activation and residual f32 as in gemm_tile.wgsl.
 // Geometry: a subgroup (SUBGROUP = 32 invocations; its index is @builtin(subgroup_id), which the uniformity analysis
-//   accepts in a store offset where lid / 32 is refused) owns a 32 x 64 block of the tile as 2 x 4 result matrices;
-//   subgroup s takes rows (s / SG_N) * 32 and columns (s % SG_N) * 64, SG_N = TILE_N / 64. Tiles are 64i x 128j
-//   with THREAD_M = THREAD_N = 8 in gemm_tile.wgsl's terms (WG = TILE_M * TILE_N / 64: 32 per subgroup).
+//   accepts in a store offset where lid / 32 is refused) owns a 32 x SUB_N block of the tile as 2 x NB result
+//   matrices, SUB_N = 8 THREAD_N (64 or 32) and NB = SUB_N / 16; subgroup s takes rows (s / SG_N) * 32 and columns
+//   (s % SG_N) * SUB_N, SG_N = TILE_N / SUB_N. THREAD_M = 8 in gemm_tile.wgsl's terms (WG = TILE_M * TILE_N /
+//   (8 THREAD_N): 32 per subgroup). A 32 x 32 block holds half the result registers of a 32 x 64 one.
 // K loop: gemm_tile.wgsl's loads, staged TILE_K at a time row by row as f16 (element (row, k) at row * STRIDE + k,
 //   a quad's 4 halves side by side; left matrices load row-major, right ones (W's rows are its columns)
-//   column-major); 8 multiply-accumulates per subgroup for each 16 of k. STRIDE is TILE_K plus PAD halves, a
+//   column-major); 2 NB multiply-accumulates per subgroup for each 16 of k. STRIDE is TILE_K plus PAD halves, a
 //   multiple of 8 whose 16-byte rows fall in distinct memory banks. On an H100 the K loop is most likely bound by
 //   the matrix loads from workgroup memory (twice the multiply-accumulates a step took 12% more time, no staging 40%
 //   less, and the row stride alone moves it 1.6x), which run faster at 80-byte rows than at 48 (PAD 24 against 8 at
@@ -39,7 +40,9 @@ alias Result = subgroup_matrix_result<f32, 16, 16>;
 const SUBGROUP: u32 = 32u;
 const MATRIX: u32 = 16u;  // rows = columns = depth of one multiply-accumulate
 override PAD: u32 = 8u;  // halves after each staged row of k
-override SG_N: u32 = TILE_N / 64u;
+override SUB_N: u32 = 8u * THREAD_N;  // columns of a subgroup's block
+override NB: u32 = SUB_N / MATRIX;  // result matrices along a block row: 4 or 2
+override SG_N: u32 = TILE_N / SUB_N;
 override STRIDE: u32 = TILE_K + PAD;
 
 var<workgroup> x_tile: array<f16, TILE_M * STRIDE>;  // [row][k]
@@ -83,8 +86,8 @@ fn compute_tile(lid: u32, sg: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
   let n0 = t.col0;
   let n = t.cols;
   let m_sub = (sg / SG_N) * 32u;
-  let n_sub = (sg % SG_N) * 64u;
-  // The 2 x 4 result matrices as plain variables, loads and multiplies written out: an array indexed in loops
+  let n_sub = (sg % SG_N) * SUB_N;
+  // The 2 x NB result matrices as plain variables, loads and multiplies written out: an array indexed in loops
   // may be spilled to local memory where the compiler does not unroll them.
   var c00 = Result(); var c01 = Result(); var c02 = Result(); var c03 = Result();
   var c10 = Result(); var c11 = Result(); var c12 = Result(); var c13 = Result();
@@ -100,30 +103,33 @@ fn compute_tile(lid: u32, sg: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
       let a1 = subgroupMatrixLoad<Left, row_major>(&x_tile, x0 + MATRIX * STRIDE, STRIDE);
       let b0 = subgroupMatrixLoad<Right, col_major>(&w_tile, w0, STRIDE);
       let b1 = subgroupMatrixLoad<Right, col_major>(&w_tile, w0 + MATRIX * STRIDE, STRIDE);
-      let b2 = subgroupMatrixLoad<Right, col_major>(&w_tile, w0 + 2u * MATRIX * STRIDE, STRIDE);
-      let b3 = subgroupMatrixLoad<Right, col_major>(&w_tile, w0 + 3u * MATRIX * STRIDE, STRIDE);
       c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
       c01 = subgroupMatrixMultiplyAccumulate(a0, b1, c01);
-      c02 = subgroupMatrixMultiplyAccumulate(a0, b2, c02);
-      c03 = subgroupMatrixMultiplyAccumulate(a0, b3, c03);
       c10 = subgroupMatrixMultiplyAccumulate(a1, b0, c10);
       c11 = subgroupMatrixMultiplyAccumulate(a1, b1, c11);
-      c12 = subgroupMatrixMultiplyAccumulate(a1, b2, c12);
-      c13 = subgroupMatrixMultiplyAccumulate(a1, b3, c13);
+      if (NB == 4u) {  // an override-constant branch: 32-wide blocks drop it
+        let b2 = subgroupMatrixLoad<Right, col_major>(&w_tile, w0 + 2u * MATRIX * STRIDE, STRIDE);
+        let b3 = subgroupMatrixLoad<Right, col_major>(&w_tile, w0 + 3u * MATRIX * STRIDE, STRIDE);
+        c02 = subgroupMatrixMultiplyAccumulate(a0, b2, c02);
+        c03 = subgroupMatrixMultiplyAccumulate(a0, b3, c03);
+        c12 = subgroupMatrixMultiplyAccumulate(a1, b2, c12);
+        c13 = subgroupMatrixMultiplyAccumulate(a1, b3, c13);
+      }
     }
     workgroupBarrier();
   }
   let cols_left = t.cols - t.col0;
   let slice = slice_of(t);
   if ((t.rows < TILE_M && t.rows % MATRIX != 0u) || (cols_left < TILE_N && cols_left % MATRIX != 0u)) {
-    var sums = array<Result, 8>(c00, c01, c02, c03, c10, c11, c12, c13);  // (i, j) at i * 4 + j
+    var sums = array<Result, 8>(c00, c01, c02, c03, c10, c11, c12, c13);  // (i, j) at i * 4 + j, j < NB
     for (var s = 0u; s < WG / SUBGROUP; s++) {
       for (var q = 0u; q < 8u; q++) {
+        if (q % 4u >= NB) { continue; }  // uniform: past a 32-wide block
         if (sg == s) { subgroupMatrixStore<row_major>(&out_slot, 0u, sums[q], MATRIX); }
         workgroupBarrier();
         for (var e = lid; e < MATRIX * MATRIX; e += WG) {  // a 64 x 128 tile has only 128 invocations
           let i = (s / SG_N) * 32u + (q / 4u) * MATRIX + e / MATRIX;
-          let j = (s % SG_N) * 64u + (q % 4u) * MATRIX + e % MATRIX;
+          let j = (s % SG_N) * SUB_N + (q % 4u) * MATRIX + e % MATRIX;
           if (i < t.rows && j < cols_left) {
             write_output((t.row0 + i) * t.cols + t.col0 + j, t.col0 + j, out_slot[e], slice);
           }
@@ -139,14 +145,18 @@ fn compute_tile(lid: u32, sg: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
   if (m_sub < t.rows) {
     if (n_sub < cols_left) { subgroupMatrixStore<row_major>(&y, at, c00, t.cols); }
     if (n_sub + MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, at + MATRIX, c01, t.cols); }
-    if (n_sub + 2u * MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, at + 2u * MATRIX, c02, t.cols); }
-    if (n_sub + 3u * MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, at + 3u * MATRIX, c03, t.cols); }
+    if (NB == 4u) {
+      if (n_sub + 2u * MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, at + 2u * MATRIX, c02, t.cols); }
+      if (n_sub + 3u * MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, at + 3u * MATRIX, c03, t.cols); }
+    }
   }
   if (m_sub + MATRIX < t.rows) {
     if (n_sub < cols_left) { subgroupMatrixStore<row_major>(&y, below, c10, t.cols); }
     if (n_sub + MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, below + MATRIX, c11, t.cols); }
-    if (n_sub + 2u * MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, below + 2u * MATRIX, c12, t.cols); }
-    if (n_sub + 3u * MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, below + 3u * MATRIX, c13, t.cols); }
+    if (NB == 4u) {
+      if (n_sub + 2u * MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, below + 2u * MATRIX, c12, t.cols); }
+      if (n_sub + 3u * MATRIX < cols_left) { subgroupMatrixStore<row_major>(&y, below + 3u * MATRIX, c13, t.cols); }
+    }
   }
   if (SPLIT_K || (!HAS_BIAS && ACTIVATION == ACT_NONE && RESIDUAL == 0u)) { return; }
   storageBarrier();

@@ -64,10 +64,11 @@ SCALAR_SPLIT_COSTS = SplitCosts(per_split=0.01)
 TENSOR_CORE_SPLIT_COSTS = SplitCosts(fixed=4.0, reduce=(3.0, 2.5), epilogue_per_million=10.0)
 SPLIT_PARTIALS_BYTES = 64 << 20
 REDUCE_WORKGROUP = 256
-# Tensor-core tiles (lib/gemm_subgroup_matrix.wgsl): a subgroup of 32 invocations owns a 32 x 64 block (thread_m =
-# thread_n = 8 gives a block its 32 invocations); tiles are whole multiples of 64 x 128, whole blocks.
-SUBGROUP_MATRIX_TILE = (64, 128)
-SUBGROUP_MATRIX_THREAD = 8
+# Tensor-core tiles (lib/gemm_subgroup_matrix.wgsl): a subgroup of 32 invocations owns a block of 32 rows and 8 x
+# thread_n (64 or 32) columns (thread_m = 8 gives a block its 32 invocations); tiles are whole blocks.
+SUBGROUP_MATRIX_ROWS = 32
+SUBGROUP_MATRIX_THREAD_M = 8
+SUBGROUP_MATRIX_THREAD_N = (4, 8)
 SUBGROUP_MATRIX_PAD = 8  # halves after each staged row of k (the kernel's PAD): 19 KiB at 128 x 256 x 16
 # Split-K dispatches stage rows of 80 bytes: their GEMMs ran 20-30% faster so on an H100 (the matrix loads from
 # workgroup memory bound the K loop), though 31 KiB leave one workgroup an SM (bench/RESULTS.md, session 6).
@@ -111,10 +112,12 @@ class GemmTiles:
     pad: int = SUBGROUP_MATRIX_PAD  # tensor cores: halves after each staged row of k, a multiple of 8
 
     def __post_init__(self):
-        if self.tensor_cores and (self.tile_m % SUBGROUP_MATRIX_TILE[0] or self.tile_n % SUBGROUP_MATRIX_TILE[1]
-                                  or self.tile_k % 16 or {self.thread_m, self.thread_n} != {SUBGROUP_MATRIX_THREAD}):
-            raise GpuError(f"{self}: tensor-core tiles are multiples of {SUBGROUP_MATRIX_TILE[0]} x "
-                           f"{SUBGROUP_MATRIX_TILE[1]} x 16 with thread_m = thread_n = {SUBGROUP_MATRIX_THREAD}")
+        if self.tensor_cores and (self.thread_m != SUBGROUP_MATRIX_THREAD_M
+                                  or self.thread_n not in SUBGROUP_MATRIX_THREAD_N or self.tile_k % 16
+                                  or self.tile_m % SUBGROUP_MATRIX_ROWS or self.tile_n % (8 * self.thread_n)):
+            raise GpuError(f"{self}: tensor-core tiles take thread_m = {SUBGROUP_MATRIX_THREAD_M} and thread_n one of "
+                           f"{SUBGROUP_MATRIX_THREAD_N}, and are whole blocks of {SUBGROUP_MATRIX_ROWS} x 8 thread_n "
+                           f"outputs and of 16 k")
         if self.pad < 0 or self.pad % 8:
             raise GpuError(f"{self}: pad is a multiple of 8 halves (staged rows of whole 16 bytes)")
         if self.thread_m not in THREAD_TILES or self.thread_n not in THREAD_TILES:
@@ -162,27 +165,43 @@ WIDE_TILES = GemmTiles(64, 128, 16, 4, 8)
 # 1.2-1.6x faster there than 32 of k (30 KiB, one an SM) and than 64 x 128, 64 x 256 or 128 x 128 tiles at the UNet's
 # GEMMs (bench/RESULTS.md, sessions 3 and 6).
 TENSOR_CORE_TILES = GemmTiles(128, 256, 16, 8, 8, tensor_cores=True)
-# Implicit-GEMM convs whose Cout is no multiple of 256 take 256 x 128: on an H100 1.3-1.6x faster at 320 and 640
-# channels and at the VAE's 128 (a tie at 256), where linear layers and Winograd's GEMMs lose 20-75% with them
-# (bench/RESULTS.md, session 6). Same invocations and workgroup memory, so the same waves.
-TENSOR_CORE_CONV_TILES = GemmTiles(256, 128, 16, 8, 8, tensor_cores=True)
+# Subgroups of 32 x 32 outputs (half the result registers) in 128 x 64 tiles: on an H100 (bench/RESULTS.md, session
+# 10) 4-32% faster than TENSOR_CORE_TILES at GEMMs at least NARROW_TILES_MIN_N wide whose tiles fill a wave (the
+# transformer's linears, Winograd's GEMMs at 32x32 and 16x16), 12% slower at 320 wide (Winograd at 64x64), and
+# 25-50% slower where they would split K.
+TENSOR_CORE_NARROW_TILES = GemmTiles(128, 64, 16, 8, 4, tensor_cores=True)
+NARROW_TILES_MIN_N = 640
+# Implicit-GEMM convs take subgroups of 32 x 32 in 128 x 128 tiles: on an H100 (session 10) 25% faster than the
+# 256 x 128 or 128 x 256 tiles of 32 x 64 blocks at the 8x8 level (1280 channels, split K) and 12% at the VAE's
+# 512x512 x 128.
+TENSOR_CORE_CONV_TILES = GemmTiles(128, 128, 16, 8, 4, tensor_cores=True)
 
 
-# GEMMs of at most this many rows a matrix (the text encoder's 2 x 77 tokens, the cross-attention's keys and values,
-# the 8x8 level) take the 64 x 64 scalar tiles on every device: there the tensor cores' 128 x 256 tiles are mostly
-# empty rows and split K the most. On an H100 at 154 rows (bench/RESULTS.md, session 9), 768 -> 768 ran 0.034 ms
-# against 0.078 on tensor cores and 0.137 with the wide tiles.
-SMALL_GEMM_ROWS = 160
+# GEMMs of at most this many rows in all their matrices together (the text encoder's 2 x 77 tokens, the
+# cross-attention's keys and values over them, batched as 2 x 154, the 8x8 level's 128) take the 64 x 64 scalar
+# tiles on every device: there the tensor cores' tiles are mostly empty rows and split K the most. On an H100 at 154
+# rows (bench/RESULTS.md, session 9), 768 -> 768 ran 0.034 ms against 0.078 on tensor cores and 0.137 with the wide
+# tiles; the keys and values took 0.55 ms a step so against 1.13 on tensor cores (session 10). Winograd's 16 GEMMs
+# of 128 rows at 16x16 fill the tensor cores' tiles.
+SMALL_GEMM_ROWS = 320
 
 
-def default_tiles(gpu, n: int, math: str, conv: bool = False, rows: int | None = None) -> GemmTiles:
-    """The tiles for an output n wide in this math dtype (conv: of an implicit-GEMM convolution; rows: of each
-    matrix, where known): scalar ones for small GEMMs, else tensor cores under f32 activations where the rules give
-    them, else by width."""
-    if rows is not None and rows <= SMALL_GEMM_ROWS:
+def default_tiles(gpu, n: int, math: str, conv: bool = False, rows: int | None = None, batch: int = 1) -> GemmTiles:
+    """The tiles for an output n wide in this math dtype (conv: of an implicit-GEMM convolution; rows: of each of
+    `batch` matrices, where known): scalar ones for small GEMMs, else tensor cores under f32 activations where the
+    rules give them (by kind, width and tile count), else by width."""
+    if rows is not None and rows * batch <= SMALL_GEMM_ROWS:
         return DEFAULT_TILES
     if math == "f32" and kernel_rule(gpu, "tensor_cores"):
-        return TENSOR_CORE_CONV_TILES if conv and n % TENSOR_CORE_TILES.tile_n else TENSOR_CORE_TILES
+        if conv:
+            return TENSOR_CORE_CONV_TILES
+        # narrow tiles where they make at least a wave of TENSOR_CORE_TILES' workgroups (so K stays whole)
+        narrow = TENSOR_CORE_NARROW_TILES
+        wave = kernel_rule(gpu, "gemm_wave_tensor_cores") or SPLIT_K_INVOCATIONS // narrow.invocations
+        count = batch * -(-(rows or 0) // narrow.tile_m) * -(-n // narrow.tile_n)
+        if n >= NARROW_TILES_MIN_N and count >= wave:
+            return narrow
+        return TENSOR_CORE_TILES
     return WIDE_TILES if n % WIDE_TILES.tile_n == 0 else DEFAULT_TILES
 
 
@@ -334,7 +353,7 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
 
 async def _gemm(gpu, label, x, w, out, bias, residual, activation, batch, m, n, k, w_batch_stride, tiles,
                 x_batch_stride=None, splits=None):
-    tiles = tiles or default_tiles(gpu, n, out.dtype, rows=m)
+    tiles = tiles or default_tiles(gpu, n, out.dtype, rows=m, batch=batch)
     check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": w, "bias": bias}, tiles.tensor_cores)
     require_whole_bindings(gpu, label, x=x, weight=w, bias=bias, residual=residual, out=out)
     require_output_apart(label, out, x=x, weight=w, bias=bias, residual=residual if residual is not out else None)

@@ -128,7 +128,7 @@ async def conv3x3_winograd(gpu, x, u, out, bias=None, residual=None, upsample_to
     cout = u.shape[1]
     tiles_h, tiles_w = (-(-s // TILE) for s in src_hw)
     total = b * tiles_h * tiles_w
-    tiles = tiles or default_tiles(gpu, cout, x.dtype)
+    tiles = tiles or default_tiles(gpu, cout, x.dtype, rows=total, batch=POSITIONS)
     chunk = chunk_tiles(gpu, total, max(cin, cout), tiles, scratch_bytes)
     # Scratch of one size for every layer, whatever its need: a recorded step reuses (and owns) a single pair.
     words = min(scratch_bytes, gpu.max_binding) // F32_BYTES
