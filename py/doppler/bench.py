@@ -10,6 +10,7 @@ pipeline: cold and warm images of a model with the app's own stats, and one prof
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import statistics
 import struct
@@ -21,7 +22,8 @@ from .ops import attention, conv2d, elementwise, groupnorm, matmul, sampling, wi
 
 UNET_STEP_DISPATCHES = 500
 # Kernel timings: the best of several windows of reps, since a GPU idle between cases clocks down and ramps up
-# again over the first windows (seen on the H100: 2-4x slower first windows).
+# again over the first windows (seen on the H100: 2-4x slower first windows). A case's configs take their windows in
+# turn, so a drift within the case reaches each alike (session 10 saw times grow config by config, 1.3-3x).
 WINDOWS = 5
 MIN_WINDOW_MS = 30.0  # and each window at least this long, so short kernels keep the clocks up too
 MAX_WINDOW_RUNS = 400  # runs per window at most: one sync times at most 2048 dispatches (split-K runs make 2)
@@ -119,8 +121,9 @@ def kernel_cases(batch: int = 2) -> list[dict]:
     return cases
 
 
-async def _run_case(gpu, case: dict, weights: str, tiles=None, overrides=None) -> tuple:
-    """(an async callable running the op once, its FLOPs, bytes moved at least once, its tensors)."""
+async def _run_case(gpu, case: dict, weights: str) -> tuple:
+    """(an async callable running the op once with a config's knobs (`tiles` for GEMMs, `overrides` for attention),
+    its FLOPs, bytes moved at least once, its tensors)."""
     op = case["op"]
     if op == "conv3x3":
         b, hw, cin, cout = case["b"], case["hw"], case["cin"], case["cout"]
@@ -128,7 +131,7 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None, overrides=None) -
         w = await _filled(gpu, (cout, 3, 3, cin), weights, "w")
         bias = await _filled(gpu, (cout,), weights, "bias")
         out = gpu.tensor((b, hw, hw, cout), "f32", "out")
-        run = lambda: conv2d.conv2d(gpu, x, w, out, bias=bias, padding=1, tiles=tiles)  # noqa: E731
+        run = lambda tiles=None: conv2d.conv2d(gpu, x, w, out, bias=bias, padding=1, tiles=tiles)  # noqa: E731
         return run, 2.0 * b * hw * hw * cout * cin * 9, 4.0 * (x.numel + out.numel), [x, w, bias, out]
     if op == "conv3x3_winograd":  # u filled directly: its values do not change the time
         b, hw, cin, cout = case["b"], case["hw"], case["cin"], case["cout"]
@@ -136,21 +139,22 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None, overrides=None) -
         u = await _filled(gpu, winograd.weight_shape(cout, cin), weights, "u")
         bias = await _filled(gpu, (cout,), weights, "bias")
         out = gpu.tensor((b, hw, hw, cout), "f32", "out")
-        run = lambda: winograd.conv3x3_winograd(gpu, x, u, out, bias=bias, tiles=tiles)  # noqa: E731
+        run = lambda tiles=None: winograd.conv3x3_winograd(gpu, x, u, out, bias=bias, tiles=tiles)  # noqa: E731
         return run, 2.0 * b * hw * hw * cout * cin * 9, 4.0 * (x.numel + out.numel), [x, u, bias, out]
     if op == "linear":
         m, k, n = case["m"], case["k"], case["n"]
         x = await _filled(gpu, (m, k), case.get("x", "f32"), "x")
         w = await _filled(gpu, (n, k), weights, "w")
         out = gpu.tensor((m, n), "f32", "out")
-        run = lambda: matmul.linear(gpu, x, w, out, tiles=tiles, splits=case.get("splits"))  # noqa: E731
+        run = lambda tiles=None: matmul.linear(gpu, x, w, out, tiles=tiles, splits=case.get("splits"))  # noqa: E731
         return run, 2.0 * m * n * k, 4.0 * (x.numel + out.numel), [x, w, out]
     if op == "attention":
         b, tq, tk, heads, d = case["b"], case["tq"], case["tk"], case["heads"], case["d"]
         q = await _filled(gpu, (b, tq, heads * d), "f32", "q")
         kv = [await _filled(gpu, (b, tk, heads * d), "f32", name) for name in ("k", "v")]
         out = gpu.tensor(q.shape, "f32", "out")
-        run = lambda: attention.attention(gpu, q, kv[0], kv[1], out, heads=heads, overrides=overrides)  # noqa: E731
+        run = lambda overrides=None: attention.attention(gpu, q, kv[0], kv[1], out, heads=heads,  # noqa: E731
+                                                         overrides=overrides)
         return run, 4.0 * b * heads * tq * tk * d, 4.0 * (2 * q.numel + 2 * kv[0].numel), [q, *kv, out]
     b, hw, c = case["b"], case["hw"], case["c"]
     x = await _filled(gpu, (b, hw, hw, c), "f32", "x")
@@ -166,49 +170,55 @@ async def _run_case(gpu, case: dict, weights: str, tiles=None, overrides=None) -
 
 async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | None = None,
                   attention_overrides: list[dict] | None = None, cases: list[dict] | None = None) -> list[dict]:
-    """GPU time (timestamp queries, the best of WINDOWS windows of at least `reps` runs) of each heavy kernel at
-    SD 1.5 512x512 shapes, as TFLOP/s and GB/s. GEMM kernels (conv, linear) run once per tile configuration in
-    `gemm_tiles` ([tile_m, tile_n, tile_k, thread_m, thread_n, tensor_cores] each, tensor_cores optional; default:
-    chosen by the ops per shape and device), attention once with its defaults and once per knob set in
-    `attention_overrides` (e.g. {"KEY_TILE": 32}; see doppler/ops/attention.py). A set the kernel refuses (unknown
-    knob, too much workgroup memory for the head, a feature the device lacks) gives a row with its error instead of
-    a time. `cases`: the shapes to time, as kernel_cases() gives them (default: those); a linear case may name its
-    number of K `splits` (default: the op's choice), a linear or conv3x3 case x's dtype `x` ("f16": as a producer
-    writes it for the tensor cores; default "f32")."""
+    """GPU time (timestamp queries, the best of WINDOWS windows of at least `reps` runs, a case's configs taking
+    their windows in turn) of each heavy kernel at SD 1.5 512x512 shapes, as TFLOP/s and GB/s. GEMM kernels (conv,
+    linear) run once per tile configuration in `gemm_tiles` ([tile_m, tile_n, tile_k, thread_m, thread_n,
+    tensor_cores] each, tensor_cores optional; default: chosen by the ops per shape and device), attention once with
+    its defaults and once per knob set in `attention_overrides` (e.g. {"KEY_TILE": 32}; see
+    doppler/ops/attention.py); a case's configs share its tensors. A set the kernel refuses (unknown knob, too much
+    workgroup memory for the head, a feature the device lacks) gives a row with its error instead of a time.
+    `cases`: the shapes to time, as kernel_cases() gives them (default: those); a linear case may name its number of
+    K `splits` (default: the op's choice), a linear or conv3x3 case x's dtype `x` ("f16": as a producer writes it for
+    the tensor cores; default "f32")."""
     rows = []
     configs = [None] + [matmul.GemmTiles(*t) for t in gemm_tiles or []]
     knob_sets = [None] + list(attention_overrides or [])
-    runs = []
     for case in cases or kernel_cases():
         if case["op"] in ("conv3x3", "conv3x3_winograd", "linear"):
-            runs += [(case, {"tiles": t} if t else {}) for t in configs]
+            sweep = [{"tiles": t} if t else {} for t in configs]
         elif case["op"] == "attention":
-            runs += [(case, {"overrides": o} if o else {}) for o in knob_sets]
+            sweep = [{"overrides": o} if o else {} for o in knob_sets]
         else:
-            runs.append((case, {}))
-    for case, knobs in runs:
-        run, flops, nbytes, tensors = await _run_case(gpu, case, weights, **knobs)
-        tile = knobs.get("tiles")
-        row = {**case, "tiles": list(dataclasses.astuple(tile)) if tile else "default", "weights": weights}
-        if case["op"] == "attention":
-            row = {**case, "overrides": knobs.get("overrides") or "default", "weights": weights}
-        try:
-            await run()  # compile
-        except GpuError as error:
-            gpu.free(*tensors)
-            rows.append({**row, "error": str(error)})
-            continue
-        await gpu.sync()
-        first = await _mean_gpu_ms(gpu, run, 1)
-        window = min(MAX_WINDOW_RUNS, max(reps, int(MIN_WINDOW_MS / max(first, 1e-3))))
-        by_kernel = min([await _mean_gpu_ms_by_kernel(gpu, run, window) for _ in range(WINDOWS)],
-                        key=lambda times: sum(times.values()))
-        ms = sum(by_kernel.values())
+            sweep = [{}]
+        run_with, flops, nbytes, tensors = await _run_case(gpu, case, weights)
+        timed = []  # (row, run, runs a window) of the configs that compiled
+        for knobs in sweep:
+            tile = knobs.get("tiles")
+            row = {**case, "tiles": list(dataclasses.astuple(tile)) if tile else "default", "weights": weights}
+            if case["op"] == "attention":
+                row = {**case, "overrides": knobs.get("overrides") or "default", "weights": weights}
+            rows.append(row)
+            run = functools.partial(run_with, **knobs)
+            try:
+                await run()  # compile
+            except GpuError as error:
+                row["error"] = str(error)
+                continue
+            await gpu.sync()
+            first = await _mean_gpu_ms(gpu, run, 1)
+            timed.append((row, run, min(MAX_WINDOW_RUNS, max(reps, int(MIN_WINDOW_MS / max(first, 1e-3))))))
+        best: list[dict | None] = [None] * len(timed)
+        for _ in range(WINDOWS):
+            for i, (_, run, window) in enumerate(timed):
+                times = await _mean_gpu_ms_by_kernel(gpu, run, window)
+                if best[i] is None or sum(times.values()) < sum(best[i].values()):
+                    best[i] = times
         gpu.free(*tensors)
-        rows.append({**row, "ms": round(ms, 4), "tflops": round(flops / ms / 1e9, 2),
-                     "gbps": round(nbytes / ms / 1e6, 1)})
-        if len(by_kernel) > 1:  # several dispatches (split-K, norms): each kernel's share
-            rows[-1]["byKernel"] = {label: round(t, 4) for label, t in by_kernel.items()}
+        for (row, _, _), by_kernel in zip(timed, best):
+            ms = sum(by_kernel.values())
+            row.update(ms=round(ms, 4), tflops=round(flops / ms / 1e9, 2), gbps=round(nbytes / ms / 1e6, 1))
+            if len(by_kernel) > 1:  # several dispatches (split-K, norms): each kernel's share
+                row["byKernel"] = {label: round(t, 4) for label, t in by_kernel.items()}
     return rows
 
 

@@ -2,6 +2,7 @@
 shapes are for a GPU machine: bench/h100_app.sh)."""
 
 from doppler import bench
+from doppler.ops.matmul import GemmTiles
 
 TOY_CASES = [{"op": "conv3x3", "b": 1, "hw": 8, "cin": 16, "cout": 16},
              {"op": "conv3x3_winograd", "b": 1, "hw": 8, "cin": 16, "cout": 16},
@@ -40,6 +41,22 @@ def test_kernel_bench_times_the_cases_given(native_gpu, event_loop_runner):
     rows = event_loop_runner(bench.kernels(native_gpu, reps=1, cases=given))
     assert [(r["op"], r["heads"]) for r in rows] == [("attention", 2), ("attention", 3)]
     assert all(r["ms"] > 0 for r in rows)
+
+
+def test_kernel_bench_takes_a_cases_configs_in_turn(native_gpu, event_loop_runner, monkeypatch):
+    # Each config's first run, then WINDOWS rounds of one window each: a drift of the clocks over the case reaches
+    # every config alike.
+    measured = []
+    real = bench._mean_gpu_ms_by_kernel
+
+    async def spy(gpu, run, reps):
+        measured.append(run.keywords.get("tiles"))
+        return await real(gpu, run, reps)
+
+    monkeypatch.setattr(bench, "_mean_gpu_ms_by_kernel", spy)
+    rows = event_loop_runner(bench.kernels(native_gpu, reps=1, gemm_tiles=[[32, 64, 16, 4, 4]], cases=[TOY_CASES[2]]))
+    assert measured == [None, GemmTiles(32, 64, 16, 4, 4)] * (1 + bench.WINDOWS)
+    assert [r["tiles"] for r in rows] == ["default", [32, 64, 16, 4, 4, False, 8]] and all(r["ms"] > 0 for r in rows)
 
 
 def test_step_profile_names_layers(native_gpu, event_loop_runner):
