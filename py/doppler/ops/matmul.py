@@ -198,8 +198,8 @@ def default_tiles(gpu, n: int, math: str, conv: bool = False, rows: int | None =
         # narrow tiles where they make at least a wave of TENSOR_CORE_TILES' workgroups (so K stays whole)
         narrow = TENSOR_CORE_NARROW_TILES
         wave = kernel_rule(gpu, "gemm_wave_tensor_cores") or SPLIT_K_INVOCATIONS // narrow.invocations
-        count = batch * -(-(rows or 0) // narrow.tile_m) * -(-n // narrow.tile_n)
-        if n >= NARROW_TILES_MIN_N and count >= wave:
+        if rows is not None and n >= NARROW_TILES_MIN_N and \
+                batch * -(-rows // narrow.tile_m) * -(-n // narrow.tile_n) >= wave:
             return narrow
         return TENSOR_CORE_TILES
     return WIDE_TILES if n % WIDE_TILES.tile_n == 0 else DEFAULT_TILES
