@@ -6,16 +6,21 @@ the keys, and the largest KEY_TILE; wider or odd heads run attention_wide.wgsl. 
 GPU, bench/h100_tests.sh; skipped elsewhere) heads up to 160 run attention_subgroup_matrix.wgsl, within the f16
 bound."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from reference import POISON, assert_close, rng
 from reference import attention as ref
 
+ROOT = Path(__file__).resolve().parents[2]
+
 SOURCE = """
 from doppler.ops import attention
 qs, kvs, heads = {q_shape}, {kv_shape}, {heads}
-tq, tk, tv, out = (gpu.tensor(s, "f32", n) for s, n in ((qs, "q"), (kvs, "k"), (kvs, "v"), (qs, "out")))
+tq, tk, tv = (gpu.tensor(s, "f32", n) for s, n in ((qs, "q"), (kvs, "k"), (kvs, "v")))
+out = gpu.tensor(qs, "{out_dtype}", "out")
 gpu.upload(tq, q); gpu.upload(tk, k); gpu.upload(tv, v); gpu.upload(out, poison)
 await attention.attention(gpu, tq, tk, tv, out, heads, scale={scale}, causal={causal}, overrides={overrides})
 result = await gpu.read(out)
@@ -55,7 +60,7 @@ def test_attention_matches_reference(gpu_run, request, case):
     q_shape, kv_shape = (batch, queries, heads * d), (batch, keys, heads * d)
     q, k, v = (r.standard_normal(s).astype(np.float32) for s in (q_shape, kv_shape, kv_shape))
     source = SOURCE.format(q_shape=q_shape, kv_shape=kv_shape, heads=heads, scale=scale, causal=causal,
-                           overrides=overrides)
+                           overrides=overrides, out_dtype="f32")
     got = gpu_run(source,
                   q=q.tobytes(), k=k.tobytes(), v=v.tobytes(), poison=np.full(q_shape, POISON, np.float32).tobytes())
     assert_close(np.frombuffer(got, np.float32), ref.attention(q, k, v, heads, scale, causal), "f32")
@@ -84,8 +89,13 @@ LONGEST_KEY_TILE = 64  # of the grow cases: rows that outgrow these keys outgrow
 RESCALE_SLACK = 8.0  # attention_subgroup_matrix.wgsl, log2 units
 
 
-@pytest.mark.parametrize("case", TENSOR_CORE_CASES)
-def test_tensor_cores_match_reference(tensor_core_run, case):
+F16_OUTPUT_CASES = ("self-d40", "self-d40-grow", "cross-77", "self-d160", "tiny-d4")  # heads of 40, 160 and 4 quads
+
+
+@pytest.mark.parametrize("out_dtype, case", [("f32", c) for c in TENSOR_CORE_CASES] +
+                         [("f16", c) for c in F16_OUTPUT_CASES])
+def test_tensor_cores_match_reference(tensor_core_run, out_dtype, case):
+    """f32 out, and f16 out (attention_subgroup_matrix_f16_output.wgsl: the same sums, rounded as stored)."""
     batch, queries, keys, heads, d, scale, causal, overrides = TENSOR_CORE_CASES[case]
     r = rng(12)
     q_shape, kv_shape = (batch, queries, heads * d), (batch, keys, heads * d)
@@ -96,10 +106,11 @@ def test_tensor_cores_match_reference(tensor_core_run, case):
         first = scores[..., :LONGEST_KEY_TILE].max(-1)
         assert (scores[..., GROW_FROM:].max(-1) > first + RESCALE_SLACK).any()
     source = SOURCE.format(q_shape=q_shape, kv_shape=kv_shape, heads=heads, scale=scale, causal=causal,
-                           overrides=overrides)
+                           overrides=overrides, out_dtype=out_dtype)
+    dtype = np.float16 if out_dtype == "f16" else np.float32
     got = tensor_core_run(source, q=q.tobytes(), k=k.tobytes(), v=v.tobytes(),
-                          poison=np.full(q_shape, POISON, np.float32).tobytes())
-    assert_close(np.frombuffer(got, np.float32), ref.attention(q, k, v, heads, scale, causal), "f16")
+                          poison=np.full(q_shape, POISON, dtype).tobytes())
+    assert_close(np.frombuffer(got, dtype).astype(np.float32), ref.attention(q, k, v, heads, scale, causal), "f16")
     plan = tensor_core_run(f"from doppler.ops import attention\nattention.tiling({d}, {overrides}, "
                            f"tensor_cores=True).kernel")
     assert plan == "attention_subgroup_matrix"
@@ -125,6 +136,7 @@ def test_bad_inputs_are_named(native_gpu, event_loop_runner):
 
     q, out = (native_gpu.tensor((1, 7, 64), "f32", f"clip.{n}") for n in ("q", "out"))
     k = native_gpu.tensor((1, 9, 64), "f32", "clip.k")
+    half = native_gpu.tensor((1, 7, 64), "f16", "clip.half")
     cases = [
         ((q, k, k, out, 1), {"causal": True}, "causal attention needs as many queries as keys; got 7 and 9"),
         ((q, k, k, out, 3), {}, "64 channels of clip.q do not split into 3 heads"),
@@ -133,13 +145,16 @@ def test_bad_inputs_are_named(native_gpu, event_loop_runner):
          r"kernel's are \['KEY_TILE', 'WG'\]"),
         ((q, q, q, out, 1), {"overrides": {"KEY_TILE": 65}}, "need WG >= 1 and 1 <= KEY_TILE <= 64"),
         ((q, q, q, out, 1), {"overrides": {"WG": 0}}, "need WG >= 1 and 1 <= KEY_TILE <= 64"),
+        ((q, q, q, half, 1), {}, r"out clip.half is f16, but attention_rows.wgsl writes f32 \(only "
+         r"attention_subgroup_matrix writes f16: see writes_f16\); give an f32 out"),
+        ((q, q, half, out, 1), {}, r"clip.half is \(1, 7, 64\) f16; expected \(1, 7, 64\) f32"),
     ]
     try:
         for args, kwargs, message in cases:
             with pytest.raises(GpuError, match=message):
                 event_loop_runner(attention.attention(native_gpu, *args, **kwargs))
     finally:
-        native_gpu.free(q, k, out)
+        native_gpu.free(q, k, out, half)
 
 
 def test_tiling_picks_the_variant():
@@ -211,3 +226,28 @@ def test_single_head_by_matmuls(gpu_run, request, batch, queries, keys, d):
     got = gpu_run(SINGLE_HEAD_SOURCE.format(q_shape=q_shape, kv_shape=kv_shape), q=q.tobytes(), k=k.tobytes(),
                   v=v.tobytes(), poison=np.full(q_shape, POISON, np.float32).tobytes())
     assert_close(np.frombuffer(got, np.float32), ref.attention(q, k, v, 1), "f32")
+
+
+@pytest.mark.parametrize("path", ["tensor-cores", "default"])
+def test_attention_feeding_gemms_writes_f16_on_tensor_cores(event_loop_runner, path):
+    """A UNet attention's out, which only to_out reads, is f16 where that GEMM runs on tensor cores (more than
+    matmul.SMALL_GEMM_ROWS rows) and the attention kernel writes f16; f32 elsewhere. Planned on the H100's
+    capabilities without a GPU."""
+    from dry_gpu import PATHS, DryBackend
+
+    from doppler.gpu.context import Gpu
+    from doppler.inference.diffusion.nn import scaled_dot_product_attention
+
+    gpu = Gpu(DryBackend(PATHS[path]), ROOT / "wgsl")
+    tensor_cores = path == "tensor-cores"
+
+    async def out_dtype(tokens: int, channels: int, heads: int, feeds_gemms: bool) -> str:
+        q = gpu.tensor((2, tokens, channels), "f32", "q")
+        out = await scaled_dot_product_attention(gpu, q, q, q, heads, "attn", feeds_gemms=feeds_gemms)
+        gpu.free(q, out)
+        return out.dtype
+
+    for tokens, channels, heads, want in ((4096, 320, 8, "f16"), (256, 1280, 8, "f16"), (64, 1280, 8, "f32"),
+                                          (37, 512, 1, "f32")):  # 2 x 64 rows: small; d = 512: attention_wide
+        assert event_loop_runner(out_dtype(tokens, channels, heads, True)) == (want if tensor_cores else "f32")
+        assert event_loop_runner(out_dtype(tokens, channels, heads, False)) == "f32"

@@ -1,17 +1,17 @@
 """GroupNorm (NHWC) against the float64 reference: whole maps, fused SiLU, f16-stored affine, a large mean that a
-naive E[x^2] - E[x]^2 would ruin, and statistics shared across overlapping tiles."""
+naive E[x^2] - E[x]^2 would ruin, statistics shared across overlapping tiles, and f16 out."""
 
 import numpy as np
 import pytest
 
-from reference import POISON, assert_close, rng
+from reference import F16_ULP, POISON, assert_close, rng
 from reference import groupnorm as ref
 
 
 WHOLE = """
 from doppler.ops import groupnorm
 shape, groups = {shape}, {groups}
-tx = gpu.tensor(shape, "f32", "x"); out = gpu.tensor(shape, "f32", "out")
+tx = gpu.tensor(shape, "f32", "x"); out = gpu.tensor(shape, "{out_dtype}", "out")
 g = gpu.tensor((shape[-1],), "{pdtype}", "gamma"); b = gpu.tensor((shape[-1],), "{pdtype}", "beta")
 stats = gpu.tensor((shape[0], groups, 2), "f32", "stats")
 gpu.upload(tx, x); gpu.upload(g, gamma); gpu.upload(b, beta); gpu.upload(out, poison)
@@ -57,7 +57,8 @@ def test_group_norm_matches_reference(gpu_run, request, case):
         pytest.skip("SwiftShader is slow: the browser runs one case")
     x, gamma, beta = _inputs(shape, 1, mean, pdtype)
     poison = np.full(shape, POISON, np.float32)
-    out, stats, entries = gpu_run(WHOLE.format(shape=shape, groups=groups, pdtype=pdtype, eps=eps, silu=silu),
+    out, stats, entries = gpu_run(WHOLE.format(shape=shape, groups=groups, pdtype=pdtype, eps=eps, silu=silu,
+                                               out_dtype="f32"),
                                   x=x.tobytes(), gamma=gamma.tobytes(), beta=beta.tobytes(), poison=poison.tobytes())
     passes = ["apply", "finalize", "group_moments", "partial_moments"] if case in SEPARATE_PASSES else [
         "normalize", "partial_moments"]
@@ -66,6 +67,23 @@ def test_group_norm_matches_reference(gpu_run, request, case):
     want_stats = ref.stats(ref.moments(x, groups), eps)
     assert_close(np.frombuffer(stats, np.float32), want_stats, "f32", "stats")
     assert_close(np.frombuffer(out, np.float32), ref.group_norm(x, gamma, beta, groups, eps, silu), path)
+
+
+@pytest.mark.parametrize("case", ["unet-silu-f16w", "wide-groups", "many-rows"])
+def test_group_norm_to_f16(native_f16_run, case):
+    # f16 out (wgsl/groupnorm_f16_output.wgsl) for tensor-core GEMMs: the f32 result rounded once, from normalize
+    # or (many rows) from apply.
+    shape, groups, eps, silu, pdtype, mean = CASES[case]
+    x, gamma, beta = _inputs(shape, 3, mean, pdtype)
+    poison = np.full(shape, np.nan, np.float16)
+    out, _, entries = native_f16_run(WHOLE.format(shape=shape, groups=groups, pdtype=pdtype, eps=eps, silu=silu,
+                                                  out_dtype="f16"),
+                                     x=x.tobytes(), gamma=gamma.tobytes(), beta=beta.tobytes(), poison=poison.tobytes())
+    last = "apply" if case in SEPARATE_PASSES else "normalize"
+    assert f"groupnorm_f16_output.wgsl:{last}" in entries
+    want = ref.group_norm(x, gamma, beta, groups, eps, silu)
+    got = np.frombuffer(out, np.float16)[:want.size].reshape(want.shape).astype(np.float64)
+    np.testing.assert_allclose(got, want, rtol=F16_ULP / 2 + 1e-4, atol=1e-6)
 
 
 TILED = """

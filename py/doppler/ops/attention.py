@@ -4,8 +4,9 @@ Per batch b and head h (channels h*d .. h*d+d of each token, as diffusers' head_
 out[b, i, h*d:(h+1)*d] = softmax_k(scale * q_i . k_k) v_k, scale = 1/sqrt(d) unless given; causal: k <= i only.
 
 Kernels, chosen by `tiling` (the one place their knobs are set):
-- on tensor cores (the rule `tensor_cores`), heads of d <= 160, a multiple of 4: `attention_subgroup_matrix.wgsl`,
-  16 queries a subgroup, both products on f16 subgroup matrices. Knobs: QUERY_BLOCKS (subgroups per workgroup),
+- on tensor cores (the rule `tensor_cores`), heads of d <= 160, a multiple of 4: `attention_subgroup_matrix.wgsl`
+  (`attention_subgroup_matrix_f16_output.wgsl` for an f16 out, which only tensor-core GEMMs read), 16 queries a
+  subgroup, both products on f16 subgroup matrices. Knobs: QUERY_BLOCKS (subgroups per workgroup),
   KEY_TILE, Q_BLOCKS (Q's 16-dim blocks staged at a time), PREFETCH (0 or 1: the next K and V tile loaded into
   registers during the softmax and O += P V), and TENSOR_CORES (0 or 1: 0 takes the kernels below).
 - heads of d <= 80, a multiple of 4 (every UNet and CLIP head but the 16x16 level's 160): `attention_rows.wgsl`,
@@ -61,6 +62,7 @@ TENSOR_CORE_SHAPES = ((80, 8, 16, 1), (TENSOR_CORE_MAX_DIM, 4, 16, 0))
 TENSOR_CORE_SMALLER = ((4, 16, 1), (2, 16, 1), (1, 16, 1))
 
 TENSOR_CORES = "TENSOR_CORES"  # a knob that picks the file, not a WGSL constant
+F16_OUTPUT_KERNELS = {"attention_subgroup_matrix": "attention_subgroup_matrix_f16_output"}  # kernel -> f16-out twin
 
 
 @dataclass(frozen=True)
@@ -178,16 +180,32 @@ def column_split(head_dim: int) -> tuple[int, int]:
     return chunks, -(-per_chunk // COLUMN_THREADS)
 
 
+def device_tiling(gpu, head_dim: int, overrides: dict | None = None) -> Tiling:
+    """`tiling` for this GPU: its tensor cores and workgroup memory."""
+    offered = gpu.caps.limits.get("maxComputeWorkgroupStorageSize", 16384)
+    plan = tiling(head_dim, overrides, min(offered, TARGET_WORKGROUP_BYTES), bool(kernel_rule(gpu, "tensor_cores")))
+    if plan.workgroup_bytes > offered:
+        raise GpuError(f"{plan.kernel}.wgsl over heads of {head_dim} with {plan.overrides} needs "
+                       f"{plan.workgroup_bytes} bytes of workgroup memory; this GPU offers {offered}: pass smaller "
+                       f"knobs, or lower the defaults in doppler/ops/attention.py for this GPU")
+    return plan
+
+
+def writes_f16(gpu, head_dim: int) -> bool:
+    """Whether this GPU's attention over heads of head_dim can write an f16 out."""
+    return device_tiling(gpu, head_dim).kernel in F16_OUTPUT_KERNELS
+
+
 async def attention(gpu, q, k, v, out, heads: int, scale: float | None = None, causal: bool = False,
                     overrides: dict | None = None) -> None:
-    """out (B, Tq, heads*d) = attention of q (B, Tq, heads*d) over k, v (B, Tk, heads*d), all f32. `overrides`
-    replaces knobs of the kernel `tiling` picks (for benchmarks and tests)."""
+    """out (B, Tq, heads*d) = attention of q (B, Tq, heads*d) over k, v (B, Tk, heads*d), all f32; out may be f16
+    where `writes_f16`. `overrides` replaces knobs of the kernel `tiling` picks (for benchmarks and tests)."""
     if len(q.shape) != 3:
         raise GpuError(f"attention: {q.label} has shape {q.shape}; give tokens (B, T, heads * head_dim)")
     b, tq, channels = q.shape
     tk = k.shape[1] if len(k.shape) == 3 else 0
     for t, shape in ((q, q.shape), (k, (b, tk, channels)), (v, (b, tk, channels)), (out, q.shape)):
-        if tuple(t.shape) != shape or t.dtype != "f32":
+        if tuple(t.shape) != shape or t.dtype not in (("f32", "f16") if t is out else ("f32",)):
             raise GpuError(f"attention: {t.label} is {t.shape} {t.dtype}; expected {shape} f32 for {q.label} {q.shape}")
     if any(out.alloc is t.alloc for t in (q, k, v)):
         raise GpuError(f"attention: out {out.label} shares a buffer with q, k or v; give it its own")
@@ -196,13 +214,14 @@ async def attention(gpu, q, k, v, out, heads: int, scale: float | None = None, c
     if causal and tq != tk:
         raise GpuError(f"attention: causal attention needs as many queries as keys; got {tq} and {tk}")
     head_dim = channels // heads
-    offered = gpu.caps.limits.get("maxComputeWorkgroupStorageSize", 16384)
-    plan = tiling(head_dim, overrides, min(offered, TARGET_WORKGROUP_BYTES), bool(kernel_rule(gpu, "tensor_cores")))
-    if plan.workgroup_bytes > offered:
-        raise GpuError(f"{plan.kernel}.wgsl over heads of {head_dim} with {plan.overrides} needs "
-                       f"{plan.workgroup_bytes} bytes of workgroup memory; this GPU offers {offered}: pass smaller "
-                       f"knobs, or lower the defaults in doppler/ops/attention.py for this GPU")
-    kernel = await gpu.kernel(plan.kernel, "main", plan.overrides)
+    plan = device_tiling(gpu, head_dim, overrides)
+    file = plan.kernel
+    if out.dtype == "f16":
+        if file not in F16_OUTPUT_KERNELS:
+            raise GpuError(f"attention: out {out.label} is f16, but {file}.wgsl writes f32 (only "
+                           f"{', '.join(F16_OUTPUT_KERNELS)} writes f16: see writes_f16); give an f32 out")
+        file = F16_OUTPUT_KERNELS[file]
+    kernel = await gpu.kernel(file, "main", plan.overrides)
     uniform = Attention(tq, tk, heads, head_dim, 1.0 / sqrt(head_dim) if scale is None else scale, int(causal))
     groups = (-(-tq // plan.queries_per_workgroup), plan.column_chunks, b * heads)
     gpu.dispatch(kernel, [q, k, v, out], groups, pack(uniform))

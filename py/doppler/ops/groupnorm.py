@@ -1,4 +1,5 @@
 """GroupNorm over NHWC maps (`wgsl/groupnorm.wgsl`): y = (x - mean_bg) * rstd_bg * gamma_c + beta_c, optional SiLU.
+x is f32; y f32, or f16 (`wgsl/groupnorm_f16_output.wgsl`, shader-f16) for maps only tensor-core GEMMs read.
 
 mean_bg and var_bg run over the H*W*(C/G) values of batch b, group g; rstd = 1/sqrt(var + eps). `group_norm` does
 it all (two passes where each workgroup of the second can combine its groups' partial moments itself, else four);
@@ -23,6 +24,7 @@ REDUCE_WORKGROUP = 256
 # many partial moments a thread (SD 1.5's UNet maps: 1.6; the VAE's 256x256 and 512x512 maps, 8-32, take the
 # separate passes).
 FUSED_PARTIALS_PER_THREAD = 4
+OUT_KERNELS = {"f32": "groupnorm", "f16": "groupnorm_f16_output"}  # y's dtype -> the file of normalize and apply
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,11 @@ def _check(x, groups: int, **tensors) -> tuple[int, int, int, int]:
     if len(x.shape) != 4:
         raise GpuError(f"group norm: {x.label} has shape {x.shape}; give an NHWC map (B, H, W, C)")
     b, _, _, c = x.shape
-    for t in (x, tensors.get("out", x)):
-        if t.dtype != "f32":
-            raise GpuError(f"group norm: {t.label} is stored as {t.dtype}; maps are f32 on this path")
+    if x.dtype != "f32":
+        raise GpuError(f"group norm: {x.label} is stored as {x.dtype}; maps are f32 on this path")
+    if "out" in tensors and tensors["out"].dtype not in OUT_KERNELS:
+        raise GpuError(f"group norm: out {tensors['out'].label} is {tensors['out'].dtype}; write f32, or f16 for "
+                       f"maps only tensor-core GEMMs read")
     if groups < 1 or c % groups:
         raise GpuError(f"group norm: {c} channels of {x.label} do not split into {groups} groups")
     expected = {"gamma": (c,), "beta": (c,), "out": x.shape, "stats": (b, groups, 2), "moments": (b, groups, 3)}
@@ -121,7 +125,8 @@ async def _group_moments(gpu, partials, moments, groups: int, batch: int, data: 
 
 
 async def group_norm(gpu, x, gamma, beta, out, stats, groups: int, eps: float, silu: bool = False) -> None:
-    """out = GroupNorm(x) (then SiLU if `silu`) for x, out (B, H, W, C) f32; gamma, beta (C) f32 or f16; stats
+    """out = GroupNorm(x) (then SiLU if `silu`) for x (B, H, W, C) f32, out shaped as x f32 or f16 (OUT_KERNELS);
+    gamma, beta (C) f32 or f16; stats
     (B, G, 2) f32 receives (mean, rstd)."""
     b, h, _, c = _check(x, groups, gamma=gamma, beta=beta, out=out, stats=stats)
     partials = gpu.tensor(partials_shape(x.shape, groups), "f32", f"{x.label}.norm_partials")
@@ -132,7 +137,7 @@ async def group_norm(gpu, x, gamma, beta, out, stats, groups: int, eps: float, s
         segment = 1 << ((ct * LANES // group_count).bit_length() - 1)  # threads a group's partials are summed by
         overrides = {"CT": ct, "LANES": LANES, "CG": c // groups, "SEGMENT": segment, "SILU": int(silu),
                      "F16_WEIGHTS": int(gamma.dtype == "f16")}
-        kernel = await gpu.kernel("groupnorm", "normalize", overrides)
+        kernel = await gpu.kernel(OUT_KERNELS[out.dtype], "normalize", overrides)
         gpu.dispatch(kernel, [x, gamma, beta, stats, partials, None, out], (h, -(-c // ct), b), data)
     else:
         moments = gpu.tensor((b, groups, 3), "f32", f"{x.label}.norm_moments")
@@ -167,6 +172,6 @@ async def apply(gpu, x, stats, gamma, beta, out, groups: int, silu: bool = False
     b, h, _, c = _check(x, groups, gamma=gamma, beta=beta, out=out, stats=stats)
     overrides = {"CT": CHANNELS_PER_WORKGROUP, "LANES": LANES, "SILU": int(silu),
                  "F16_WEIGHTS": int(gamma.dtype == "f16")}
-    kernel = await gpu.kernel("groupnorm", "apply", overrides)
+    kernel = await gpu.kernel(OUT_KERNELS[out.dtype], "apply", overrides)
     gpu.dispatch(kernel, [x, gamma, beta, stats, None, None, out], (h, -(-c // CHANNELS_PER_WORKGROUP), b),
                  _uniform(x.shape, groups, _window(x, None)))

@@ -147,16 +147,20 @@ class Conv2d:
 
 
 class GroupNorm:
-    def __init__(self, weights, path: str, groups: int, eps: float):
+    """`feeds_gemms`: only GEMMs read the output (a transformer's proj_in), so it is written in
+    matmul.gemm_input_dtype."""
+
+    def __init__(self, weights, path: str, groups: int, eps: float, feeds_gemms: bool = False):
         self.path = path
         self.gamma = weights[f"{path}.weight"]
         self.beta = weights[f"{path}.bias"]
         self.groups = groups
         self.eps = eps
+        self.feeds_gemms = feeds_gemms
 
     async def __call__(self, gpu, x, silu: bool = False, stats=None):
         """GroupNorm(x) with x's own statistics, or with `stats` (B, G, 2) given (a whole map's, for one tile)."""
-        out = out_like(gpu, x.shape, self.path)
+        out = gemm_input_like(gpu, x, x.shape, self.path) if self.feeds_gemms else out_like(gpu, x.shape, self.path)
         if stats is not None:
             await groupnorm.apply(gpu, x, stats, self.gamma, self.beta, out, self.groups, silu=silu)
             return out
@@ -194,8 +198,14 @@ class LayerNorm:
         return out
 
 
-async def scaled_dot_product_attention(gpu, q, k, v, heads: int, label: str, causal: bool = False):
-    out = out_like(gpu, q.shape, label)
+async def scaled_dot_product_attention(gpu, q, k, v, heads: int, label: str, causal: bool = False,
+                                       feeds_gemms: bool = False):
+    """`feeds_gemms`: only linear layers read the output, so it is written in matmul.gemm_input_dtype where the
+    attention kernel can (attention.writes_f16)."""
+    if feeds_gemms and attention.writes_f16(gpu, q.shape[-1] // heads):
+        out = gemm_input_like(gpu, q, q.shape, label)
+    else:
+        out = out_like(gpu, q.shape, label)
     await attention.attention(gpu, q, k, v, out, heads=heads, causal=causal)
     return out
 

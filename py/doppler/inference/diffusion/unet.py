@@ -46,7 +46,7 @@ class Attention:
             else:
                 k, v = await self.to_k(gpu, kv), await self.to_v(gpu, kv)
                 made = [q, k, v]
-        a = await scaled_dot_product_attention(gpu, q, k, v, self.heads, self.path)
+        a = await scaled_dot_product_attention(gpu, q, k, v, self.heads, self.path, feeds_gemms=True)
         gpu.free(*made)
         out = await self.to_out(gpu, a, residual=residual)
         gpu.free(a)
@@ -82,7 +82,7 @@ class BasicTransformerBlock:
 
 class Transformer2DModel:
     def __init__(self, weights, path: str, heads: int, groups: int):
-        self.norm = GroupNorm(weights, f"{path}.norm", groups, TRANSFORMER_NORM_EPS)
+        self.norm = GroupNorm(weights, f"{path}.norm", groups, TRANSFORMER_NORM_EPS, feeds_gemms=True)
         self.proj_in = Conv2d(weights, f"{path}.proj_in")
         self.blocks = [BasicTransformerBlock(weights, f"{path}.transformer_blocks.0", heads)]
         self.proj_out = Conv2d(weights, f"{path}.proj_out")

@@ -36,7 +36,7 @@ MAX_SCORE_BYTES = 1 << 27
 class VAEAttention:
     def __init__(self, weights, path: str, groups: int):
         self.path = path
-        self.group_norm = GroupNorm(weights, f"{path}.group_norm", groups, VAE_NORM_EPS)
+        self.group_norm = GroupNorm(weights, f"{path}.group_norm", groups, VAE_NORM_EPS, feeds_gemms=True)
         self.to_q, self.to_k, self.to_v = (Linear(weights, f"{path}.{n}") for n in ("to_q", "to_k", "to_v"))
         self.to_out = Linear(weights, f"{path}.to_out.0")
 
