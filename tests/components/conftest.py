@@ -102,9 +102,11 @@ def text_encoder_on_gpu(reference_model, config: dict, ids, dtype: str = "f32"):
     return go
 
 
-def unet_on_gpu(reference_model, config: dict, x, ctx, timestep: float, one_buffer: bool = False):
+def unet_on_gpu(reference_model, config: dict, x, ctx, timestep: float, one_buffer: bool = False,
+                cross_kv: bool = False):
     """An async fn(gpu) running our UNet with the reference's weights on NCHW `x`; returns f32 NHWC values.
-    `one_buffer`: the weights in one buffer as the loader places them, where every attention's projections fuse."""
+    `one_buffer`: the weights in one buffer as the loader places them, where every attention's projections fuse.
+    `cross_kv`: the cross-attentions' keys and values made first (cross_keys_values) and passed to the call."""
     from doppler.inference.diffusion.unet import Attention, UNet2DConditionModel
     from doppler.manifest import architectures as arch
 
@@ -121,9 +123,13 @@ def unet_on_gpu(reference_model, config: dict, x, ctx, timestep: float, one_buff
         gpu.upload(context, ctx.numpy().astype(np.float32).tobytes())
         t = gpu.tensor((1,), "f32", "timestep")
         gpu.upload(t, np.float32(timestep).tobytes())
-        out = await model(gpu, sample, t, context)
+        made, held = ({}, [])
+        if cross_kv:
+            made, held = await model.cross_keys_values(gpu, context)
+            assert len(made) == sum(1 for a in _walk(model) if isinstance(a, Attention) and a.path.endswith("attn2"))
+        out = await model(gpu, sample, t, context, cross_kv=made)
         got = np.frombuffer(await gpu.read(out), np.float32)
-        gpu.free(sample, context, t, out)
+        gpu.free(sample, context, t, out, *held)
         weights.release(gpu)
         return got
 

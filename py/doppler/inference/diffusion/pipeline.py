@@ -55,7 +55,8 @@ def runtime_settings(request: dict) -> dict:
 @dataclass
 class DenoiseStep:
     """The recorded step for one (batch, latent shape): its own input/output tensors, so every replay binds the
-    same buffers. `x` holds the latent; `x0` the scheduler's last x0 (DPM++ 2M's history); `pixels` its preview."""
+    same buffers. `x` holds the latent; `x0` the scheduler's last x0 (DPM++ 2M's history); `pixels` its preview.
+    `cross_kv_plan` makes the cross-attentions' keys and values from `context` (held), once an image."""
 
     plan: object
     x: object
@@ -65,6 +66,7 @@ class DenoiseStep:
     timestep: object
     guidance: object
     pixels: object
+    cross_kv_plan: object
     held: list = field(default_factory=list)
 
     @classmethod
@@ -77,12 +79,14 @@ class DenoiseStep:
         guidance = gpu.tensor((1,), "f32", "guidance_w")
         x_in = gpu.tensor((batch,) + shape[1:], "f32", "unet.sample")
         pixels = gpu.tensor(shape[:3], "u32", "preview.rgba8")
+        with gpu.record(f"cross_keys_values.b{batch}", borrow=False) as cross_kv_plan:  # its outputs are made inside
+            cross_kv, cross_held = await unet.cross_keys_values(gpu, context)
         with gpu.record(f"denoise_step.b{batch}.{shape[1]}x{shape[2]}") as plan:
             await sampling.model_input(gpu, x, x_in, params)
-            eps = await unet(gpu, x_in, timestep, context, guidance if unet.cond_proj else None)
+            eps = await unet(gpu, x_in, timestep, context, guidance if unet.cond_proj else None, cross_kv=cross_kv)
             await sampling.step(gpu, x, eps, x0, params)
             gpu.free(eps)
-        return cls(plan, x, x0, context, params, timestep, guidance, pixels, held=[x_in])
+        return cls(plan, x, x0, context, params, timestep, guidance, pixels, cross_kv_plan, held=[x_in, *cross_held])
 
     def tensors(self) -> list:
         return [self.x, self.x0, self.context, self.params, self.timestep, self.guidance, self.pixels, *self.held]
@@ -106,6 +110,7 @@ class DenoiseStep:
 
     def destroy(self, gpu) -> None:
         self.plan.destroy()
+        self.cross_kv_plan.destroy()
         gpu.free(*self.tensors())
 
 
@@ -287,6 +292,7 @@ class DiffusionPipeline:
             gpu, unet, context.shape[0], shape, context.shape[1:]))
         gpu.copy(context, step.context)
         gpu.free(context)
+        step.cross_kv_plan.replay()
         await sampling.noise(gpu, step.x, seed=seed, stream=0, scale=scheduler.init_noise_sigma)
         gpu.upload(step.x0, bytes(step.x0.nbytes))  # x0_prev of step 0 is read with coefficient 0: no NaN there
         gpu.upload(step.guidance, struct.pack("<f", sched.guidance_scale - 1.0))

@@ -32,20 +32,27 @@ class Attention:
         self.qkv = side_by_side(self.to_q.weight, self.to_k.weight, self.to_v.weight)
         self.kv = side_by_side(self.to_k.weight, self.to_v.weight)
 
-    async def __call__(self, gpu, x, residual, context=None):
-        made = []
-        if context is None and projections_fit(x, self.qkv):
+    async def keys_values(self, gpu, source) -> tuple[list, tuple]:
+        """K and V of `source` (x, or the cross-attention's context): (the tensors to free, (k, v))."""
+        if projections_fit(source, self.kv):
+            both, (k, v) = await projections(gpu, source, self.kv, f"{self.path}.kv")
+            return [both], (k, v)
+        k, v = await self.to_k(gpu, source), await self.to_v(gpu, source)
+        return [k, v], (k, v)
+
+    async def __call__(self, gpu, x, residual, context=None, kv=None):
+        """Self-attention over x, or cross-attention over `context` or over its K and V already made (`kv`, from
+        keys_values: they depend on the context alone)."""
+        if context is None and kv is None and projections_fit(x, self.qkv):
             qkv, (q, k, v) = await projections(gpu, x, self.qkv, f"{self.path}.qkv")
             made = [qkv]
         else:
-            kv = x if context is None else context
             q = await self.to_q(gpu, x)
-            if projections_fit(kv, self.kv):
-                both, (k, v) = await projections(gpu, kv, self.kv, f"{self.path}.kv")
-                made = [q, both]
-            else:
-                k, v = await self.to_k(gpu, kv), await self.to_v(gpu, kv)
-                made = [q, k, v]
+            made = [q]
+            if kv is None:
+                held, kv = await self.keys_values(gpu, x if context is None else context)
+                made += held
+            k, v = kv
         a = await scaled_dot_product_attention(gpu, q, k, v, self.heads, self.path, feeds_gemms=True)
         gpu.free(*made)
         out = await self.to_out(gpu, a, residual=residual)
@@ -63,12 +70,14 @@ class BasicTransformerBlock:
         self.ff_proj = Linear(weights, f"{path}.ff.net.0.proj")
         self.ff_out = Linear(weights, f"{path}.ff.net.2")
 
-    async def __call__(self, gpu, h, context):
+    async def __call__(self, gpu, h, context, cross_kv=None):
+        """cross_kv: {path: (k, v)} of the cross-attentions over `context`, made before (UNet's cross_keys_values)."""
         x = await self.norm1(gpu, h)
         h1 = await self.attn1(gpu, x, residual=h)
         gpu.free(x)
         x = await self.norm2(gpu, h1)
-        h2 = await self.attn2(gpu, x, residual=h1, context=context)
+        kv = cross_kv[self.attn2.path] if cross_kv else None
+        h2 = await self.attn2(gpu, x, residual=h1, context=context, kv=kv)
         gpu.free(x, h1)
         x = await self.norm3(gpu, h2)
         p = await self.ff_proj(gpu, x)
@@ -87,14 +96,14 @@ class Transformer2DModel:
         self.blocks = [BasicTransformerBlock(weights, f"{path}.transformer_blocks.0", heads)]
         self.proj_out = Conv2d(weights, f"{path}.proj_out")
 
-    async def __call__(self, gpu, x, context):
+    async def __call__(self, gpu, x, context, cross_kv=None):
         b, hh, ww, c = x.shape
         n = await self.norm(gpu, x)
         h = await self.proj_in(gpu, n)
         gpu.free(n)
         tokens = h.reshaped((b, hh * ww, h.shape[-1]))  # NHWC: the tokens are the pixels, no transpose
         for block in self.blocks:
-            nxt = await block(gpu, tokens, context)
+            nxt = await block(gpu, tokens, context, cross_kv)
             gpu.free(tokens)
             tokens = nxt
         out = await self.proj_out(gpu, tokens.reshaped((b, hh, ww, tokens.shape[-1])), residual=x)
@@ -205,8 +214,23 @@ class UNet2DConditionModel:
         gpu.free(e1)
         return emb_silu
 
-    async def __call__(self, gpu, sample, timestep, context, guidance=None):
-        """sample (B, H, W, C) NHWC, timestep (1,) shared by the batch, context (B, T, D) -> prediction (B, H, W, C)."""
+    def cross_attentions(self) -> list:
+        transformers = [a for _, attns, _ in self.down + self.up for a in attns if a is not None] + [self.mid[1]]
+        return [block.attn2 for t in transformers for block in t.blocks]
+
+    async def cross_keys_values(self, gpu, context) -> tuple[dict, list]:
+        """Every cross-attention's K and V over `context` (B, T, D): {path: (k, v)}, and the tensors that hold them.
+        They depend on the text alone, so a pipeline makes them once an image and passes them to every step
+        (`cross_kv`) instead of projecting the same context again each step."""
+        cross_kv, held = {}, []
+        for attn in self.cross_attentions():
+            made, cross_kv[attn.path] = await attn.keys_values(gpu, context)
+            held += made
+        return cross_kv, held
+
+    async def __call__(self, gpu, sample, timestep, context, guidance=None, cross_kv=None):
+        """sample (B, H, W, C) NHWC, timestep (1,) shared by the batch, context (B, T, D) -> prediction (B, H, W, C).
+        cross_kv: the cross-attentions' K and V over context (cross_keys_values), where made already."""
         temb = await self.time_embedding(gpu, timestep, guidance)
         h = await self.conv_in(gpu, sample)
         skips = [h]
@@ -214,7 +238,7 @@ class UNet2DConditionModel:
             for resnet, attn in zip(resnets, attns):
                 h = await resnet(gpu, h, temb)
                 if attn is not None:
-                    nxt = await attn(gpu, h, context)
+                    nxt = await attn(gpu, h, context, cross_kv)
                     gpu.free(h)
                     h = nxt
                 skips.append(h)
@@ -223,7 +247,7 @@ class UNet2DConditionModel:
                 skips.append(h)
         r0, a0, r1 = self.mid
         m0 = await r0(gpu, h, temb)  # h is the last skip: kept
-        m1 = await a0(gpu, m0, context)
+        m1 = await a0(gpu, m0, context, cross_kv)
         h = await r1(gpu, m1, temb)
         gpu.free(m0, m1)
         for resnets, attns, up in self.up:
@@ -235,7 +259,7 @@ class UNet2DConditionModel:
                 h = await resnet(gpu, cat, temb)
                 gpu.free(cat)
                 if attn is not None:
-                    nxt = await attn(gpu, h, context)
+                    nxt = await attn(gpu, h, context, cross_kv)
                     gpu.free(h)
                     h = nxt
             if up is not None:
