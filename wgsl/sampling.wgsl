@@ -20,8 +20,9 @@
 //              previous step left there. m is src, or guidance applied to the stacked src when GUIDED. noise is
 //              made in the kernel from (seed, noise_stream) as `noise` makes it (no buffer), only when its
 //              coefficient is not 0.
-// time_embedding: dst[row, k] for dim = 2 half (+ 1 zero pad when odd), a = (values[index] * scale) * freqs[j]:
-//              [sin(a_j), cos(a_j)] per j < half, or [cos, sin] when flip; every row the same. freqs come from the
+// time_embedding: dst[row, k] for dim = 2 half (+ 1 zero pad when odd), a = (values[index + row per_row] * scale)
+//              * freqs[j]: [sin(a_j), cos(a_j)] per j < half, or [cos, sin] when flip; every row the same unless
+//              per_row (a schedule's timesteps, a row each). freqs come from the
 //              host (doppler.ops.sampling), rounded as diffusers' get_timestep_embedding or the LCM pipeline's
 //              get_guidance_scale_embedding round them in f32.
 // sin/cos/log: the builtins are not accurate enough everywhere (SwiftShader's sin is off by 2e-4, lavapipe's log
@@ -41,7 +42,7 @@ struct SamplerStep {
 }
 struct Latents { n: u32, copies: u32 }
 struct Noise { n: u32, first_block: u32, seed_lo: u32, seed_hi: u32, stream: u32, scale: f32 }
-struct TimeEmbedding { n: u32, dim: u32, half: u32, index: u32, scale: f32, flip: u32 }
+struct TimeEmbedding { n: u32, dim: u32, half: u32, index: u32, scale: f32, flip: u32, per_row: u32 }
 
 override WG: u32 = 256u;
 override GUIDED: bool = false;
@@ -223,6 +224,6 @@ fn time_embedding(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id
     dst[i] = 0.0;
     return;
   }
-  let sc = sincos((src[ut.index] * ut.scale) * freqs[k % ut.half]);
+  let sc = sincos((src[ut.index + (i / ut.dim) * ut.per_row] * ut.scale) * freqs[k % ut.half]);
   dst[i] = select(sc.y, sc.x, (k < ut.half) != (ut.flip != 0u));
 }

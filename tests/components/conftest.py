@@ -103,10 +103,12 @@ def text_encoder_on_gpu(reference_model, config: dict, ids, dtype: str = "f32"):
 
 
 def unet_on_gpu(reference_model, config: dict, x, ctx, timestep: float, one_buffer: bool = False,
-                cross_kv: bool = False):
+                made_before: bool = False):
     """An async fn(gpu) running our UNet with the reference's weights on NCHW `x`; returns f32 NHWC values.
     `one_buffer`: the weights in one buffer as the loader places them, where every attention's projections fuse.
-    `cross_kv`: the cross-attentions' keys and values made first (cross_keys_values) and passed to the call."""
+    `made_before`: what a pipeline makes once an image made first and passed to the call, as its steps take them:
+    the cross-attentions' keys and values (cross_keys_values), and the time projections (the middle row of a
+    time_table over three timesteps)."""
     from doppler.inference.diffusion.unet import Attention, UNet2DConditionModel
     from doppler.manifest import architectures as arch
 
@@ -123,11 +125,18 @@ def unet_on_gpu(reference_model, config: dict, x, ctx, timestep: float, one_buff
         gpu.upload(context, ctx.numpy().astype(np.float32).tobytes())
         t = gpu.tensor((1,), "f32", "timestep")
         gpu.upload(t, np.float32(timestep).tobytes())
-        made, held = ({}, [])
-        if cross_kv:
+        made, held, rows = {}, [], None
+        if made_before:
             made, held = await model.cross_keys_values(gpu, context)
             assert len(made) == sum(1 for a in _walk(model) if isinstance(a, Attention) and a.path.endswith("attn2"))
-        out = await model(gpu, sample, t, context, cross_kv=made)
+            timesteps = gpu.tensor((3,), "f32", "timesteps")
+            gpu.upload(timesteps, np.float32([timestep + 97.0, timestep, timestep - 311.0]).tobytes())
+            table = await model.time_table(gpu, timesteps)
+            row = gpu.tensor((1, table.shape[1]), "f32", "time_rows")
+            gpu.copy(table, row, row.nbytes, src_offset=row.nbytes)
+            rows = model.time_row_views(row)
+            held += [timesteps, table, row]
+        out = await model(gpu, sample, t, context, cross_kv=made, time_rows=rows)
         got = np.frombuffer(await gpu.read(out), np.float32)
         gpu.free(sample, context, t, out, *held)
         weights.release(gpu)

@@ -48,8 +48,8 @@ def test_unet_matches_diffusers(run, monkeypatch, size, conv):
         want = nhwc(ref(x, torch.tensor([t, t]), encoder_hidden_states=ctx).sample.double())
 
     # 8x8 with the weights in one buffer, as loaded: the attention projections fuse; 6x10 with the cross-attentions'
-    # keys and values made before the call, as a pipeline's steps take them
-    got = run(unet_on_gpu(ref, TINY_UNET, x, ctx, t, one_buffer=size == (8, 8), cross_kv=size == (6, 10)))
+    # keys and values and the time projections made before the call, as a pipeline's steps take them
+    got = run(unet_on_gpu(ref, TINY_UNET, x, ctx, t, one_buffer=size == (8, 8), made_before=size == (6, 10)))
     assert_close(got, want, "f32", "unet")
 
 

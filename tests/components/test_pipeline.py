@@ -80,6 +80,18 @@ def test_the_request_reaches_the_decode_settings(pipeline, reference, event_loop
     assert psnr(tiled["image"]["rgba"], reference, "euler") >= MIN_PSNR_DB
 
 
+def test_the_time_table_follows_the_step_count(pipeline, reference, event_loop_runner):
+    # The step's time projections come from a table recorded for a number of steps: another count records it again,
+    # and going back gives the same pixels.
+    request = request_for(reference, "euler")
+    first = event_loop_runner(pipeline.generate(request))["image"]["rgba"]
+    step = next(iter(pipeline.recorded["unet"].values()))
+    assert step.time_plan[0] == request["steps"] and step.time_plan[3].shape[0] == request["steps"]
+    event_loop_runner(pipeline.generate({**request, "steps": request["steps"] + 1}))
+    assert next(iter(pipeline.recorded["unet"].values())) is step and step.time_plan[0] == request["steps"] + 1
+    assert event_loop_runner(pipeline.generate(request))["image"]["rgba"] == first
+
+
 def test_one_recorded_step_at_a_time(pipeline, reference, event_loop_runner):
     # CFG (batch 2) then no guidance (batch 1): the second step replaces the first, whose memory goes back.
     request = request_for(reference, "euler_a")

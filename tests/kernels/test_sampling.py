@@ -191,6 +191,40 @@ def test_time_embedding_equals_diffusers(gpu_run, dim, flip, shift):
         assert np.abs(emb - want).max() <= bound, f"t = {t}: max diff {np.abs(emb - want).max():.3g} > {bound:.3g}"
 
 
+PER_ROW_SOURCE = """
+from doppler.errors import GpuError
+from doppler.ops import sampling
+v = gpu.tensor((len(values) // 4,), "f32", "timesteps")
+gpu.upload(v, values)
+f = gpu.tensor((160,), "f32", "freqs")
+gpu.upload(f, sampling.timestep_frequencies(320, 0))
+out = gpu.tensor((v.numel - 1, 320), "f32", "emb")
+gpu.upload(out, poison)
+await sampling.time_embedding(gpu, v, f, out, True, index=1, per_row=True)
+try:
+    await sampling.time_embedding(gpu, v, f, out, True, index=2, per_row=True)
+    error = None
+except GpuError as e:
+    error = str(e)
+result = [await gpu.read(out), error]
+gpu.free(v, f, out)
+result
+"""
+
+
+def test_time_embedding_of_a_schedule_a_row_each(gpu_run):
+    """per_row: row r embeds timesteps[index + r] (a schedule's, made once an image: UNet.time_table)."""
+    timesteps = [999.0, 981.2734, 500.0, 47.5, 1.0, 0.0]
+    got, error = gpu_run(PER_ROW_SOURCE, values=np.asarray(timesteps, np.float32).tobytes(),
+                         poison=np.full((5, 320), POISON, np.float32).tobytes())
+    got = np.frombuffer(got, np.float32).reshape(5, 320)
+    freqs = timestep_frequencies(320, 0)
+    for t, emb in zip(timesteps[1:], got):
+        exact = ref.sinusoidal(t, 1.0, freqs, 320, True)
+        assert np.abs(emb - exact).max() < 1e-6, f"t = {t}: sin/cos off by {np.abs(emb - exact).max():.3g}"
+    assert error == "time_embedding: index 6 is outside timesteps (6,) (5 rows from 2, a value a row)"
+
+
 def test_guidance_embedding_equals_the_lcm_pipeline(gpu_run):
     import torch
     from diffusers import LatentConsistencyModelPipeline

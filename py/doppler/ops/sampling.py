@@ -74,6 +74,7 @@ class TimeEmbedding:
     index: int = u32()
     scale: float = f32(1.0)
     flip: int = u32()
+    per_row: int = u32()  # 1: row r embeds values[index + r]; 0: every row values[index]
 
 
 def seed_words(seed: int) -> tuple[int, int]:
@@ -152,19 +153,22 @@ async def step(gpu, x, model_output, x0, params) -> None:
 
 
 async def time_embedding(gpu, values, frequencies, out, flip_sin_to_cos: bool, scale: float = 1.0,
-                         index: int = 0) -> None:
-    """out (rows, dim) = the sinusoidal embedding of a = scale * values[index] on every row: [sin(a f), cos(a f)]
-    ([cos, sin] when flip_sin_to_cos), a zero column last when dim is odd. frequencies: f32 (dim // 2,) from
-    `timestep_frequencies` or `guidance_frequencies`. values may be the step's own small f32 tensor."""
+                         index: int = 0, per_row: bool = False) -> None:
+    """out (rows, dim) = the sinusoidal embedding of a = scale * values[index] on every row (`per_row`: of
+    values[index + r] on row r): [sin(a f), cos(a f)] ([cos, sin] when flip_sin_to_cos), a zero column last when dim
+    is odd. frequencies: f32 (dim // 2,) from `timestep_frequencies` or `guidance_frequencies`. values may be the
+    step's own small f32 tensor, or a schedule's timesteps."""
     rows, dim = out.shape
     half = dim // 2
     require_dtype("time_embedding", out, "f32")
     require_dtype("time_embedding", values, "f32")
     require_shape("time_embedding", frequencies, (half,))
-    if not 0 <= index < values.numel:
-        raise GpuError(f"time_embedding: index {index} is outside {values.label} {values.shape}")
+    last = index + (rows - 1 if per_row else 0)
+    if not 0 <= index <= last < values.numel:
+        raise GpuError(f"time_embedding: index {last} is outside {values.label} {values.shape}"
+                       + (f" ({rows} rows from {index}, a value a row)" if per_row else ""))
     kernel = await gpu.kernel("sampling", "time_embedding", {"WG": WORKGROUP})
-    uniform = TimeEmbedding(out.numel, dim, half, index, scale, int(flip_sin_to_cos))
+    uniform = TimeEmbedding(out.numel, dim, half, index, scale, int(flip_sin_to_cos), int(per_row))
     gpu.dispatch(kernel, [None, values, out, frequencies], _groups(out.numel), pack(uniform))
 
 

@@ -2,8 +2,10 @@
 
 One denoising step on the GPU is one replay of a recorded plan (`DenoiseStep`): the UNet's input (the latent
 scaled, stacked twice for CFG), the UNet (batch 2 in one pass; batch 1 when guidance <= 1 or the UNet takes a
-guidance embedding, as LCM-distilled ones do), and the scheduler update with CFG fused in. Per step the host
-writes two small buffers (the step's scalars and the timestep) and replays; latents never leave the GPU and the
+guidance embedding, as LCM-distilled ones do), and the scheduler update with CFG fused in. What depends on the
+text or the schedule alone is made once an image: the cross-attentions' keys and values, and every step's time
+projections (UNet.time_table). Per step the host writes the step's scalars, copies its row of the time table and
+replays; latents never leave the GPU and the
 finished image is the only readback. In the page, each step's x0 (the image to come) is drawn as a latent preview
 (a linear latent-to-RGB map, one pixel per latent pixel) and copied onto the page's canvas on the GPU. The untiled
 VAE decode and the text encoder are recorded plans too (`VaeDecode`, `TextEncoding`), replayed once per image.
@@ -56,18 +58,21 @@ def runtime_settings(request: dict) -> dict:
 class DenoiseStep:
     """The recorded step for one (batch, latent shape): its own input/output tensors, so every replay binds the
     same buffers. `x` holds the latent; `x0` the scheduler's last x0 (DPM++ 2M's history); `pixels` its preview.
-    `cross_kv_plan` makes the cross-attentions' keys and values from `context` (held), once an image."""
+    `cross_kv_plan` makes the cross-attentions' keys and values from `context` (held), once an image; `time_rows`
+    takes the step's row of the image's time table (UNet.time_table, which reads `guidance`), made by `time_plan`
+    (recorded for a number of steps: (steps, plan, timesteps, table))."""
 
     plan: object
     x: object
     x0: object
     context: object
     params: object
-    timestep: object
+    time_rows: object
     guidance: object
     pixels: object
     cross_kv_plan: object
     held: list = field(default_factory=list)
+    time_plan: tuple | None = None
 
     @classmethod
     async def record(cls, gpu, unet, batch: int, shape: tuple, context_shape: tuple) -> "DenoiseStep":
@@ -75,7 +80,7 @@ class DenoiseStep:
         x0 = gpu.tensor(shape, "f32", "latents.x0")
         context = gpu.tensor((batch,) + context_shape, "f32", "text_embeddings")
         params = sampling.params_tensor(gpu, "sampler_step")
-        timestep = gpu.tensor((1,), "f32", "timestep")
+        time_rows = gpu.tensor((1, unet.time_row_layout()[1]), "f32", "time_rows")
         guidance = gpu.tensor((1,), "f32", "guidance_w")
         x_in = gpu.tensor((batch,) + shape[1:], "f32", "unet.sample")
         pixels = gpu.tensor(shape[:3], "u32", "preview.rgba8")
@@ -83,15 +88,37 @@ class DenoiseStep:
             cross_kv, cross_held = await unet.cross_keys_values(gpu, context)
         with gpu.record(f"denoise_step.b{batch}.{shape[1]}x{shape[2]}") as plan:
             await sampling.model_input(gpu, x, x_in, params)
-            eps = await unet(gpu, x_in, timestep, context, guidance if unet.cond_proj else None, cross_kv=cross_kv)
+            eps = await unet(gpu, x_in, None, context, cross_kv=cross_kv, time_rows=unet.time_row_views(time_rows))
             await sampling.step(gpu, x, eps, x0, params)
             gpu.free(eps)
-        return cls(plan, x, x0, context, params, timestep, guidance, pixels, cross_kv_plan, held=[x_in, *cross_held])
+        return cls(plan, x, x0, context, params, time_rows, guidance, pixels, cross_kv_plan, held=[x_in, *cross_held])
 
     def tensors(self) -> list:
-        return [self.x, self.x0, self.context, self.params, self.timestep, self.guidance, self.pixels, *self.held]
+        return [self.x, self.x0, self.context, self.params, self.time_rows, self.guidance, self.pixels, *self.held]
 
-    def run(self, gpu, scheduler, index: int, guidance_scale: float, seed: int) -> None:
+    async def time_table(self, gpu, unet, scheduler):
+        """The image's time table (UNet.time_table) over the scheduler's timesteps, by a replay of the plan recorded
+        for that many steps (host work once, not a dispatch and a copy at a time); `guidance` written first."""
+        count = len(scheduler.timesteps)
+        if self.time_plan is None or self.time_plan[0] != count:
+            self._drop_time_plan(gpu)
+            timesteps = gpu.tensor((count,), "f32", "timesteps")
+            with gpu.record(f"time_table.{count}", borrow=False) as plan:  # its table is made inside
+                table = await unet.time_table(gpu, timesteps, self.guidance if unet.cond_proj else None)
+            self.time_plan = (count, plan, timesteps, table)
+        _, plan, timesteps, table = self.time_plan
+        gpu.upload(timesteps, struct.pack(f"<{count}f", *(float(scheduler.model_timestep(i)) for i in range(count))))
+        plan.replay()
+        return table
+
+    def _drop_time_plan(self, gpu) -> None:
+        if self.time_plan is not None:
+            _, plan, timesteps, table = self.time_plan
+            plan.destroy()
+            gpu.free(timesteps, table)
+            self.time_plan = None
+
+    def run(self, gpu, scheduler, index: int, guidance_scale: float, seed: int, time_table) -> None:
         c = scheduler.step_coefficients(index)
         lo, hi = sampling.seed_words(seed)
         gpu.upload(self.params, pack(sampling.SamplerStep(
@@ -99,7 +126,7 @@ class DenoiseStep:
             x0_from_x=c.x0_from_x, x0_from_model=c.x0_from_model, next_from_x=c.next_from_x,
             next_from_model=c.next_from_model, next_from_x0=c.next_from_x0, next_from_x0_prev=c.next_from_x0_prev,
             next_from_noise=c.next_from_noise, seed_lo=lo, seed_hi=hi, noise_stream=index + 1)))
-        gpu.upload(self.timestep, struct.pack("<f", float(scheduler.model_timestep(index))))
+        gpu.copy(time_table, self.time_rows, self.time_rows.nbytes, src_offset=index * self.time_rows.nbytes)
         self.plan.replay()
 
     async def preview(self, gpu, canvas) -> None:
@@ -111,6 +138,7 @@ class DenoiseStep:
     def destroy(self, gpu) -> None:
         self.plan.destroy()
         self.cross_kv_plan.destroy()
+        self._drop_time_plan(gpu)
         gpu.free(*self.tensors())
 
 
@@ -296,11 +324,12 @@ class DiffusionPipeline:
         await sampling.noise(gpu, step.x, seed=seed, stream=0, scale=scheduler.init_noise_sigma)
         gpu.upload(step.x0, bytes(step.x0.nbytes))  # x0_prev of step 0 is read with coefficient 0: no NaN there
         gpu.upload(step.guidance, struct.pack("<f", sched.guidance_scale - 1.0))
+        time_table = await step.time_table(gpu, await self.component("unet"), scheduler)
         step_ms = []
         previous = None  # step i - 1's completion: awaited once step i is queued, so the GPU never waits for the host
         ts = time.perf_counter()
         for i in range(len(scheduler.timesteps)):
-            step.run(gpu, scheduler, i, sched.guidance_scale, seed)
+            step.run(gpu, scheduler, i, sched.guidance_scale, seed, time_table)
             if preview is not None:
                 await step.preview(gpu, preview)
             queued, previous = previous, gpu.work_done()
