@@ -6,7 +6,8 @@
 //   add_rows:         out[i] = x[i] + y[row(i) * C + k % C]     k = first + i, row(i) = k / inner
 //   add_rows_inplace: out[i] = out[i] + y[...]
 //     x seen as (B, S, C) with inner = S * C, y as (B, C): a vector per batch row added over S (a bias per
-//     channel on NHWC maps, the time embedding per (batch, channel)); `first` is the part's first element.
+//     channel on NHWC maps, the time embedding per (batch, channel)); `first` is the part's first element. y is
+//     bound as u32 words: f32, or (add_rows*, F16_WEIGHTS) a stored bias of f16 pairs (lib/packed_weights.wgsl).
 // Bindings: 0 x (read), 1 y (read), 2 out (read_write), 3 uniform Elementwise (axpby*, scale) or Broadcast
 // (add_rows*). Dispatch: ceil(n / WG) workgroups along x, wrapped into y when over 65535 (row = wg.y * 65535).
 
@@ -17,7 +18,7 @@ override WG: u32 = 256u;
 const MAX_GROUPS_X: u32 = 65535u;
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(1) var<storage, read> y: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> u: Elementwise;
 @group(0) @binding(3) var<uniform> ub: Broadcast;
@@ -26,21 +27,24 @@ fn index(wg: vec3u, lid: vec3u) -> u32 {
   return (wg.y * MAX_GROUPS_X + wg.x) * WG + lid.x;
 }
 
+#include "lib/packed_weights.wgsl"
+
 fn row_vector(i: u32) -> f32 {
   let k = ub.first + i;
-  return y[k / ub.inner * ub.channels + k % ub.channels];
+  let j = k / ub.inner * ub.channels + k % ub.channels;
+  return value_in(y[word_of(j)], j);
 }
 
 @compute @workgroup_size(WG)
 fn axpby(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = index(wg, lid);
-  if (i < u.n) { out[i] = u.a * x[i] + u.b * y[i]; }
+  if (i < u.n) { out[i] = u.a * x[i] + u.b * bitcast<f32>(y[i]); }
 }
 
 @compute @workgroup_size(WG)
 fn axpby_inplace(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = index(wg, lid);
-  if (i < u.n) { out[i] = u.a * out[i] + u.b * y[i]; }
+  if (i < u.n) { out[i] = u.a * out[i] + u.b * bitcast<f32>(y[i]); }
 }
 
 @compute @workgroup_size(WG)

@@ -47,6 +47,15 @@ def test_3x3_ragged_shapes_with_bias(gpu_run, stored):
     conv(gpu_run, a, ", bias=b, padding=1", PATH[stored], bias=a["b"], padding=1)
 
 
+@pytest.mark.parametrize("x_shape,cout", [((1, 7, 9, 5), 12), ((2, 4, 4, 96), 72)], ids=["whole-k", "split-k"])
+def test_f32_bias_beside_f16_weights(native_run, x_shape, cout):
+    # A bias made at run time (a resnet's conv1 takes its time projection plus its own bias so: UNet.time_table)
+    # beside stored f16 weights, in the GEMM's epilogue or in gemm_reduce's.
+    a = operands(23, x_shape, cout, 3, x_shape[1:3], np.float16)
+    a["b"] = a["b"].astype(np.float32)
+    conv(native_run, a, ", bias=b, residual=r, padding=1", "f16w", bias=a["b"], residual=a["r"], padding=1)
+
+
 def test_upsample_2x_fused_with_residual(gpu_run):
     # Upsample2D: nearest 2x then conv3x3 padding 1, here with a residual.
     a = operands(2, (1, 4, 5, 8), 6, 3, (8, 10))

@@ -43,7 +43,7 @@ def test_scale_wraps_past_65535_workgroups(native_gpu, event_loop_runner):
 
 ADD_SOURCE = """
 from doppler.ops import elementwise
-x_t, y_t = gpu.tensor(x_shape, "f32", "x"), gpu.tensor(y_shape, "f32", "y")
+x_t, y_t = gpu.tensor(x_shape, "f32", "x"), gpu.tensor(y_shape, y_dtype, "y")
 gpu.upload(x_t, x); gpu.upload(y_t, y)
 out_t = x_t if inplace else gpu.tensor(x_shape, "f32", "out")
 if not inplace:
@@ -58,8 +58,10 @@ gpu.free(*{x_t, y_t, out_t})
 
 
 def run_add(gpu_run, x, y, inplace=False, max_binding=0):
+    y_dtype = "f16" if y.dtype == np.float16 else "f32"
     got, dispatches = gpu_run(
-        f"x_shape, y_shape, inplace, max_binding = {x.shape}, {y.shape}, {inplace}, {max_binding}\n" + ADD_SOURCE,
+        f"x_shape, y_shape, inplace, max_binding, y_dtype = {x.shape}, {y.shape}, {inplace}, {max_binding}, "
+        f"'{y_dtype}'\n" + ADD_SOURCE,
         x=x.tobytes(), y=y.tobytes(), poison=np.full(x.shape, POISON, np.float32).tobytes())
     return np.frombuffer(got, np.float32).reshape(x.shape), dispatches
 
@@ -73,6 +75,16 @@ def test_add_broadcasts_per_batch_and_channel(gpu_run, y_shape, inplace):
     got, _ = run_add(gpu_run, x, y, inplace)
     expected = x.astype(np.float64) + (y[:, None, None, :] if len(y_shape) == 2 else y)
     assert_close(got, expected, "f32")
+
+
+@pytest.mark.parametrize("inplace", [False, True], ids=["out", "inplace"])
+def test_add_takes_a_stored_f16_bias(gpu_run, inplace):
+    # (C,) f16 pairs, as a conv's stored bias (UNet.time_table adds resnets' conv1 biases so); C odd: a half word
+    r = rng(7)
+    x = r.standard_normal((3, 21), dtype=np.float32)
+    y = r.standard_normal(21).astype(np.float16)
+    got, _ = run_add(gpu_run, x, y, inplace)
+    assert_close(got, x.astype(np.float64) + y.astype(np.float64), "f32")
 
 
 def test_add_per_batch_over_the_binding_limit_runs_in_parts(gpu_run):

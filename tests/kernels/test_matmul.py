@@ -196,6 +196,16 @@ def test_linear_splits_as_asked(native_gpu, native_run, splits):
     assert ran == (["matmul.wgsl"] if splits == 1 else ["gemm_reduce.wgsl", "matmul.wgsl"])
 
 
+@pytest.mark.parametrize("splits", [1, 3])
+def test_f32_bias_beside_f16_weights(native_run, splits):
+    # A bias made at run time (UNet.time_table: a time projection plus a conv's bias) beside stored f16 weights:
+    # read as f32 words by the GEMM's epilogue (F16_BIAS false) or by gemm_reduce.
+    a = operands(14, (50,), 60, 1024, np.float16)
+    a["b"] = rng(15).standard_normal(60).astype(np.float32)
+    got = run_op(native_run, "matmul", f"linear(gpu, x, w, out, bias=b, residual=r, splits={splits})", a)
+    assert_close(got, ref.linear(a["x"], a["w"], a["b"], a["r"]), "f16w")
+
+
 def test_row_tiles_wrap_past_65535_workgroups(native_run):
     # 65537 batches of one row: as many row tiles, wrapped into z.
     r = rng(8)
@@ -227,14 +237,15 @@ def test_f16_math_at_reduced_sd_shape_and_batched(native_f16_run):
 BAD_CALLS = {
     "linear(gpu, x, w_t, out)": "x (1, 4, 8) and out (1, 4, 6) do not fit weight",
     "linear(gpu, x, w, out, bias=x)": "bias (1, 4, 8) must be (6,)",
-    "linear(gpu, x, w16, out, bias=b)": "weights and bias must be one of f32, f16, both the same",
+    "linear(gpu, x, w, out, bias=b16)": "weights and bias must be one of f32, f16, both the same (or the bias f32)",
     "linear(gpu, x, w, out, activation='relu')": "unknown activation 'relu'",
     "linear(gpu, x, w, out, residual=w)": "residual (6, 8) must have out's shape",
     "linear(gpu, x16, w, out)": "out is f32 but x is f16",
     "linear(gpu, x, w8, x)": "x x shares its buffer with out",
 }
 TENSORS = {"x": ((1, 4, 8), "f32"), "x16": ((1, 4, 8), "f16"), "w": ((6, 8), "f32"), "w_t": ((8, 6), "f32"),
-           "w8": ((8, 8), "f32"), "w16": ((6, 8), "f16"), "b": ((6,), "f32"), "out": ((1, 4, 6), "f32")}
+           "w8": ((8, 8), "f32"), "w16": ((6, 8), "f16"), "b": ((6,), "f32"), "b16": ((6,), "f16"),
+           "out": ((1, 4, 6), "f32")}
 
 
 @pytest.mark.parametrize("call,message", BAD_CALLS.items(), ids=list(BAD_CALLS))

@@ -27,5 +27,5 @@ fn load_w1(i: u32) -> f32 {
 }
 
 fn bias_at(n: u32) -> f32 {
-  return value_in(bias[word_of(n)], n);
+  return bias_value_in(bias[bias_word_of(n)], n);
 }

@@ -60,9 +60,13 @@ async def scale(gpu, x, out, a: float, b: float = 0.0) -> None:
 
 async def add(gpu, x, y, out) -> None:
     """out = x + y; `out` may be `x`. y has x's shape, or is (B, C) for x of shape (B, ..., C) and is added per
-    (batch, channel) over the middle axes (the time embedding on NHWC maps), or is (C,): a bias per channel."""
-    for t in (x, y, out):
+    (batch, channel) over the middle axes (the time embedding on NHWC maps), or is (C,): a bias per channel, f32 or
+    a stored f16 one."""
+    bias = len(y.shape) == 1 and tuple(y.shape) != tuple(x.shape)
+    for t in (x, out) if bias else (x, y, out):
         require_dtype("add", t, "f32")
+    if y.dtype not in ("f32", "f16"):
+        raise GpuError(f"add: {y.label} is {y.dtype}; a (C,) bias is f32 or f16, other tensors f32")
     require_shape("add", out, x.shape)
     if tuple(y.shape) == tuple(x.shape):
         await axpby(gpu, x, y, out, 1.0, 1.0)
@@ -76,7 +80,8 @@ async def add(gpu, x, y, out) -> None:
         )
     require_one_binding(gpu, "add", y)
     inplace = same_storage(x, out)
-    kernel = await gpu.kernel("elementwise", "add_rows_inplace" if inplace else "add_rows", {"WG": WORKGROUP})
+    kernel = await gpu.kernel("elementwise", "add_rows_inplace" if inplace else "add_rows",
+                              {"WG": WORKGROUP, "F16_WEIGHTS": y.dtype == "f16"})
     inner = x.numel // batch
     slots = [None if inplace else x, y, out]
     _dispatch_flat(gpu, kernel, slots, lambda first, n: pack(Broadcast(n, first, inner, channels)), whole=(y,))

@@ -225,7 +225,8 @@ def epilogue(x, bias, residual, out) -> tuple[dict, list]:
 
 def check_dtypes(label: str, activations: dict, weights: dict, tensor_cores: bool = False) -> str:
     """The math dtype, after checking the tensors agree: activations all f32 (weights f32 or f16) or all f16. With
-    tensor-core tiles x may be f16 under f32 math: they stage x as f16 anyway, so its producer may round it."""
+    tensor-core tiles x may be f16 under f32 math: they stage x as f16 anyway, so its producer may round it. Under
+    f32 math the bias may be f32 beside f16 weights (one made at run time: UNet.time_table)."""
     source = "out" if tensor_cores else "x"  # the tensor whose dtype is the math's
     math = activations[source].dtype
     if math not in MATH_DTYPES:
@@ -239,9 +240,10 @@ def check_dtypes(label: str, activations: dict, weights: dict, tensor_cores: boo
     stored = weights["weight"].dtype
     allowed = ("f32", "f16") if math == "f32" else ("f16",)
     for name, t in weights.items():
-        if t is not None and (t.dtype != stored or t.dtype not in allowed):
+        made = name == "bias" and math == "f32" and t is not None and t.dtype == "f32"  # made at run time
+        if t is not None and not made and (t.dtype != stored or t.dtype not in allowed):
             raise GpuError(f"{label}: {name} is {t.dtype}; with {math} activations weights and bias must be one of "
-                           f"{', '.join(allowed)}, both the same")
+                           f"{', '.join(allowed)}, both the same (or the bias f32)")
     return math
 
 
@@ -329,6 +331,8 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
     # matrix (its partial sums get at least that much).
     if split >= k and not (tiles.tensor_cores and (residual is out or out.nbytes < SUBGROUP_MATRIX_BYTES)):
         overrides, bias_residual = epilogue(x, bias, residual, out)
+        if bias is not None and bias.dtype != weight.dtype:  # an f32 bias beside f16 weights (check_dtypes)
+            overrides["F16_BIAS"] = False
         kernel = await gemm_kernel(gpu, name, math, weight.dtype, tiles, {**overrides, **fused}, x.dtype)
         gpu.dispatch(kernel, [x, weight, *bias_residual, out], tile_groups(*tile_grid, label), uniform(k))
         return
@@ -344,7 +348,7 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
     vec4 = cols % QUAD == 0  # then quads of elements share a row (and vec4 bindings cover whole tensors)
     reduce = await gpu.kernel("gemm_reduce", "main_vec4" if vec4 else "main",
                               {**overrides, "ACTIVATION": fused["ACTIVATION"], "WG": REDUCE_WORKGROUP,
-                               "F16_WEIGHTS": weight.dtype == "f16"})
+                               "F16_WEIGHTS": (weight if bias is None else bias).dtype == "f16"})
     gpu.dispatch(reduce, [partials, *bias_residual, out],
                  linear_groups(rows * cols // (QUAD if vec4 else 1), REDUCE_WORKGROUP),
                  pack(GemmReduce(rows * cols, cols, splits)))

@@ -112,7 +112,9 @@ class Conv2d:
         if self.takes_winograd:
             weights.winograd_kernels = max(weights.winograd_kernels, self.out_channels * cin)
 
-    async def __call__(self, gpu, x, residual=None, upsample_to=None):
+    async def __call__(self, gpu, x, residual=None, upsample_to=None, bias=None):
+        """`bias`: (Cout,) f32 in place of the layer's own (one made at run time that includes it)."""
+        bias = self.bias if bias is None else bias
         if self.weights.pending:
             raise GpuError(f"{self.path}: weights of {self.weights.name} are not laid out for their convolutions "
                            f"yet; await weights.apply_layouts(gpu) after building the model")
@@ -131,11 +133,11 @@ class Conv2d:
                        scratch.alloc, scratch.offset)
             await winograd.winograd_weight(gpu, self.weight, u)
             scratch_bytes = WINOGRAD_RECORDED_SCRATCH_BYTES if gpu.recording else winograd.SCRATCH_BYTES
-            await winograd.conv3x3_winograd(gpu, x, u, out, bias=self.bias, residual=residual,
+            await winograd.conv3x3_winograd(gpu, x, u, out, bias=bias, residual=residual,
                                             upsample_to=upsample_to, scratch_bytes=scratch_bytes)
             gpu.free(scratch)
         else:
-            await conv2d.conv2d(gpu, x, self.weight, out, bias=self.bias, residual=residual, stride=self.stride,
+            await conv2d.conv2d(gpu, x, self.weight, out, bias=bias, residual=residual, stride=self.stride,
                                 padding=self.padding, upsample_to=upsample_to)
         return out
 
