@@ -389,26 +389,32 @@ def test_tensor_core_tiles_are_checked(tiles, message):
         GemmTiles(*tiles, tensor_cores=True)
 
 
-@pytest.mark.parametrize("n, rows, batch, conv, chosen", [
-    (2560, 8192, 1, False, "TENSOR_CORE_NARROW_TILES"),  # ff.net.0.proj at 64x64: 2560 narrow tiles
-    (1280, 128, 16, False, "TENSOR_CORE_NARROW_TILES"),  # Winograd's 16 GEMMs at 16x16: 320 narrow tiles
-    (320, 8192, 1, False, "TENSOR_CORE_TILES"),  # too narrow
-    (1280, 512, 1, False, "TENSOR_CORE_TILES"),  # 80 narrow tiles would split K
-    (320, 8192, 1, True, "TENSOR_CORE_CONV_TILES"),
-    (768, 154, 1, False, "DEFAULT_TILES"),  # few rows: scalar tiles
-    (320, 154, 2, False, "DEFAULT_TILES"),  # the cross-attention's keys and values: 2 x 154 rows
-    (320, 128, 3, False, "TENSOR_CORE_TILES"),  # 384 rows
+@pytest.mark.parametrize("n, rows, batch, kind, chosen", [
+    (2560, 8192, 1, "linear", "TENSOR_CORE_NARROW_TILES"),  # ff.net.0.proj at 64x64: 2560 narrow tiles
+    (1280, 128, 16, "winograd", "TENSOR_CORE_NARROW_TILES"),  # Winograd's 16 GEMMs at 16x16: 320 narrow tiles
+    (320, 8192, 1, "linear", "TENSOR_CORE_TILES"),  # too narrow for a linear
+    (320, 2048, 16, "winograd", "TENSOR_CORE_NARROW_TILES"),  # not for Winograd's GEMMs at 64x64
+    (256, 16384, 16, "winograd", "TENSOR_CORE_NARROW_TILES"),  # nor at the VAE's 256x256 x 256
+    (128, 65536, 16, "winograd", "TENSOR_CORE_TILES"),  # its 512x512 x 128 (run as conv2d) would be
+    (1280, 512, 1, "linear", "TENSOR_CORE_TILES"),  # 80 narrow tiles would split K
+    (320, 8192, 1, "conv", "TENSOR_CORE_CONV_TILES"),
+    (768, 154, 1, "linear", "DEFAULT_TILES"),  # few rows: scalar tiles
+    (320, 154, 2, "linear", "DEFAULT_TILES"),  # the cross-attention's keys and values: 2 x 154 rows
+    (320, 128, 3, "linear", "TENSOR_CORE_TILES"),  # 384 rows
 ])
-def test_tensor_core_tiles_by_kind_width_and_count(n, rows, batch, conv, chosen):
+def test_tensor_core_tiles_by_kind_width_and_count(n, rows, batch, kind, chosen):
     from dry_gpu import PATHS, DryBackend
 
     from doppler.gpu.context import Gpu
-    from doppler.ops import matmul
+    from doppler.ops import matmul, winograd
 
+    of_kind = {"conv": kind == "conv", "rows": rows, "batch": batch}
+    if kind == "winograd":  # as conv3x3_winograd asks for its GEMMs' tiles
+        of_kind["narrow_min_n"] = winograd.NARROW_TILES_MIN_N
     gpu = Gpu(DryBackend(PATHS["tensor-cores"]), ROOT / "wgsl")
-    assert matmul.default_tiles(gpu, n, "f32", conv=conv, rows=rows, batch=batch) == getattr(matmul, chosen)
+    assert matmul.default_tiles(gpu, n, "f32", **of_kind) == getattr(matmul, chosen)
     scalar = Gpu(DryBackend(PATHS["default"]), ROOT / "wgsl")  # the same adapter without f16: no tensor cores
-    assert not matmul.default_tiles(scalar, n, "f32", conv=conv, rows=rows, batch=batch).tensor_cores
+    assert not matmul.default_tiles(scalar, n, "f32", **of_kind).tensor_cores
 
 
 def test_split_k_tiles_pad_where_workgroup_memory_allows():

@@ -167,8 +167,11 @@ WIDE_TILES = GemmTiles(64, 128, 16, 4, 8)
 TENSOR_CORE_TILES = GemmTiles(128, 256, 16, 8, 8, tensor_cores=True)
 # Subgroups of 32 x 32 outputs (half the result registers) in 128 x 64 tiles: on an H100 (bench/RESULTS.md, session
 # 10) 4-32% faster than TENSOR_CORE_TILES at GEMMs at least NARROW_TILES_MIN_N wide whose tiles fill a wave (the
-# transformer's linears, Winograd's GEMMs at 32x32 and 16x16), 12% slower at 320 wide (Winograd at 64x64), and
-# 25-50% slower where they would split K.
+# transformer's linears, Winograd's GEMMs at 32x32 and 16x16), and 25-50% slower where they would split K. Session
+# 11's sweep, its configs timed in turn, found them faster at Winograd's narrower GEMMs too (winograd.py's
+# NARROW_TILES_MIN_N): 20% at 64x64 x 320 (session 10's sweep, config after config, had them 12% slower), 3-9% at
+# the VAE's 512 and 256 channels but its 512 -> 256 (1% slower). The linears under 640 wide keep TENSOR_CORE_TILES
+# until a sweep of theirs is timed the same way.
 TENSOR_CORE_NARROW_TILES = GemmTiles(128, 64, 16, 8, 4, tensor_cores=True)
 NARROW_TILES_MIN_N = 640
 # Implicit-GEMM convs take subgroups of 32 x 32 in 128 x 128 tiles: on an H100 (session 10) 25% faster than the
@@ -186,10 +189,11 @@ TENSOR_CORE_CONV_TILES = GemmTiles(128, 128, 16, 8, 4, tensor_cores=True)
 SMALL_GEMM_ROWS = 320
 
 
-def default_tiles(gpu, n: int, math: str, conv: bool = False, rows: int | None = None, batch: int = 1) -> GemmTiles:
+def default_tiles(gpu, n: int, math: str, conv: bool = False, rows: int | None = None, batch: int = 1,
+                  narrow_min_n: int = NARROW_TILES_MIN_N) -> GemmTiles:
     """The tiles for an output n wide in this math dtype (conv: of an implicit-GEMM convolution; rows: of each of
     `batch` matrices, where known): scalar ones for small GEMMs, else tensor cores under f32 activations where the
-    rules give them (by kind, width and tile count), else by width."""
+    rules give them (by kind, width and tile count: narrow ones from narrow_min_n wide), else by width."""
     if rows is not None and rows * batch <= SMALL_GEMM_ROWS:
         return DEFAULT_TILES
     if math == "f32" and kernel_rule(gpu, "tensor_cores"):
@@ -198,7 +202,7 @@ def default_tiles(gpu, n: int, math: str, conv: bool = False, rows: int | None =
         # narrow tiles where they make at least a wave of TENSOR_CORE_TILES' workgroups (so K stays whole)
         narrow = TENSOR_CORE_NARROW_TILES
         wave = kernel_rule(gpu, "gemm_wave_tensor_cores") or SPLIT_K_INVOCATIONS // narrow.invocations
-        if rows is not None and n >= NARROW_TILES_MIN_N and \
+        if rows is not None and n >= narrow_min_n and \
                 batch * -(-rows // narrow.tile_m) * -(-n // narrow.tile_n) >= wave:
             return narrow
         return TENSOR_CORE_TILES
