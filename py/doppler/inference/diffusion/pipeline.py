@@ -5,10 +5,10 @@ scaled, stacked twice for CFG), the UNet (batch 2 in one pass; batch 1 when guid
 guidance embedding, as LCM-distilled ones do), and the scheduler update with CFG fused in. What depends on the
 text or the schedule alone is made once an image: the cross-attentions' keys and values, and every step's time
 projections (UNet.time_table). Per step the host writes the step's scalars, copies its row of the time table and
-replays; latents never leave the GPU and the
-finished image is the only readback. In the page, each step's x0 (the image to come) is drawn as a latent preview
-(a linear latent-to-RGB map, one pixel per latent pixel) and copied onto the page's canvas on the GPU. The untiled
-VAE decode and the text encoder are recorded plans too (`VaeDecode`, `TextEncoding`), replayed once per image.
+replays; latents never leave the GPU and the finished image is the only readback. In the page, each step's x0 (the
+image to come) is drawn as a latent preview (a linear latent-to-RGB map, one pixel per latent pixel) and copied onto
+the page's canvas on the GPU. The untiled VAE decode and the text encoder are recorded plans too (`VaeDecode`,
+`TextEncoding`), replayed once per image.
 """
 
 from __future__ import annotations
