@@ -122,19 +122,12 @@ class ResnetBlock2D:
         self.conv2 = Conv2d(weights, f"{path}.conv2")
         self.conv_shortcut = Conv2d(weights, f"{path}.conv_shortcut") if weights.get(f"{path}.conv_shortcut.weight") else None
 
-    async def __call__(self, gpu, x, temb_silu=None, norm=own_statistics, time_row=None):
+    async def __call__(self, gpu, x, norm=own_statistics, time_row=None):
         """`norm(gpu, layer, x, silu)` normalizes with each GroupNorm `layer` (a tiled decode shares statistics).
-        time_row: time_emb_proj(temb_silu) + conv1's bias (1, C), made before (UNet.time_table), in place of
-        temb_silu: conv1 takes it as its bias."""
+        time_row: the step's time_emb_proj(silu(emb)) + conv1's bias (1, C) from a row of UNet.time_table (every
+        batch row shares the timestep), which conv1 takes as its bias; none where the block has no time embedding."""
         n = await norm(gpu, self.norm1, x, True)
-        if time_row is not None:
-            h = await self.conv1(gpu, n, bias=time_row.reshaped((time_row.numel,)))
-        else:
-            h = await self.conv1(gpu, n)
-            if self.time_emb_proj is not None:
-                t = await self.time_emb_proj(gpu, temb_silu)  # (1, C): every batch row shares the timestep
-                await elementwise.add(gpu, h, t.reshaped((t.numel,)), h)  # h[b, y, x, c] += t[c]
-                gpu.free(t)
+        h = await self.conv1(gpu, n, bias=None if time_row is None else time_row.reshaped((time_row.numel,)))
         gpu.free(n)
         n = await norm(gpu, self.norm2, h, True)
         gpu.free(h)
@@ -286,12 +279,15 @@ class UNet2DConditionModel:
     async def __call__(self, gpu, sample, timestep, context, guidance=None, cross_kv=None, time_rows=None):
         """sample (B, H, W, C) NHWC, timestep (1,) shared by the batch, context (B, T, D) -> prediction (B, H, W, C).
         cross_kv: the cross-attentions' K and V over context (cross_keys_values), where made already; time_rows:
-        the resnets' time projections of this timestep ({path: (1, C)}: time_row_views of a time_table row), in
-        place of timestep and guidance."""
-        temb = None if time_rows else await self.time_embedding(gpu, timestep, guidance)
+        the resnets' time projections of this timestep ({path: (1, C)}: time_row_views of a time_table row), where
+        made already, in place of timestep and guidance (else a one-row table is made here)."""
+        table = None
+        if not time_rows:
+            table = await self.time_table(gpu, timestep, guidance)
+            time_rows = self.time_row_views(table)
 
         async def resnet_of(resnet, x):
-            return await resnet(gpu, x, temb, time_row=time_rows[resnet.path] if time_rows else None)
+            return await resnet(gpu, x, time_row=time_rows.get(resnet.path))
 
         h = await self.conv_in(gpu, sample)
         skips = [h]
@@ -330,8 +326,8 @@ class UNet2DConditionModel:
                 h = nxt
         n = await self.conv_norm_out(gpu, h, silu=True)
         gpu.free(h)
-        if temb is not None:
-            gpu.free(temb)
+        if table is not None:
+            gpu.free(table)
         out = await self.conv_out(gpu, n)
         gpu.free(n)
         return out
