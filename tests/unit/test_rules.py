@@ -196,8 +196,9 @@ def test_device_capabilities_are_a_rule_context(rules_dir):
     assert book.select_rule_value("kernels", "weightStorage", {**caps.context(), "storedDtype": "f16"}) == "f16-packed"
     assert book.select_rule_value("kernels", "subgroups", caps.context()) is True
     assert book.select_rule_value("kernels", "gemm_wave", caps.context()) == 0  # not a measured device
-    h100 = Capabilities("browser", "nvidia", "", "NVIDIA H100 80GB HBM3", frozenset(), {})
-    assert book.select_rule_value("kernels", "gemm_wave", h100.context()) == 396
-    assert book.select_rule_value("kernels", "gemm_wave_tensor_cores", h100.context()) == 264
-    assert book.select_rule_value("kernels", "gemm_split_wave_tensor_cores", h100.context()) == 132
+    for hopper in ("NVIDIA H100 80GB HBM3", "NVIDIA H200"):  # one chip (132 SMs), as Chromium names the two
+        context = Capabilities("browser", "nvidia", "", hopper, frozenset(), {}).context()
+        assert book.select_rule_value("kernels", "gemm_wave", context) == 396
+        assert book.select_rule_value("kernels", "gemm_wave_tensor_cores", context) == 264
+        assert book.select_rule_value("kernels", "gemm_split_wave_tensor_cores", context) == 132
     assert book.select_rule_value("kernels", "gemm_split_wave_tensor_cores", caps.context()) == 0
