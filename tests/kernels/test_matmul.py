@@ -392,11 +392,12 @@ def test_tensor_core_tiles_are_checked(tiles, message):
 @pytest.mark.parametrize("n, rows, batch, kind, chosen", [
     (2560, 8192, 1, "linear", "TENSOR_CORE_NARROW_TILES"),  # ff.net.0.proj at 64x64: 2560 narrow tiles
     (1280, 128, 16, "winograd", "TENSOR_CORE_NARROW_TILES"),  # Winograd's 16 GEMMs at 16x16: 320 narrow tiles
-    (320, 8192, 1, "linear", "TENSOR_CORE_TILES"),  # too narrow for a linear
-    (320, 2048, 16, "winograd", "TENSOR_CORE_NARROW_TILES"),  # not for Winograd's GEMMs at 64x64
-    (256, 16384, 16, "winograd", "TENSOR_CORE_NARROW_TILES"),  # nor at the VAE's 256x256 x 256
-    (128, 65536, 16, "winograd", "TENSOR_CORE_TILES"),  # its 512x512 x 128 (run as conv2d) would be
+    (320, 8192, 1, "linear", "TENSOR_CORE_NARROW_TILES"),  # the 64x64 level's linears: 320
+    (320, 2048, 16, "winograd", "TENSOR_CORE_NARROW_TILES"),  # and Winograd's GEMMs there
+    (256, 16384, 16, "winograd", "TENSOR_CORE_NARROW_TILES"),  # and at the VAE's 256x256 x 256
+    (128, 65536, 16, "winograd", "TENSOR_CORE_TILES"),  # too narrow: its 512x512 x 128 (run as conv2d)
     (1280, 512, 1, "linear", "TENSOR_CORE_TILES"),  # 80 narrow tiles would split K
+    (640, 2048, 1, "linear", "TENSOR_CORE_TILES"),  # and 160
     (320, 8192, 1, "conv", "TENSOR_CORE_CONV_TILES"),
     (768, 154, 1, "linear", "DEFAULT_TILES"),  # few rows: scalar tiles
     (320, 154, 2, "linear", "DEFAULT_TILES"),  # the cross-attention's keys and values: 2 x 154 rows
@@ -406,11 +407,9 @@ def test_tensor_core_tiles_by_kind_width_and_count(n, rows, batch, kind, chosen)
     from dry_gpu import PATHS, DryBackend
 
     from doppler.gpu.context import Gpu
-    from doppler.ops import matmul, winograd
+    from doppler.ops import matmul
 
     of_kind = {"conv": kind == "conv", "rows": rows, "batch": batch}
-    if kind == "winograd":  # as conv3x3_winograd asks for its GEMMs' tiles
-        of_kind["narrow_min_n"] = winograd.NARROW_TILES_MIN_N
     gpu = Gpu(DryBackend(PATHS["tensor-cores"]), ROOT / "wgsl")
     assert matmul.default_tiles(gpu, n, "f32", **of_kind) == getattr(matmul, chosen)
     scalar = Gpu(DryBackend(PATHS["default"]), ROOT / "wgsl")  # the same adapter without f16: no tensor cores

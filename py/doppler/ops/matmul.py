@@ -167,13 +167,13 @@ WIDE_TILES = GemmTiles(64, 128, 16, 4, 8)
 TENSOR_CORE_TILES = GemmTiles(128, 256, 16, 8, 8, tensor_cores=True)
 # Subgroups of 32 x 32 outputs (half the result registers) in 128 x 64 tiles: on an H100 (bench/RESULTS.md, session
 # 10) 4-32% faster than TENSOR_CORE_TILES at GEMMs at least NARROW_TILES_MIN_N wide whose tiles fill a wave (the
-# transformer's linears, Winograd's GEMMs at 32x32 and 16x16), and 25-50% slower where they would split K. Session
-# 11's sweep, its configs timed in turn, found them faster at Winograd's narrower GEMMs too (winograd.py's
-# NARROW_TILES_MIN_N): 20% at 64x64 x 320 (session 10's sweep, config after config, had them 12% slower), 3-9% at
-# the VAE's 512 and 256 channels but its 512 -> 256 (1% slower). The linears under 640 wide keep TENSOR_CORE_TILES
-# until a sweep of theirs is timed the same way.
+# transformer's linears, Winograd's GEMMs at 32x32 and 16x16). Session 11's sweep, its configs timed in turn, found
+# them 20% faster at Winograd's 64x64 x 320 too, 3-9% at the VAE's 512 and 256 channels; on an H200 (session 12) the
+# UNet step took 0.6 ms less with the linears 320 wide at 64x64 on them, whole, than on TENSOR_CORE_TILES split in 2.
+# Where they make less than a wave they stay off: whole there (the 32x32 and 16x16 levels' linears of K <= 1280), a
+# sweep without bias or residual had them 1.1-1.5x faster, but the UNet step took 0.85 ms more (session 12).
 TENSOR_CORE_NARROW_TILES = GemmTiles(128, 64, 16, 8, 4, tensor_cores=True)
-NARROW_TILES_MIN_N = 640
+NARROW_TILES_MIN_N = 256
 # Implicit-GEMM convs take subgroups of 32 x 32 in 128 x 128 tiles: on an H100 (session 10) 25% faster than the
 # 256 x 128 or 128 x 256 tiles of 32 x 64 blocks at the 8x8 level (1280 channels, split K) and 12% at the VAE's
 # 512x512 x 128.
@@ -189,11 +189,10 @@ TENSOR_CORE_CONV_TILES = GemmTiles(128, 128, 16, 8, 4, tensor_cores=True)
 SMALL_GEMM_ROWS = 320
 
 
-def default_tiles(gpu, n: int, math: str, conv: bool = False, rows: int | None = None, batch: int = 1,
-                  narrow_min_n: int = NARROW_TILES_MIN_N) -> GemmTiles:
+def default_tiles(gpu, n: int, math: str, conv: bool = False, rows: int | None = None, batch: int = 1) -> GemmTiles:
     """The tiles for an output n wide in this math dtype (conv: of an implicit-GEMM convolution; rows: of each of
     `batch` matrices, where known): scalar ones for small GEMMs, else tensor cores under f32 activations where the
-    rules give them (by kind, width and tile count: narrow ones from narrow_min_n wide), else by width."""
+    rules give them (by kind, width and tile count: narrow ones from NARROW_TILES_MIN_N wide), else by width."""
     if rows is not None and rows * batch <= SMALL_GEMM_ROWS:
         return DEFAULT_TILES
     if math == "f32" and kernel_rule(gpu, "tensor_cores"):
@@ -202,7 +201,7 @@ def default_tiles(gpu, n: int, math: str, conv: bool = False, rows: int | None =
         # narrow tiles where they make at least a wave of TENSOR_CORE_TILES' workgroups (so K stays whole)
         narrow = TENSOR_CORE_NARROW_TILES
         wave = kernel_rule(gpu, "gemm_wave_tensor_cores") or SPLIT_K_INVOCATIONS // narrow.invocations
-        if rows is not None and n >= narrow_min_n and \
+        if rows is not None and n >= NARROW_TILES_MIN_N and \
                 batch * -(-rows // narrow.tile_m) * -(-n // narrow.tile_n) >= wave:
             return narrow
         return TENSOR_CORE_TILES

@@ -37,10 +37,6 @@ F32_BYTES = 4
 # convs at 32x32 (batch 2: 512 tiles) in two chunks of 256 tiles; at 16 MiB they took four of 128, each GEMM split
 # along K into partial sums (8.5 of a UNet step's 85 ms on an H100).
 SCRATCH_BYTES = 32 << 20
-# The 16 GEMMs take matmul's narrow tensor-core tiles from this width (the linears from matmul.NARROW_TILES_MIN_N):
-# timed in turn on an H100 (bench/RESULTS.md, session 11), 20% faster than 128 x 256 at the UNet's 64x64 x 320, 3-9%
-# at the VAE's 512 and 256 channels.
-NARROW_TILES_MIN_N = 256
 V_KERNELS = {"f32": "winograd_input", "f16": "winograd_input_f16"}  # V's dtype -> its input transform
 
 
@@ -132,7 +128,7 @@ async def conv3x3_winograd(gpu, x, u, out, bias=None, residual=None, upsample_to
     cout = u.shape[1]
     tiles_h, tiles_w = (-(-s // TILE) for s in src_hw)
     total = b * tiles_h * tiles_w
-    tiles = tiles or default_tiles(gpu, cout, x.dtype, rows=total, batch=POSITIONS, narrow_min_n=NARROW_TILES_MIN_N)
+    tiles = tiles or default_tiles(gpu, cout, x.dtype, rows=total, batch=POSITIONS)
     chunk = chunk_tiles(gpu, total, max(cin, cout), tiles, scratch_bytes)
     # Scratch of one size for every layer, whatever its need: a recorded step reuses (and owns) a single pair.
     words = min(scratch_bytes, gpu.max_binding) // F32_BYTES
