@@ -92,10 +92,11 @@ class Linear:
 
 
 class Conv2d:
-    """NHWC conv; `upsample_to` fuses a nearest upsample of the input to that (H, W) (diffusers' Upsample2D). 3x3
-    stride-1 kernels with at most WINOGRAD_MAX_WEIGHTS weights run Winograd F(2x2, 3x3) on outputs of
-    WINOGRAD_MIN_PIXELS to WINOGRAD_MAX_PIXELS pixels, or more in a recorded plan (see WINOGRAD_RECORDED_MIN_CHANNELS),
-    the others the implicit GEMM (conv2d)."""
+    """NHWC conv; `upsample_to` fuses a nearest upsample of the input to that (H, W) (diffusers' Upsample2D). 1x1
+    stride-1 kernels to more than conv2d.NARROW_MAX_COUT channels run as linear layers over the pixels; 3x3 stride-1
+    kernels with at most WINOGRAD_MAX_WEIGHTS weights run Winograd F(2x2, 3x3) on outputs of WINOGRAD_MIN_PIXELS to
+    WINOGRAD_MAX_PIXELS pixels, or more in a recorded plan (see WINOGRAD_RECORDED_MIN_CHANNELS), the others the
+    implicit GEMM (conv2d)."""
 
     def __init__(self, weights, path: str, stride: int = 1):
         self.path = path
@@ -123,7 +124,15 @@ class Conv2d:
             h, w = upsample_to
         oh, ow = ((s + 2 * self.padding - k) // self.stride + 1 for s, k in zip((h, w), self.kernel))
         out = out_like(gpu, (b, oh, ow, self.out_channels), self.path)
-        if self._winograd(gpu, b * oh * ow, x.shape[3]):
+        if self.kernel == (1, 1) and self.stride == 1 and upsample_to is None \
+                and self.out_channels > conv2d.NARROW_MAX_COUT:  # (narrower ones: conv2d's direct kernel)
+            # a linear layer over the pixels (weights [Cout, 1, 1, Cin] are [Cout, Cin]): the linears' tiles, which
+            # run whole where the implicit GEMM's split K (proj_in, proj_out, conv_shortcut)
+            pixels, cin = b * oh * ow, x.shape[3]
+            await matmul.linear(gpu, x.reshaped((pixels, cin)), self.weight.reshaped((self.out_channels, cin)),
+                                out.reshaped((pixels, self.out_channels)), bias=bias,
+                                residual=None if residual is None else residual.reshaped((pixels, self.out_channels)))
+        elif self._winograd(gpu, b * oh * ow, x.shape[3]):
             # U made per call (resident, the U of SD 1.5's Winograd convs would add 1.7 GiB to the budget; the
             # transform costs a few percent of the conv), in scratch of one size (the component's largest U), so a
             # recorded step reuses and owns a single one.
