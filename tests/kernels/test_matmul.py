@@ -395,7 +395,8 @@ def test_tensor_core_tiles_are_checked(tiles, message):
     (320, 8192, 1, "linear", "TENSOR_CORE_NARROW_TILES"),  # the 64x64 level's linears: 320
     (320, 2048, 16, "winograd", "TENSOR_CORE_NARROW_TILES"),  # and Winograd's GEMMs there
     (256, 16384, 16, "winograd", "TENSOR_CORE_NARROW_TILES"),  # and at the VAE's 256x256 x 256
-    (128, 65536, 16, "winograd", "TENSOR_CORE_TILES"),  # too narrow: its 512x512 x 128 (run as conv2d)
+    (128, 65536, 16, "winograd", "TENSOR_CORE_CONV_TILES"),  # its 512x512 x 128 (run as conv2d): 128 x 128
+    (128, 262144, 1, "linear", "TENSOR_CORE_CONV_TILES"),  # the VAE's 1x1 256 -> 128 at 512x512
     (1280, 512, 1, "linear", "TENSOR_CORE_TILES"),  # 80 narrow tiles would split K
     (640, 2048, 1, "linear", "TENSOR_CORE_TILES"),  # and 160
     (320, 8192, 1, "conv", "TENSOR_CORE_CONV_TILES"),
