@@ -165,9 +165,10 @@ async def generate(model: str, **settings) -> dict:
 
 
 async def bench_kernels(weights: str = "f16", reps: int = 10, gemm_tiles: list | None = None,
-                        attention_overrides: list | None = None, cases: list | None = None, **_) -> dict:
+                        attention_overrides: list | None = None, cases: list | None = None, replayed: bool = True,
+                        **_) -> dict:
     gpu = await _gpu()
-    rows = await bench.kernels(gpu, weights, reps, gemm_tiles, attention_overrides, cases)
+    rows = await bench.kernels(gpu, weights, reps, gemm_tiles, attention_overrides, cases, replayed)
     return {"device": gpu.caps.summary(), "rows": rows}
 
 

@@ -17,6 +17,7 @@ import struct
 import time
 
 from .errors import GpuError
+from .gpu.context import MAX_QUERIES
 from .inference.diffusion.nn import WINOGRAD_MAX_WEIGHTS
 from .ops import attention, conv2d, elementwise, groupnorm, matmul, sampling, winograd
 
@@ -26,7 +27,7 @@ UNET_STEP_DISPATCHES = 500
 # turn, so a drift within the case reaches each alike (session 10 saw times grow config by config, 1.3-3x).
 WINDOWS = 5
 MIN_WINDOW_MS = 30.0  # and each window at least this long, so short kernels keep the clocks up too
-MAX_WINDOW_RUNS = 400  # runs per window at most: one sync times at most 2048 dispatches (split-K runs make 2)
+MAX_WINDOW_RUNS = 400  # runs per window at most (and dispatches per window at most MAX_QUERIES / 2, one sync's)
 PROFILE_TOP_KERNELS = 25  # the profile lists this many kernels (file, entry and overrides) by GPU time
 PROFILE_TOP_LAYERS = 40  # and this many outputs (layers: pool labels) with the kernel file that wrote them
 
@@ -169,7 +170,8 @@ async def _run_case(gpu, case: dict, weights: str) -> tuple:
 
 
 async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | None = None,
-                  attention_overrides: list[dict] | None = None, cases: list[dict] | None = None) -> list[dict]:
+                  attention_overrides: list[dict] | None = None, cases: list[dict] | None = None,
+                  replayed: bool = True) -> list[dict]:
     """GPU time (timestamp queries, the best of WINDOWS windows of at least `reps` runs, a case's configs taking
     their windows in turn) of each heavy kernel at SD 1.5 512x512 shapes, as TFLOP/s and GB/s. GEMM kernels (conv,
     linear) run once per tile configuration in `gemm_tiles` ([tile_m, tile_n, tile_k, thread_m, thread_n,
@@ -179,7 +181,10 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
     workgroup memory for the head, a feature the device lacks) gives a row with its error instead of a time.
     `cases`: the shapes to time, as kernel_cases() gives them (default: those); a linear case may name its number of
     K `splits` (default: the op's choice), a linear or conv3x3 case x's dtype `x` ("f16": as a producer writes it for
-    the tensor cores; default "f32")."""
+    the tensor cores; default "f32"). `replayed`: a window's runs are recorded as one plan and replayed in one call,
+    as the pipeline runs its steps; else they are issued eagerly from Python, submitted every
+    gpu/context.py's EAGER_FLUSH_DISPATCHES, so the GPU may wait on the host between submits where a run takes less
+    time than its issue (session 12's eager sweep read twice the pipeline profile's times for split-K GEMMs)."""
     rows = []
     configs = [None] + [matmul.GemmTiles(*t) for t in gemm_tiles or []]
     knob_sets = [None] + list(attention_overrides or [])
@@ -191,7 +196,8 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
         else:
             sweep = [{}]
         run_with, flops, nbytes, tensors = await _run_case(gpu, case, weights)
-        timed = []  # (row, run, runs a window) of the configs that compiled
+        timed = []  # (row, window: (run, calls, runs a call)) of the configs that compiled
+        plans = []
         for knobs in sweep:
             tile = knobs.get("tiles")
             row = {**case, "tiles": list(dataclasses.astuple(tile)) if tile else "default", "weights": weights}
@@ -205,21 +211,40 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
                 row["error"] = str(error)
                 continue
             await gpu.sync()
+            dispatched = sum(gpu.stats.dispatches.values())
             first = await _mean_gpu_ms(gpu, run, 1)
-            timed.append((row, run, min(MAX_WINDOW_RUNS, max(reps, int(MIN_WINDOW_MS / max(first, 1e-3))))))
+            per_run = sum(gpu.stats.dispatches.values()) - dispatched
+            runs = min(MAX_WINDOW_RUNS, MAX_QUERIES // 2 // per_run, max(reps, int(MIN_WINDOW_MS / max(first, 1e-3))))
+            if not replayed:
+                timed.append((row, (run, runs, 1)))
+                continue
+            with gpu.record(f"bench.{case['op']}.{len(plans)}", borrow=False) as plan:
+                for _ in range(runs):
+                    await run()
+            plans.append(plan)
+            timed.append((row, (_replaying(plan), 1, runs)))
         best: list[dict | None] = [None] * len(timed)
         for _ in range(WINDOWS):
-            for i, (_, run, window) in enumerate(timed):
-                times = await _mean_gpu_ms_by_kernel(gpu, run, window)
+            for i, (_, (run, calls, runs)) in enumerate(timed):
+                times = {label: ms / runs for label, ms in (await _mean_gpu_ms_by_kernel(gpu, run, calls)).items()}
                 if best[i] is None or sum(times.values()) < sum(best[i].values()):
                     best[i] = times
+        for plan in plans:
+            plan.destroy()
         gpu.free(*tensors)
-        for (row, _, _), by_kernel in zip(timed, best):
+        for (row, _), by_kernel in zip(timed, best):
             ms = sum(by_kernel.values())
             row.update(ms=round(ms, 4), tflops=round(flops / ms / 1e9, 2), gbps=round(nbytes / ms / 1e6, 1))
             if len(by_kernel) > 1:  # several dispatches (split-K, norms): each kernel's share
                 row["byKernel"] = {label: round(t, 4) for label, t in by_kernel.items()}
     return rows
+
+
+def _replaying(plan):
+    """An async callable replaying `plan` once."""
+    async def run():
+        plan.replay()
+    return run
 
 
 async def _mean_gpu_ms(gpu, run, reps: int) -> float:

@@ -54,9 +54,34 @@ def test_kernel_bench_takes_a_cases_configs_in_turn(native_gpu, event_loop_runne
         return await real(gpu, run, reps)
 
     monkeypatch.setattr(bench, "_mean_gpu_ms_by_kernel", spy)
-    rows = event_loop_runner(bench.kernels(native_gpu, reps=1, gemm_tiles=[[32, 64, 16, 4, 4]], cases=[TOY_CASES[2]]))
+    rows = event_loop_runner(bench.kernels(native_gpu, reps=1, gemm_tiles=[[32, 64, 16, 4, 4]], cases=[TOY_CASES[2]],
+                                           replayed=False))
     assert measured == [None, GemmTiles(32, 64, 16, 4, 4)] * (1 + bench.WINDOWS)
     assert [r["tiles"] for r in rows] == ["default", [32, 64, 16, 4, 4, False, 8]] and all(r["ms"] > 0 for r in rows)
+
+
+def test_kernel_bench_replays_a_window_as_one_plan(native_gpu, event_loop_runner, monkeypatch):
+    # By default a config's first run is timed eagerly (to size its window), then its window's runs are recorded as
+    # one plan, which each round replays in one call: as the pipeline runs.
+    calls = []
+    real = bench._mean_gpu_ms_by_kernel
+
+    async def spy(gpu, run, reps):
+        calls.append((getattr(run, "keywords", "a replay"), reps))
+        return await real(gpu, run, reps)
+
+    monkeypatch.setattr(bench, "_mean_gpu_ms_by_kernel", spy)
+    replays = native_gpu.stats.replays
+    rows = event_loop_runner(bench.kernels(native_gpu, reps=3, gemm_tiles=[[32, 64, 16, 4, 4]],
+                                           cases=[TOY_CASES[2], TOY_CASES[4]]))
+    first_runs = [({}, 1), ({"tiles": GemmTiles(32, 64, 16, 4, 4)}, 1)]
+    assert calls[:2] == first_runs and calls[2:2 + 2 * bench.WINDOWS] == [("a replay", 1)] * 2 * bench.WINDOWS
+    assert native_gpu.stats.replays - replays == 3 * bench.WINDOWS  # the linear's two configs and the norm
+    assert all(r["ms"] > 0 for r in rows)
+    # Per run, as eagerly: the norm's two passes by kernel, adding up to its row's time
+    eager = event_loop_runner(bench.kernels(native_gpu, reps=3, cases=[TOY_CASES[4]], replayed=False))
+    assert set(rows[2]["byKernel"]) == set(eager[0]["byKernel"])
+    assert abs(sum(rows[2]["byKernel"].values()) - rows[2]["ms"]) < 1e-3
 
 
 def test_step_profile_names_layers(native_gpu, event_loop_runner):
