@@ -176,7 +176,7 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
     their windows in turn) of each heavy kernel at SD 1.5 512x512 shapes, as TFLOP/s and GB/s. GEMM kernels (conv,
     linear) run once per tile configuration in `gemm_tiles` ([tile_m, tile_n, tile_k, thread_m, thread_n,
     tensor_cores] each, tensor_cores optional; default: chosen by the ops per shape and device), attention once with
-    its defaults and once per knob set in `attention_overrides` (e.g. {"KEY_TILE": 32}; see
+    its defaults and once per knob set in `attention_overrides` (e.g. {"QUERY_BLOCKS": 4}; see
     doppler/ops/attention.py); a case's configs share its tensors. A set the kernel refuses (unknown knob, too much
     workgroup memory for the head, a feature the device lacks) gives a row with its error instead of a time.
     `cases`: the shapes to time, as kernel_cases() gives them (default: those); a linear case may name its number of

@@ -71,9 +71,9 @@ TENSOR_CORE_CASES = {
     "self-d40": (2, 64 + 13, 64 + 13, 2, 40, None, False, None),
     # keys from GROW_FROM score twice as high: rows' maxima outgrow the first tiles' by more than RESCALE_SLACK
     "self-d40-grow": (1, 150, 200, 2, 40, 0.6, False, None),
-    "self-d40-grow-tile16": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 16, "QUERY_BLOCKS": 1}),
-    "self-d40-grow-no-prefetch": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 64, "QUERY_BLOCKS": 2, "PREFETCH": 0}),
-    "self-d40-tile48": (1, 150, 200, 2, 40, 0.6, False, {"KEY_TILE": 48, "QUERY_BLOCKS": 2}),
+    "self-d40-grow-one-block": (1, 150, 200, 2, 40, 0.6, False, {"QUERY_BLOCKS": 1}),
+    "self-d40-grow-no-prefetch": (1, 150, 200, 2, 40, 0.6, False, {"QUERY_BLOCKS": 2, "PREFETCH": 0}),
+    "self-d40-three-blocks": (1, 150, 200, 2, 40, 0.6, False, {"QUERY_BLOCKS": 3}),
     "cross-77": (2, 29, 77, 2, 40, None, False, None),
     "self-d80": (1, 100, 100, 2, 80, 0.5, False, None),
     # Q staged 2 blocks at a time (the last round of 5 holds one), and all 3 at once
@@ -81,11 +81,11 @@ TENSOR_CORE_CASES = {
     "self-d40-q-at-once": (2, 77, 77, 2, 40, None, False, {"Q_BLOCKS": 3}),
     "self-d160": (1, 70, 70, 1, 160, None, False, None),
     "causal-clip": (1, 77, 77, 12, 64, None, True, None),
-    "causal-clip-tile16": (1, 77, 77, 12, 64, None, True, {"KEY_TILE": 16, "QUERY_BLOCKS": 1}),
+    "causal-clip-one-block": (1, 77, 77, 12, 64, None, True, {"QUERY_BLOCKS": 1}),
     "tiny-d4": (1, 9, 20, 3, 4, None, False, None),
 }
 GROW_FROM = 130
-LONGEST_KEY_TILE = 64  # of the grow cases: rows that outgrow these keys outgrow every first tile
+KEY_TILE = 16  # attention_subgroup_matrix.wgsl: rows that outgrow the first tile's keys rescale O
 RESCALE_SLACK = 8.0  # attention_subgroup_matrix.wgsl, log2 units
 
 
@@ -103,7 +103,7 @@ def test_tensor_cores_match_reference(tensor_core_run, out_dtype, case):
     if "grow" in case:
         k[:, GROW_FROM:] *= 2
         scores = np.einsum("bqd,bkd->bqk", q[..., :d], k[..., :d]) * scale / np.log(2)
-        first = scores[..., :LONGEST_KEY_TILE].max(-1)
+        first = scores[..., :KEY_TILE].max(-1)
         assert (scores[..., GROW_FROM:].max(-1) > first + RESCALE_SLACK).any()
     source = SOURCE.format(q_shape=q_shape, kv_shape=kv_shape, heads=heads, scale=scale, causal=causal,
                            overrides=overrides, out_dtype=out_dtype)
@@ -183,26 +183,26 @@ def test_tiling_takes_tensor_cores_where_offered():
         assert small.kernel == ("attention_wide" if d == 160 else "attention_subgroup_matrix")
         assert small.workgroup_bytes <= 16384 or d == 160
     # d = 40 takes 8 query blocks and 16 keys, Q a block at a time (23 KiB); d = 160 4 and 16 with Q at once (47 KiB)
-    assert attention.tiling(40, tensor_cores=True).overrides == {"HEAD_DIM": 40, "QUERY_BLOCKS": 8, "KEY_TILE": 16,
-                                                                 "Q_BLOCKS": 1, "PREFETCH": 1}
+    assert attention.tiling(40, tensor_cores=True).overrides == {"HEAD_DIM": 40, "QUERY_BLOCKS": 8, "Q_BLOCKS": 1,
+                                                                 "PREFETCH": 1}
     assert attention.tiling(40, tensor_cores=True).workgroup_bytes < 24 * 1024
-    assert attention.tiling(160, tensor_cores=True).overrides == {"HEAD_DIM": 160, "QUERY_BLOCKS": 4, "KEY_TILE": 16,
-                                                                  "Q_BLOCKS": 10, "PREFETCH": 1}
-    # one query block prefetches 16 keys of 40 dims (12 quads a key: 6 quads of K an invocation), not 32 (12)
-    assert attention.tiling(40, {"QUERY_BLOCKS": 1, "KEY_TILE": 16}, tensor_cores=True).overrides[
-        "PREFETCH"] == 1
-    assert attention.tiling(40, {"QUERY_BLOCKS": 1, "KEY_TILE": 32}, tensor_cores=True).overrides[
-        "PREFETCH"] == 0
+    assert attention.tiling(160, tensor_cores=True).overrides == {"HEAD_DIM": 160, "QUERY_BLOCKS": 4, "Q_BLOCKS": 10,
+                                                                  "PREFETCH": 1}
+    # a tile is 16 keys: 12 quads a key at d = 40 (192, within one query block's 8 x 32 slots), 40 at d = 160 (640)
+    assert attention.tiling(40, {"QUERY_BLOCKS": 1}, tensor_cores=True).overrides["PREFETCH"] == 1
+    assert attention.tiling(160, {"QUERY_BLOCKS": 2}, tensor_cores=True).overrides["PREFETCH"] == 0
+    assert attention.tiling(160, {"QUERY_BLOCKS": 3}, tensor_cores=True).overrides["PREFETCH"] == 1
     for d in (33, 164, 512):
         assert attention.tiling(d, tensor_cores=True).kernel == "attention_wide"
     assert attention.tiling(40, {"TENSOR_CORES": 0}, tensor_cores=True).kernel == "attention_rows"
     with pytest.raises(GpuError, match="TENSOR_CORES 1 asked, but this device has no f16 subgroup matrices"):
         attention.tiling(40, {"TENSOR_CORES": 1})
-    with pytest.raises(GpuError, match=r"need QUERY_BLOCKS >= 1, KEY_TILE one of \(16, 32, 48, 64\), Q_BLOCKS 1 to 3"):
-        attention.tiling(40, {"KEY_TILE": 24}, tensor_cores=True)
-    with pytest.raises(GpuError, match=r"PREFETCH 0 or 1 \(1: KEY_TILE 12 <= 256 QUERY_BLOCKS\)"):
-        attention.tiling(40, {"QUERY_BLOCKS": 1, "KEY_TILE": 64, "PREFETCH": 1}, tensor_cores=True)
-
+    with pytest.raises(GpuError, match=r"unknown knobs \['KEY_TILE'\]; this kernel's are \['PREFETCH', 'QUERY_BLOCKS', "
+                                       r"'Q_BLOCKS'\]"):
+        attention.tiling(40, {"KEY_TILE": 32}, tensor_cores=True)
+    with pytest.raises(GpuError, match=r"need QUERY_BLOCKS >= 1, Q_BLOCKS 1 to 10, PREFETCH 0 or 1 \(1: 16 x 40 <= 256 "
+                                       r"QUERY_BLOCKS\)"):
+        attention.tiling(160, {"QUERY_BLOCKS": 2, "Q_BLOCKS": 4, "PREFETCH": 1}, tensor_cores=True)
 
 SINGLE_HEAD_SOURCE = """
 from doppler.ops import attention

@@ -11,29 +11,30 @@
 // @builtin(subgroup_id)) owns queries 16s .. 16s+15, all head columns, and holds its Q as DB = ceil(d / 16) left
 // matrices (staged once through p_tile, Q_BLOCKS of them at a time: fewer than DB let p_tile's rows be as short as
 // KEY_TILE, so that two workgroups may share an SM) and its O as DB result matrices (head dims past d are zeros in
-// every staged tile). Keys go in tiles of KEY_TILE, staged as f16 rows [key][dim] into two buffers of K and of V,
-// tile t in buffer t % 2, so one tile's staging overlaps the last one's use. Per key tile, two barriers:
-//   1. S (16 x KEY_TILE) = Q K^T: KEY_TILE / 16 result matrices into the subgroup's slot of s_tile; barrier (a).
+// every staged tile). Keys go in tiles of KEY_TILE = 16, staged as f16 rows [key][dim] into two buffers of K and of
+// V, tile t in buffer t % 2, so one tile's staging overlaps the last one's use. Per key tile, two barriers:
+//   1. S (16 x 16) = Q K^T: one result matrix into the subgroup's slot of s_tile; barrier (a).
 //   2. The next tile into the other buffers (PREFETCH 1: loaded into registers, SLOTS quads of K and of V an
 //      invocation, before 1, so the loads' latency hides behind it). The subgroup's invocations take its rows:
-//      invocation t has row t / 2 and the keys 2c + t % 2 (S_STRIDE is 4 mod 32 words: the 32 read 16 banks). Masked
-//      keys (past the last, or past the causal diagonal; only tiles that reach them check) score MASKED. Row maxima
-//      merge over the pair with one shuffle. Lazy rescale: a row's running max m moves only when the tile's max
+//      invocation t has row t / 2 and the keys 2c + t % 2, c = 0 .. 7 (S_STRIDE is 4 mod 32 words: the 32 read 16
+//      banks), read once into two vec4s. Masked keys (past the last, or past the causal diagonal; only tiles that
+//      reach them check) score MASKED. Row maxima merge over the pair with one shuffle. Lazy rescale: a row's running max m moves only when the tile's max
 //      passes it by more than RESCALE_SLACK; otherwise P = exp2(S - m) may reach 2^RESCALE_SLACK, exact in f16 and
 //      f32 (the final division by l cancels it). P (f16) into the subgroup's slot of p_tile. A moving row raises
 //      this tile's flag, which workgroupUniformLoad reads back (barrier (b), which also publishes P and the next
 //      tile); then, if any row moved (past the first tile, where O is zero), O's rows scale by exp2(m_old - m_new)
 //      block by block through the slot of s_tile (store, barrier, scale, barrier, load).
-//   3. O += P V: KEY_TILE / 16 left matrices of P, DB right matrices of V each.
+//   3. O += P V: one left matrix of P, DB right matrices of V.
 // Buffers are reused safely: a tile's stores follow barrier (a) of that tile, which every subgroup reaches only after
 // finishing the tile before (its last reads of those buffers, of P and of the flag raised two tiles before, which is
 // reset there).
 // At the end O / l leaves block by block through the slot (invocation t: row t / 2, columns 8 (t % 2) ..).
-// On an H100 (bench/RESULTS.md, sessions 4, 5 and 8): 36.6 TFLOP/s at d = 40 over 4096 tokens (8 query blocks, 16
-// keys, Q a block at a time: 23 KiB, two workgroups an SM; 28.6 with 32 keys and Q at once, 43 KiB, one an SM),
-// 37.8 at d = 80; the f32 attention_rows.wgsl runs 27.7 and 17.5. The key-tile loop is bound by latency (S and P
-// through workgroup memory, two barriers a tile): more workgroups an SM help, fewer barriers a key did not (five a
-// tile against two changed nothing), nor did staging K and V from f16 copies (session 7).
+// On an H200 (bench/RESULTS.md, session 13): 44.1 TFLOP/s at d = 40 over 4096 tokens (8 query blocks, Q a block at a
+// time: 23 KiB, two workgroups an SM), 47.0 at d = 80; 35.9 and 36.2 while the softmax read S twice in loops over
+// the keys (with 32-key tiles, slower in every sweep since session 5). Timing the loop's parts one at a time off
+// (session 13) put the softmax first (0.42 of 1.48 ms at d = 40), then O += P V, staging, the S store and barrier
+// (b) (0.14-0.28 each). Reading K and V as f16 matrices straight from memory, in workgroups of one subgroup, ran
+// 1.7x slower (session 13); so did fewer queries a workgroup, which stage K and V more often (session 5).
 //
 // Layouts: q (B, Tq, heads*d), k and v (B, Tk, heads*d) f32, out (B, Tq, heads*d) f32 or f16 (the including kernel
 // binds it and defines store_out(i, value): vec4 i of out), row-major, bound as vec4s.
@@ -56,7 +57,7 @@ const RESCALE_SLACK: f32 = 8.0;  // log2 units a row's scores may pass its runni
 
 override HEAD_DIM: u32 = 40u;  // d: a multiple of 4, at most 160 (10 blocks: q0m .. q9m, o0 .. o9 below)
 override QUERY_BLOCKS: u32 = 8u;  // subgroups per workgroup, 16 queries each
-override KEY_TILE: u32 = 32u;  // keys per tile: 16, 32, 48 or 64
+const KEY_TILE: u32 = 16u;  // keys per tile: two vec4s of scores an invocation
 
 override DQ: u32 = HEAD_DIM / 4u;  // vec4s per head row
 override DB: u32 = (HEAD_DIM + MATRIX - 1u) / MATRIX;  // head-dim blocks
@@ -64,12 +65,10 @@ override DQP: u32 = DB * 4u;  // vec4s per staged row, zeros past DQ
 override STRIDE: u32 = DB * MATRIX + 8u;  // halves per staged row: 16-byte rows, 8 of them in distinct banks
 override BQ: u32 = MATRIX * QUERY_BLOCKS;  // queries per workgroup
 override WG: u32 = SUBGROUP * QUERY_BLOCKS;
-override KEY_BLOCKS: u32 = KEY_TILE / MATRIX;
-override S_STRIDE: u32 = KEY_TILE + 4u;  // f32 per score row: a multiple of 16 bytes, 4 mod 32 words (2-way reads)
+const S_STRIDE: u32 = KEY_TILE + 4u;  // f32 per score row: a multiple of 16 bytes, 4 mod 32 words (2-way reads)
 override Q_BLOCKS: u32 = 1u;  // head-dim blocks of Q staged at a time, 1 .. DB
 override P_STRIDE: u32 = max(KEY_TILE, Q_BLOCKS * MATRIX) + 8u;  // halves per P row (and Q's, staged there first)
 override BUFFER: u32 = KEY_TILE * STRIDE;  // halves of one K (or V) buffer
-override PAIRS: u32 = KEY_TILE / 2u;  // keys an invocation scores per tile
 override PREFETCH: u32 = 1u;  // 1: the next tile's K and V load into registers before S (SLOTS <= 8: k0h .. k7h)
 override SLOTS: u32 = (KEY_TILE * DQP + WG - 1u) / WG;  // K (and V) quads an invocation stages per tile
 
@@ -252,20 +251,18 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       if (SLOTS > 7u) { k7h = fetch(FROM_K, 7u, lid, next, kv); v7h = fetch(FROM_V, 7u, lid, next, kv); }
     }
     // 1. S = Q K^T into the subgroup's slot.
-    for (var j = 0u; j < KEY_BLOCKS; j++) {
-      let at = buf * BUFFER + MATRIX * j * STRIDE;
-      var acc = qk(q0m, at, Result());
-      if (DB > 1u) { acc = qk(q1m, at + 16u, acc); }
-      if (DB > 2u) { acc = qk(q2m, at + 32u, acc); }
-      if (DB > 3u) { acc = qk(q3m, at + 48u, acc); }
-      if (DB > 4u) { acc = qk(q4m, at + 64u, acc); }
-      if (DB > 5u) { acc = qk(q5m, at + 80u, acc); }
-      if (DB > 6u) { acc = qk(q6m, at + 96u, acc); }
-      if (DB > 7u) { acc = qk(q7m, at + 112u, acc); }
-      if (DB > 8u) { acc = qk(q8m, at + 128u, acc); }
-      if (DB > 9u) { acc = qk(q9m, at + 144u, acc); }
-      subgroupMatrixStore<row_major>(&s_tile, slot_s + MATRIX * j, acc, S_STRIDE);
-    }
+    let tile = buf * BUFFER;  // this tile's K and V rows
+    var acc = qk(q0m, tile, Result());
+    if (DB > 1u) { acc = qk(q1m, tile + 16u, acc); }
+    if (DB > 2u) { acc = qk(q2m, tile + 32u, acc); }
+    if (DB > 3u) { acc = qk(q3m, tile + 48u, acc); }
+    if (DB > 4u) { acc = qk(q4m, tile + 64u, acc); }
+    if (DB > 5u) { acc = qk(q5m, tile + 80u, acc); }
+    if (DB > 6u) { acc = qk(q6m, tile + 96u, acc); }
+    if (DB > 7u) { acc = qk(q7m, tile + 112u, acc); }
+    if (DB > 8u) { acc = qk(q8m, tile + 128u, acc); }
+    if (DB > 9u) { acc = qk(q9m, tile + 144u, acc); }
+    subgroupMatrixStore<row_major>(&s_tile, slot_s, acc, S_STRIDE);
     workgroupBarrier();  // (a)
 
     // 2. The next tile into the other buffers; mask, row max, P; the workgroup's rescale decision.
@@ -286,30 +283,36 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
         stage(FROM_V, KEY_TILE, next, u.keys, kv_base, stride, nb, lid);
       }
     }
-    let masked = next > u.keys || (u.causal != 0u && next > q0 + 1u);  // uniform: does this tile hide keys?
+    // This invocation's scores (keys k0 + 2c + half, c = 0 .. 7) held as two vec4s, masked only in tiles that hide
+    // keys; one pass over the slot.
     let s_row = slot_s + row * S_STRIDE + half;
-    var tile_max = MASKED;
-    for (var c = 0u; c < PAIRS; c++) {
-      let key = k0 + 2u * c + half;
-      let hidden = masked && (key >= u.keys || (u.causal != 0u && key > query));
-      tile_max = max(tile_max, select(s_tile[s_row + 2u * c], MASKED, hidden));
+    var lo = vec4f(s_tile[s_row], s_tile[s_row + 2u], s_tile[s_row + 4u], s_tile[s_row + 6u]);
+    var hi = vec4f(s_tile[s_row + 8u], s_tile[s_row + 10u], s_tile[s_row + 12u], s_tile[s_row + 14u]);
+    if (next > u.keys || (u.causal != 0u && next > q0 + 1u)) {  // uniform: does this tile hide keys?
+      let key_lo = k0 + half + vec4u(0u, 2u, 4u, 6u);
+      let key_hi = key_lo + 8u;
+      let causal = u.causal != 0u;
+      lo = select(lo, vec4f(MASKED), (key_lo >= vec4u(u.keys)) | (vec4(causal) & (key_lo > vec4u(query))));
+      hi = select(hi, vec4f(MASKED), (key_hi >= vec4u(u.keys)) | (vec4(causal) & (key_hi > vec4u(query))));
     }
+    let both = max(lo, hi);
+    var tile_max = max(max(both.x, both.y), max(both.z, both.w));
     tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
-    let grows = tile_max > m + RESCALE_SLACK;
     var alpha = 1.0;
-    if (grows) {
+    if (tile_max > m + RESCALE_SLACK) {
       alpha = exp2(m - tile_max);
       m = tile_max;
       rescale_flag[buf] = 1u;
     }
-    l *= alpha;
-    for (var c = 0u; c < PAIRS; c++) {  // S read again from the slot: cheaper than holding it in registers
-      let key = k0 + 2u * c + half;
-      let hidden = masked && (key >= u.keys || (u.causal != 0u && key > query));
-      let p = exp2(select(s_tile[s_row + 2u * c], MASKED, hidden) - m);
-      l += p;
-      p_tile[slot_p + row * P_STRIDE + 2u * c + half] = f16(p);
-    }
+    let p_lo = exp2(lo - m);
+    let p_hi = exp2(hi - m);
+    l = l * alpha + dot(p_lo + p_hi, vec4f(1.0));
+    let h_lo = vec4<f16>(p_lo);
+    let h_hi = vec4<f16>(p_hi);
+    let p_row = slot_p + row * P_STRIDE + half;
+    p_tile[p_row] = h_lo.x; p_tile[p_row + 2u] = h_lo.y; p_tile[p_row + 4u] = h_lo.z; p_tile[p_row + 6u] = h_lo.w;
+    p_tile[p_row + 8u] = h_hi.x; p_tile[p_row + 10u] = h_hi.y; p_tile[p_row + 12u] = h_hi.z;
+    p_tile[p_row + 14u] = h_hi.w;
     let rescale = workgroupUniformLoad(&rescale_flag[buf]) != 0u;  // (b)
     if (rescale && k0 > 0u) {
       // O's rows times alpha through the slot (every invocation read its S before (b))
@@ -327,20 +330,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     }
 
     // 3. O += P V.
-    for (var j = 0u; j < KEY_BLOCKS; j++) {
-      let pm = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + MATRIX * j, P_STRIDE);
-      let at = buf * BUFFER + MATRIX * j * STRIDE;
-      o0 = pv(pm, at, o0);
-      if (DB > 1u) { o1 = pv(pm, at + 16u, o1); }
-      if (DB > 2u) { o2 = pv(pm, at + 32u, o2); }
-      if (DB > 3u) { o3 = pv(pm, at + 48u, o3); }
-      if (DB > 4u) { o4 = pv(pm, at + 64u, o4); }
-      if (DB > 5u) { o5 = pv(pm, at + 80u, o5); }
-      if (DB > 6u) { o6 = pv(pm, at + 96u, o6); }
-      if (DB > 7u) { o7 = pv(pm, at + 112u, o7); }
-      if (DB > 8u) { o8 = pv(pm, at + 128u, o8); }
-      if (DB > 9u) { o9 = pv(pm, at + 144u, o9); }
-    }
+    let pm = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p, P_STRIDE);
+    o0 = pv(pm, tile, o0);
+    if (DB > 1u) { o1 = pv(pm, tile + 16u, o1); }
+    if (DB > 2u) { o2 = pv(pm, tile + 32u, o2); }
+    if (DB > 3u) { o3 = pv(pm, tile + 48u, o3); }
+    if (DB > 4u) { o4 = pv(pm, tile + 64u, o4); }
+    if (DB > 5u) { o5 = pv(pm, tile + 80u, o5); }
+    if (DB > 6u) { o6 = pv(pm, tile + 96u, o6); }
+    if (DB > 7u) { o7 = pv(pm, tile + 112u, o7); }
+    if (DB > 8u) { o8 = pv(pm, tile + 128u, o8); }
+    if (DB > 9u) { o9 = pv(pm, tile + 144u, o9); }
     buf = 1u - buf;
   }
 
