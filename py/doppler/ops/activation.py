@@ -15,7 +15,7 @@ from .grid import linear_groups
 
 WORKGROUP = 256
 OUT_KERNELS = {"f32": "activation", "f16": "activation_f16_output"}
-ACTIVATIONS = {"gelu": 0, "quick_gelu": 1, "silu": 2}  # the kernel's ACT override
+ACTIVATIONS = {"none": 0, "gelu": 1, "silu": 2, "quick_gelu": 3}  # lib/activation.wgsl's codes (ACT)
 
 
 @dataclass(frozen=True)
