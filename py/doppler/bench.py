@@ -183,8 +183,8 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
     K `splits` (default: the op's choice), a linear or conv3x3 case x's dtype `x` ("f16": as a producer writes it for
     the tensor cores; default "f32"). `replayed`: a window's runs are recorded as one plan and replayed in one call,
     as the pipeline runs its steps; else they are issued eagerly from Python, submitted every
-    gpu/context.py's EAGER_FLUSH_DISPATCHES, so the GPU may wait on the host between submits where a run takes less
-    time than its issue (session 12's eager sweep read twice the pipeline profile's times for split-K GEMMs)."""
+    gpu/context.py's EAGER_FLUSH_DISPATCHES, so the GPU may wait on the host between submits (on an H200 eager
+    windows read some whole-K GEMMs 1.6-1.7x slower than replayed ones; bench/RESULTS.md, session 13)."""
     rows = []
     configs = [None] + [matmul.GemmTiles(*t) for t in gemm_tiles or []]
     knob_sets = [None] + list(attention_overrides or [])

@@ -1,7 +1,8 @@
 // Activations over f32 tensors, out in the including kernel's Out (activation.wgsl f32; activation_f16_output.wgsl
 // f16, rounded once as stored, for a GEGLU whose output only a tensor-core GEMM reads). The activations are
 // lib/activation.wgsl's (their math there):
-//   map:    out = act(x), override ACT one of its codes (ACT_GELU, ACT_SILU, ACT_QUICK_GELU); map_inplace: out = act(out)
+//   map:    out = act(x), override ACT one of its codes (ACT_GELU, ACT_SILU, ACT_QUICK_GELU)
+//   map_inplace: out = act(out)
 //   geglu:  x (rows, 2F) -> out (rows, F),  out[r, j] = x[r, j] * gelu(x[r, F + j])
 //           (diffusers' GEGLU: `hidden_states, gate = proj(x).chunk(2, dim=-1); hidden_states * gelu(gate)`)
 // Bindings: 0 x (read), 1 out (read_write, array<Out>), 2 uniform Activation (n = elements written in this dispatch,

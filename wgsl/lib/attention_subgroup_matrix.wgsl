@@ -18,12 +18,13 @@
 //      invocation, before 1, so the loads' latency hides behind it). The subgroup's invocations take its rows:
 //      invocation t has row t / 2 and the keys 2c + t % 2, c = 0 .. 7 (S_STRIDE is 4 mod 32 words: the 32 read 16
 //      banks), read once into two vec4s. Masked keys (past the last, or past the causal diagonal; only tiles that
-//      reach them check) score MASKED. Row maxima merge over the pair with one shuffle. Lazy rescale: a row's running max m moves only when the tile's max
-//      passes it by more than RESCALE_SLACK; otherwise P = exp2(S - m) may reach 2^RESCALE_SLACK, exact in f16 and
-//      f32 (the final division by l cancels it). P (f16) into the subgroup's slot of p_tile. A moving row raises
-//      this tile's flag, which workgroupUniformLoad reads back (barrier (b), which also publishes P and the next
-//      tile); then, if any row moved (past the first tile, where O is zero), O's rows scale by exp2(m_old - m_new)
-//      block by block through the slot of s_tile (store, barrier, scale, barrier, load).
+//      reach them check) score MASKED. Row maxima merge over the pair with one shuffle. Lazy rescale: a row's
+//      running max m moves only when the tile's max passes it by more than RESCALE_SLACK; otherwise P = exp2(S - m)
+//      may reach 2^RESCALE_SLACK, exact in f16 and f32 (the final division by l cancels it). P (f16) into the
+//      subgroup's slot of p_tile. A moving row raises this tile's flag, which workgroupUniformLoad reads back
+//      (barrier (b), which also publishes P and the next tile); then, if any row moved (past the first tile, where O
+//      is zero), O's rows scale by exp2(m_old - m_new) block by block through the slot of s_tile (store, barrier,
+//      scale, barrier, load).
 //   3. O += P V: one left matrix of P, DB right matrices of V.
 // Buffers are reused safely: a tile's stores follow barrier (a) of that tile, which every subgroup reaches only after
 // finishing the tile before (its last reads of those buffers, of P and of the flag raised two tiles before, which is

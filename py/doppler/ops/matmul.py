@@ -20,11 +20,10 @@ from typing import ClassVar
 from ..errors import GpuError
 from ..gpu.tensor import DTYPE_BYTES
 from ..gpu.uniforms import pack, u32
-from .activation import ACTIVATIONS
+from .activation import ACTIVATIONS  # fused activations, by the code the kernels' ACTIVATION override takes
 from .grid import linear_groups, require_output_apart, require_whole_bindings, tile_groups
 from .variants import kernel_rule
 
-# Fused activations, by the code the kernels' ACTIVATION override takes.
 # RESIDUAL override: none, a tensor of its own, or y's prior contents (residual is out: accumulate in place).
 RESIDUAL_NONE, RESIDUAL_TENSOR, RESIDUAL_IN_PLACE = 0, 1, 2
 THREAD_TILES = (4, 8)  # per-thread outputs each way: whole vec4s, at most two (the kernels' MAX_VEC)
