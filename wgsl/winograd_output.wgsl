@@ -1,9 +1,10 @@
-// Winograd F(2x2, 3x3) output transform, f32: y[b, 2ty + dy, 2tx + dx, co] = (A^T M[., t, co] A)[dy, dx] + b[co]
-//   + r[b, 2ty + dy, 2tx + dx, co] for each 2x2 output tile t, M[., t, co] the 4x4 tile of the 16 GEMM outputs
-//   M[p] = V[p] U[p]^T (p = 4i + j) and A^T = [1 1 1 0; 0 1 -1 -1] (Lavin & Gray 2015). Pixels past OH, OW (odd
-//   sizes: the last tile's second row or column) are not stored.
-//   M (16, tiles, Cout) f32, rows of the chunk of tiles in lib/winograd.wgsl; b (Cout) stored f32 or f16 packed two
-//   per u32 word (F16_WEIGHTS, lib/packed_weights.wgsl); r and y (B, OH, OW, Cout) NHWC f32.
+// Winograd F(m x m, 3x3) output transform (m = TILE, 2 or 4), f32: y[b, m ty + dy, m tx + dx, co] =
+//   (A^T M[., t, co] A)[dy, dx] + b[co] + r[b, m ty + dy, m tx + dx, co] for each m x m output tile t, M[., t, co]
+//   the SIDE x SIDE tile (SIDE = m + 2) of the SIDE^2 GEMM outputs M[p] = V[p] U[p]^T (p = SIDE i + j) and A^T of
+//   lib/winograd_matrices.wgsl. Pixels past OH, OW (sizes not a multiple of m: the last tiles' rows or columns) are
+//   not stored.
+//   M (SIDE^2, tiles, Cout) f32, rows of the chunk of tiles in lib/winograd.wgsl; b (Cout) stored f32 or f16 packed
+//   two per u32 word (F16_WEIGHTS, lib/packed_weights.wgsl); r and y (B, OH, OW, Cout) NHWC f32.
 //   RESIDUAL: 0 none, 1 r from binding 2, 2 y's own prior contents (in-place accumulate).
 // Bindings: 0 M, 1 b, 2 r, 3 y (read_write), 4 uniform Winograd (lib/winograd.wgsl). b and r are statically used:
 //   bind any read-only tensor there when HAS_BIAS is false or RESIDUAL is not 1.
@@ -15,6 +16,8 @@
 #include "lib/packed_weights.wgsl"
 #include "lib/residual.wgsl"
 #include "lib/winograd.wgsl"
+
+const LANES: u32 = 4u;
 
 @group(0) @binding(0) var<storage, read> m: array<vec4f>;
 @group(0) @binding(1) var<storage, read> bias: array<u32>;
@@ -44,7 +47,7 @@ fn element_at(source: u32, i: u32) -> f32 {
 }
 
 // Elements i .. i+3 of M, r or y (i: the element of channel c of the quad), zero for channels past Cout.
-fn quad_from(source: u32, q: TileQuad, i: u32) -> vec4f {
+fn quad_from(source: u32, q: TileLanes, i: u32) -> vec4f {
   if (VEC) { return vec_at(source, i / 4u); }
   var quad = vec4f();
   for (var k = 0u; k < 4u; k++) {
@@ -53,7 +56,7 @@ fn quad_from(source: u32, q: TileQuad, i: u32) -> vec4f {
   return quad;
 }
 
-fn bias_quad(q: TileQuad) -> vec4f {
+fn bias_quad(q: TileLanes) -> vec4f {
   var quad = vec4f();
   for (var k = 0u; k < 4u; k++) {
     let n = q.c + k;
@@ -62,28 +65,25 @@ fn bias_quad(q: TileQuad) -> vec4f {
   return quad;
 }
 
-// A^T s along one axis of the tile.
-fn transform(s: array<vec4f, SIDE>) -> array<vec4f, TILE> {
-  return array<vec4f, TILE>(s[0] + s[1] + s[2], s[1] - s[2] - s[3]);
-}
-
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let q = tile_quad(wg, lid, u.cout);
+  let q = tile_lanes(wg, lid, u.cout);
   if (!q.inside) { return; }
-  var columns: array<array<vec4f, TILE>, SIDE>;  // [column][dy]: A^T M, column by column
+  var columns: array<Quads, MAX_SIDE>;  // [column][dy]: A^T M, column by column
   for (var j = 0u; j < SIDE; j++) {
-    var column: array<vec4f, SIDE>;
+    var column: Quads;
     for (var i = 0u; i < SIDE; i++) {
       column[i] = quad_from(FROM_M, q, ((i * SIDE + j) * u.tiles + q.row) * u.cout + q.c);
     }
-    columns[j] = transform(column);
+    columns[j] = output_transform(column);
   }
   var b = vec4f();
   if (HAS_BIAS) { b = bias_quad(q); }
   for (var dy = 0u; dy < TILE; dy++) {
     let oy = q.ty * TILE + dy;
-    let row = transform(array<vec4f, SIDE>(columns[0][dy], columns[1][dy], columns[2][dy], columns[3][dy]));
+    var column_sums: Quads;
+    for (var j = 0u; j < SIDE; j++) { column_sums[j] = columns[j][dy]; }
+    let row = output_transform(column_sums);
     for (var dx = 0u; dx < TILE; dx++) {
       let ox = q.tx * TILE + dx;
       if (oy >= u.out_h || ox >= u.out_w) { continue; }

@@ -1,28 +1,27 @@
-// Winograd F(2x2, 3x3) weight transform: U[p, co, ci] = (G g[co, ci] G^T)[i, j], p = 4i + j, for each 3x3 kernel g of
-//   a convolution weight stored channels last, [Cout, 3, 3, Cin] (as conv2d reads it: g[co, ci][a, b] is element
-//   ((co * 3 + a) * 3 + b) * Cin + ci), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
-//   (Lavin & Gray 2015). U (16, Cout, Cin) is W of the 16 GEMMs M[p] = V[p] U[p]^T (rows K = Cin contiguous).
-//   Computed in f32 from g stored f32 or f16 (F16_WEIGHTS: both packed two per u32 word, element 2w in the low
-//   half of word w; U's 16 * Cout * Cin elements fill whole words) and stored in g's dtype: f16 rounds the f32
-//   result once (pack2x16float). Run before each Winograd convolution (nn.Conv2d), into scratch.
+// Winograd F(m x m, 3x3) weight transform (m = TILE, 2 or 4): U[p, co, ci] = (G g[co, ci] G^T)[i, j],
+//   p = SIDE i + j (SIDE = m + 2), for each 3x3 kernel g of a convolution weight stored channels last,
+//   [Cout, 3, 3, Cin] (as conv2d reads it: g[co, ci][a, b] is element ((co * 3 + a) * 3 + b) * Cin + ci), G of
+//   lib/winograd_matrices.wgsl. U (SIDE^2, Cout, Cin) is W of the SIDE^2 GEMMs M[p] = V[p] U[p]^T (rows K = Cin
+//   contiguous). Computed in f32 from g stored f32 or f16 (F16_WEIGHTS: both packed two per u32 word, element 2w in
+//   the low half of word w; U's SIDE^2 * Cout * Cin elements fill whole words) and stored in g's dtype: f16 rounds
+//   the f32 result once (pack2x16float). Run before each Winograd convolution (nn.Conv2d), into scratch.
 // Bindings: 0 g (u32 words), 1 U (u32 words, read_write, another buffer), 2 uniform WinogradWeights.
 // Entry points, each a workgroup of WG invocations, ceil(n / WG) workgroups along x wrapped into y past 65535
 //   (invocation index (wg.y * 65535 + wg.x) * WG + local index):
 //   per_kernel, n = kernels (f32) or kernels / 2 (F16_WEIGHTS, kernels even: a word of U then pairs two kernels at
-//     one position): reads its kernels' 9 taps once and stores their 16 positions (main reads them 16 times);
+//     one position): reads its kernels' 9 taps once and stores their SIDE^2 positions (main reads them SIDE^2
+//     times);
 //   main, n = U's words: the general case (f16 with an odd count of kernels, whose words straddle positions), each
 //     invocation reading the 9 taps of both its elements.
 
 #include "lib/packed_weights.wgsl"
+#include "lib/winograd_matrices.wgsl"
 
 struct WinogradWeights { elements: u32, kernels: u32, cin: u32 }
 
 override WG: u32 = 256u;
 
 const MAX_GROUPS_X: u32 = 65535u;
-const SIDE: u32 = 4u;  // U's tile is SIDE x SIDE
-const TAPS: u32 = 3u;  // g is TAPS x TAPS
-const G = array<vec3f, SIDE>(vec3f(1.0, 0.0, 0.0), vec3f(0.5, 0.5, 0.5), vec3f(0.5, -0.5, 0.5), vec3f(0.0, 0.0, 1.0));
 
 @group(0) @binding(0) var<storage, read> g: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
@@ -33,7 +32,7 @@ fn transformed(e: u32) -> f32 {
   let p = e / u.kernels;
   let kernel = e % u.kernels;
   let first = (kernel / u.cin) * TAPS * TAPS * u.cin + kernel % u.cin;  // tap (a, b) at first + (a * 3 + b) Cin
-  var coefficients = G;  // a function variable: indexed at run time
+  var coefficients = g_rows();  // a function variable: indexed at run time
   let rows = coefficients[p / SIDE];
   let cols = coefficients[p % SIDE];
   var sum = 0.0;
@@ -46,8 +45,8 @@ fn transformed(e: u32) -> f32 {
   return sum;
 }
 
-// U's 4 x 4 tile of kernel k (= co * Cin + ci): (G g G^T)[i][j] is component j of row i.
-fn tile(k: u32) -> array<vec4f, SIDE> {
+// U's SIDE x SIDE tile of kernel k (= co * Cin + ci): (G g G^T)[i][j] is element j of row i.
+fn tile(k: u32) -> Matrix {
   let first = (k / u.cin) * TAPS * TAPS * u.cin + k % u.cin;  // tap (a, b) at first + (a * 3 + b) Cin
   var taps: array<vec3f, TAPS>;  // rows a of g
   for (var a = 0u; a < TAPS; a++) {
@@ -56,12 +55,12 @@ fn tile(k: u32) -> array<vec4f, SIDE> {
       taps[a][b] = value_in(g[word_of(i)], i);
     }
   }
-  var coefficients = G;  // a function variable: indexed at run time
-  var out: array<vec4f, SIDE>;
+  var coefficients = g_rows();  // a function variable: indexed at run time
+  var out: Matrix;
   for (var i = 0u; i < SIDE; i++) {
     let row = coefficients[i];
     let t = row.x * taps[0] + row.y * taps[1] + row.z * taps[2];  // row i of G g
-    out[i] = vec4f(dot(G[0], t), dot(G[1], t), dot(G[2], t), dot(G[3], t));
+    for (var j = 0u; j < SIDE; j++) { out[i][j] = dot(coefficients[j], t); }
   }
   return out;
 }
@@ -71,14 +70,14 @@ fn per_kernel(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index)
   let index = (wg.y * MAX_GROUPS_X + wg.x) * WG + lid;
   if (!F16_WEIGHTS) {
     if (index >= u.kernels) { return; }
-    let t = tile(index);
+    var t = tile(index);
     for (var p = 0u; p < SIDE * SIDE; p++) { dst[p * u.kernels + index] = bitcast<u32>(t[p / SIDE][p % SIDE]); }
     return;
   }
   let k = 2u * index;
   if (k >= u.kernels) { return; }
-  let t0 = tile(k);
-  let t1 = tile(k + 1u);
+  var t0 = tile(k);
+  var t1 = tile(k + 1u);
   for (var p = 0u; p < SIDE * SIDE; p++) {
     dst[(p * u.kernels + k) / 2u] = pack2x16float(vec2f(t0[p / SIDE][p % SIDE], t1[p / SIDE][p % SIDE]));
   }

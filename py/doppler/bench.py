@@ -134,14 +134,20 @@ async def _run_case(gpu, case: dict, weights: str) -> tuple:
         out = gpu.tensor((b, hw, hw, cout), "f32", "out")
         run = lambda tiles=None: conv2d.conv2d(gpu, x, w, out, bias=bias, padding=1, tiles=tiles)  # noqa: E731
         return run, 2.0 * b * hw * hw * cout * cin * 9, 4.0 * (x.numel + out.numel), [x, w, bias, out]
-    if op == "conv3x3_winograd":  # u filled directly: its values do not change the time
+    if op == "conv3x3_winograd":  # u filled directly (its values do not change the time), or made from w each run
         b, hw, cin, cout = case["b"], case["hw"], case["cin"], case["cout"]
         x = await _filled(gpu, (b, hw, hw, cin), "f32", "x")
-        u = await _filled(gpu, winograd.weight_shape(cout, cin), weights, "u")
+        u = await _filled(gpu, winograd.weight_shape(cout, cin, case.get("tile", winograd.TILES[0])), weights, "u")
+        w = await _filled(gpu, (cout, 3, 3, cin), weights, "w")
         bias = await _filled(gpu, (cout,), weights, "bias")
         out = gpu.tensor((b, hw, hw, cout), "f32", "out")
-        run = lambda tiles=None: winograd.conv3x3_winograd(gpu, x, u, out, bias=bias, tiles=tiles)  # noqa: E731
-        return run, 2.0 * b * hw * hw * cout * cin * 9, 4.0 * (x.numel + out.numel), [x, u, bias, out]
+        scratch = case.get("scratch_bytes", winograd.SCRATCH_BYTES)
+
+        async def run(tiles=None):
+            if case.get("transform_weights"):
+                await winograd.winograd_weight(gpu, w, u)
+            await winograd.conv3x3_winograd(gpu, x, u, out, bias=bias, tiles=tiles, scratch_bytes=scratch)
+        return run, 2.0 * b * hw * hw * cout * cin * 9, 4.0 * (x.numel + out.numel), [x, u, w, bias, out]
     if op == "linear":
         m, k, n = case["m"], case["k"], case["n"]
         x = await _filled(gpu, (m, k), case.get("x", "f32"), "x")
@@ -181,7 +187,9 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
     workgroup memory for the head, a feature the device lacks) gives a row with its error instead of a time.
     `cases`: the shapes to time, as kernel_cases() gives them (default: those); a linear case may name its number of
     K `splits` (default: the op's choice), a linear or conv3x3 case x's dtype `x` ("f16": as a producer writes it for
-    the tensor cores; default "f32"). `replayed`: a window's runs are recorded as one plan and replayed in one call,
+    the tensor cores; default "f32"), a conv3x3_winograd case its `tile` (2 or 4: F(2x2) or F(4x4)), its
+    `scratch_bytes` (default winograd.SCRATCH_BYTES) and `transform_weights` (true: the weight transform runs
+    before each conv, as nn.Conv2d does). `replayed`: a window's runs are recorded as one plan and replayed in one call,
     as the pipeline runs its steps; else they are issued eagerly from Python, submitted every
     gpu/context.py's EAGER_FLUSH_DISPATCHES, so the GPU may wait on the host between submits (on an H200 eager
     windows read some whole-K GEMMs 1.6-1.7x slower than replayed ones; bench/RESULTS.md, session 13)."""

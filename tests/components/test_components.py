@@ -27,7 +27,7 @@ def test_text_encoder_matches_transformers(run, dtype, path):
     assert_close(run(text_encoder_on_gpu(ref, TINY_CLIP, ids, dtype)), want, path, "text encoder")
 
 
-@pytest.mark.parametrize("conv", ["winograd", "implicit-gemm"])
+@pytest.mark.parametrize("conv", ["winograd-2x2", "winograd-4x4", "implicit-gemm"])
 @pytest.mark.parametrize("size", [(8, 8), (6, 10)])
 def test_unet_matches_diffusers(run, monkeypatch, size, conv):
     from diffusers import UNet2DConditionModel as Reference
@@ -36,8 +36,9 @@ def test_unet_matches_diffusers(run, monkeypatch, size, conv):
 
     if conv == "implicit-gemm":  # every 3x3 conv through conv2d, as SD 1.5's 8x8 and largest maps run
         monkeypatch.setattr(nn, "WINOGRAD_MAX_PIXELS", 0)
-    else:  # every stride-1 3x3 conv through Winograd, the tiny maps too
+    else:  # every stride-1 3x3 conv through Winograd, the tiny maps too, all F(2x2) or all F(4x4)
         monkeypatch.setattr(nn, "WINOGRAD_MIN_PIXELS", 0)
+        monkeypatch.setattr(nn, "WINOGRAD_F4_MIN_TILES", 0 if conv == "winograd-4x4" else 1 << 30)
 
     torch.manual_seed(1)
     ref = Reference(**{k: v for k, v in TINY_UNET.items()}).eval()
@@ -63,8 +64,9 @@ def test_vae_decoder_matches_diffusers(run, monkeypatch, score_bytes, recorded):
 
     if score_bytes is not None:  # no score matrix fits: the mid-block's attention takes the flash kernel
         monkeypatch.setattr(vae, "MAX_SCORE_BYTES", score_bytes)
-    if recorded:  # eagerly no 3x3 conv would take Winograd; in a recorded plan every stride-1 one does
-        for name in ("WINOGRAD_MIN_PIXELS", "WINOGRAD_MAX_PIXELS", "WINOGRAD_RECORDED_MIN_CHANNELS"):
+    if recorded:  # eagerly no 3x3 conv would take Winograd; in a recorded plan every stride-1 one does, F(4x4)
+        for name in ("WINOGRAD_MIN_PIXELS", "WINOGRAD_MAX_PIXELS", "WINOGRAD_RECORDED_MIN_CHANNELS",
+                     "WINOGRAD_F4_MIN_TILES"):
             monkeypatch.setattr(nn, name, 0)
     torch.manual_seed(2)
     cfg = {k: v for k, v in TINY_VAE.items() if k not in ("scaling_factor", "sample_size", "up_block_types", "act_fn")}
@@ -83,7 +85,7 @@ def test_vae_decoder_matches_diffusers(run, monkeypatch, score_bytes, recorded):
         if recorded:
             with gpu.record("vae", borrow=False) as plan:  # the decoder makes its output inside
                 out = await model(gpu, latents)
-            winograd_convs = sum(k.startswith("winograd_output.wgsl") for k in plan.kernels)
+            winograd_convs = sum(k.startswith("winograd_output.wgsl") and "TILE=4" in k for k in plan.kernels)
             assert winograd_convs == 15, plan.kernels  # the tiny decoder's stride-1 3x3 convs, conv_in to conv_out
             plan.replay()
         else:

@@ -5,7 +5,7 @@ from doppler import bench
 from doppler.ops.matmul import GemmTiles
 
 TOY_CASES = [{"op": "conv3x3", "b": 1, "hw": 8, "cin": 16, "cout": 16},
-             {"op": "conv3x3_winograd", "b": 1, "hw": 8, "cin": 16, "cout": 16},
+             {"op": "conv3x3_winograd", "b": 1, "hw": 8, "cin": 16, "cout": 16, "tile": 4, "transform_weights": True},
              {"op": "linear", "m": 64, "k": 32, "n": 32},
              {"op": "attention", "b": 1, "tq": 64, "tk": 64, "heads": 2, "d": 40},
              {"op": "groupnorm", "b": 1, "hw": 8, "c": 64},
@@ -33,6 +33,10 @@ def test_kernel_bench_sweeps(native_gpu, event_loop_runner, monkeypatch):
         "groupnorm.wgsl:normalize", "groupnorm.wgsl:partial_moments"]
     assert abs(sum(norm.values()) - rows[12]["ms"]) < 1e-3 and "byKernel" not in rows[13]
     assert [i for i, r in enumerate(rows) if "error" in r] == [2, 5, 8, 11]
+    # F(4x4) with its weights transformed each run: four kernels, all at TILE 4
+    assert sorted(label.split("{")[0] for label in rows[3]["byKernel"]) == [
+        "matmul.wgsl:main", "winograd_input.wgsl:main", "winograd_output.wgsl:main", "winograd_weights.wgsl:per_kernel"]
+    assert all("TILE=4" in label for label in rows[3]["byKernel"] if label.startswith("winograd"))
     assert "chromium-experimental-subgroup-matrix" in rows[2]["error"] and "NO_SUCH_KNOB" in rows[11]["error"]
 
 

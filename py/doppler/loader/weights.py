@@ -25,7 +25,7 @@ class ComponentWeights:
     tensors: dict[str, Tensor]
     allocations: list = field(default_factory=list)
     pending_layouts: list = field(default_factory=list)  # (stored tensor, its channels-last view) to rewrite
-    winograd_kernels: int = 0  # Cout * Cin of the largest conv that runs Winograd: its layers' shared scratch size
+    winograd_u: int = 0  # elements of the largest transformed weights U of its Winograd convs: their shared scratch
 
     def __getitem__(self, key: str) -> Tensor:
         tensor = self.tensors.get(key)

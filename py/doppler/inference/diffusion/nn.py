@@ -7,13 +7,15 @@ caller. Activations are f32; weights f32 or packed f16 as the manifest stored th
 
 from __future__ import annotations
 
+import math
+
 from ...errors import GpuError
 from ...gpu.tensor import DTYPE_BYTES, OFFSET_ALIGNMENT, Tensor
 from ...ops import activation, attention, conv2d, groupnorm, layernorm, matmul, winograd
 
 # 3x3 stride-1 convolutions run Winograd F(2x2, 3x3) (2.25x fewer multiplies) where Cout * Cin is at most this and
 # the output has WINOGRAD_MIN_PIXELS to WINOGRAD_MAX_PIXELS pixels (batch included). The transformed weights (16/9 the
-# originals) are made per call into scratch, which a recorded step owns for good, sized for the largest: SD 1.5's
+# originals) are made per call into scratch, which a recorded step owns for good, sized for the largest U: SD 1.5's
 # 2560 -> 1280 convs, 100 MiB in f16 (it broke the 4 GiB budget at 512x512 until the UNet step and the VAE decode
 # shared their working sets: gpu/context.py's Plan). On an H100 in Chromium (bench/RESULTS.md) Winograd ran 1.9-2x
 # the implicit GEMM at the UNet's 64x64 and 32x32 levels, 1.8-2.2x at 16x16 on tensor cores (session 8) and 1.4x at the
@@ -21,12 +23,21 @@ from ...ops import activation, attention, conv2d, groupnorm, layernorm, matmul, 
 # 128x128 and 256x256 levels took 180 ms of host time that way, twice what Winograd saved them on the GPU. So eager
 # Winograd stops at the UNet's 64x64 latents with CFG (2 x 64 x 64); recorded plans replay the chunks for free and take
 # bigger maps too where both sides have WINOGRAD_RECORDED_MIN_CHANNELS (the VAE's 128x128 and 256x256 levels and its
-# 256-channel upsampler: 1.25-1.9x; its 512x512 x 128 convs ran 1.4x slower, session 8). Below 2 x 16 x 16 its GEMMs
-# have fewer rows (pixels / 4) than one tensor-core tile: at 8x8 it ran 1.2-1.3x slower than the implicit GEMM.
+# 256-channel upsampler: 1.25-1.9x; its 512x512 x 128 convs ran 1.4x slower in session 8, and 1.6x faster than the
+# implicit GEMM as F(4x4) on an H200 in session 14). Below 2 x 16 x 16 its GEMMs have fewer rows (pixels / 4) than one
+# tensor-core tile: at 8x8 it ran 1.2-1.3x slower than the implicit GEMM.
 WINOGRAD_MAX_WEIGHTS = 2560 * 1280
 WINOGRAD_MIN_PIXELS = 2 * 16 * 16
 WINOGRAD_MAX_PIXELS = 2 * 64 * 64
-WINOGRAD_RECORDED_MIN_CHANNELS = 256
+WINOGRAD_RECORDED_MIN_CHANNELS = 128
+# F(4x4, 3x3) (4x fewer multiplies, V and M 2.25x the size of x and y instead of 4x, U 4x g) takes convs whose GEMMs
+# get at least WINOGRAD_F4_MIN_TILES rows (4x4 output tiles) and whose U (36 Cout Cin) stays within the F(2x2) U of
+# WINOGRAD_MAX_WEIGHTS, so the scratch does not grow. On an H200 on tensor cores (bench/RESULTS.md, session 14) it ran
+# 1.15-1.2x F(2x2) at the UNet's 64x64 and 32x32 levels, 1.45-1.55x at the VAE's 128x128 and 512x512 (weights
+# transformed per call, as here); at 16x16 (32 tiles of 4x4) its GEMMs' rows filled a quarter of a tensor-core tile
+# and it ran 1.65x slower.
+WINOGRAD_F4_MIN_TILES = 128
+WINOGRAD_F4_MAX_WEIGHTS = WINOGRAD_MAX_WEIGHTS * winograd.positions(2) // winograd.positions(4)
 # Winograd's V and M scratch in a recorded plan (eager calls keep winograd.SCRATCH_BYTES): fewer, larger chunks. At
 # 128 MiB each the VAE decode at 512x512 takes 267 dispatches instead of 564 and a CFG UNet step 778 instead of 846
 # (the 64x64 level in one chunk), for +0.06 GiB of peak: the scratch shares its size bucket with the decode's
@@ -94,9 +105,9 @@ class Linear:
 class Conv2d:
     """NHWC conv; `upsample_to` fuses a nearest upsample of the input to that (H, W) (diffusers' Upsample2D). 1x1
     stride-1 kernels to more than conv2d.NARROW_MAX_COUT channels run as linear layers over the pixels; 3x3 stride-1
-    kernels with at most WINOGRAD_MAX_WEIGHTS weights run Winograd F(2x2, 3x3) on outputs of WINOGRAD_MIN_PIXELS to
-    WINOGRAD_MAX_PIXELS pixels, or more in a recorded plan (see WINOGRAD_RECORDED_MIN_CHANNELS), the others the
-    implicit GEMM (conv2d)."""
+    kernels with at most WINOGRAD_MAX_WEIGHTS weights run Winograd (F(2x2) or F(4x4): _winograd_tile) on outputs of
+    WINOGRAD_MIN_PIXELS to WINOGRAD_MAX_PIXELS pixels, or more in a recorded plan (see WINOGRAD_RECORDED_MIN_CHANNELS),
+    the others the implicit GEMM (conv2d)."""
 
     def __init__(self, weights, path: str, stride: int = 1):
         self.path = path
@@ -111,7 +122,8 @@ class Conv2d:
             and self.out_channels * cin <= WINOGRAD_MAX_WEIGHTS
         self.weight = weights.conv_weight(self.key)  # [Cout, KH, KW, Cin] once weights.apply_layouts ran
         if self.takes_winograd:
-            weights.winograd_kernels = max(weights.winograd_kernels, self.out_channels * cin)
+            tile = 4 if self.out_channels * cin <= WINOGRAD_F4_MAX_WEIGHTS else 2  # the most it may take
+            weights.winograd_u = max(weights.winograd_u, math.prod(winograd.weight_shape(self.out_channels, cin, tile)))
 
     async def __call__(self, gpu, x, residual=None, upsample_to=None, bias=None):
         """`bias`: (Cout,) f32 in place of the layer's own (one made at run time that includes it)."""
@@ -136,10 +148,9 @@ class Conv2d:
             # U made per call (resident, the U of SD 1.5's Winograd convs would add 1.7 GiB to the budget; the
             # transform costs a few percent of the conv), in scratch of one size (the component's largest U), so a
             # recorded step reuses and owns a single one.
-            scratch = gpu.tensor(winograd.weight_shape(1, self.weights.winograd_kernels), self.weight.dtype,
-                                 "winograd.u")
-            u = Tensor(winograd.weight_shape(self.out_channels, self.weight.shape[3]), self.weight.dtype,
-                       scratch.alloc, scratch.offset)
+            scratch = gpu.tensor((self.weights.winograd_u,), self.weight.dtype, "winograd.u")
+            u = Tensor(winograd.weight_shape(self.out_channels, self.weight.shape[3], self._winograd_tile(b, oh, ow)),
+                       self.weight.dtype, scratch.alloc, scratch.offset)
             await winograd.winograd_weight(gpu, self.weight, u)
             scratch_bytes = WINOGRAD_RECORDED_SCRATCH_BYTES if gpu.recording else winograd.SCRATCH_BYTES
             await winograd.conv3x3_winograd(gpu, x, u, out, bias=bias, residual=residual,
@@ -149,6 +160,12 @@ class Conv2d:
             await conv2d.conv2d(gpu, x, self.weight, out, bias=bias, residual=residual, stride=self.stride,
                                 padding=self.padding, upsample_to=upsample_to)
         return out
+
+    def _winograd_tile(self, b: int, oh: int, ow: int) -> int:
+        """F(4x4) where its GEMMs get WINOGRAD_F4_MIN_TILES rows and its U fits the scratch, else F(2x2)."""
+        rows = b * -(-oh // 4) * -(-ow // 4)
+        fits = self.out_channels * self.weight.shape[3] <= WINOGRAD_F4_MAX_WEIGHTS
+        return 4 if fits and rows >= WINOGRAD_F4_MIN_TILES else 2
 
     def _winograd(self, gpu, pixels: int, cin: int) -> bool:
         if not self.takes_winograd or pixels < WINOGRAD_MIN_PIXELS:
