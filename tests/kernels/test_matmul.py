@@ -395,11 +395,11 @@ def test_tensor_core_tiles_are_checked(tiles, message):
     (320, 8192, 1, "linear", "TENSOR_CORE_NARROW_TILES"),  # the 64x64 level's linears: 320
     (320, 2048, 16, "winograd", "TENSOR_CORE_NARROW_TILES"),  # and Winograd's GEMMs there
     (256, 16384, 16, "winograd", "TENSOR_CORE_NARROW_TILES"),  # and at the VAE's 256x256 x 256
-    (128, 65536, 16, "winograd", "TENSOR_CORE_CONV_TILES"),  # its 512x512 x 128 (run as conv2d): 128 x 128
-    (128, 262144, 1, "linear", "TENSOR_CORE_CONV_TILES"),  # the VAE's 1x1 256 -> 128 at 512x512
+    (128, 65536, 16, "winograd", "TENSOR_CORE_TILES"),  # the VAE's 512x512 x 128, F(2x2): 128 x 128
+    (128, 262144, 1, "linear", "TENSOR_CORE_TILES"),  # the VAE's 1x1 256 -> 128 at 512x512
     (1280, 512, 1, "linear", "TENSOR_CORE_TILES"),  # 80 narrow tiles would split K
     (640, 2048, 1, "linear", "TENSOR_CORE_TILES"),  # and 160
-    (320, 8192, 1, "conv", "TENSOR_CORE_CONV_TILES"),
+    (320, 8192, 1, "conv", "TENSOR_CORE_TILES"),  # convs never take the narrow tiles
     (768, 154, 1, "linear", "DEFAULT_TILES"),  # few rows: scalar tiles
     (320, 154, 2, "linear", "DEFAULT_TILES"),  # the cross-attention's keys and values: 2 x 154 rows
     (320, 128, 3, "linear", "TENSOR_CORE_TILES"),  # 384 rows
@@ -425,8 +425,8 @@ def test_split_k_tiles_pad_where_workgroup_memory_allows():
     def gpu(limit):
         return SimpleNamespace(caps=SimpleNamespace(limits={"maxComputeWorkgroupStorageSize": limit}))
 
-    assert split_k_tiles(gpu(48 << 10), TENSOR_CORE_TILES).pad == SPLIT_K_PAD  # 31 KiB fit
-    assert split_k_tiles(gpu(24 << 10), TENSOR_CORE_TILES) == TENSOR_CORE_TILES  # 19 KiB do, 31 would not
+    assert split_k_tiles(gpu(48 << 10), TENSOR_CORE_TILES).pad == SPLIT_K_PAD  # 21 KiB fit
+    assert split_k_tiles(gpu(16 << 10), TENSOR_CORE_TILES) == TENSOR_CORE_TILES  # 13 KiB do, 21 would not
     assert split_k_tiles(gpu(48 << 10), DEFAULT_TILES) == DEFAULT_TILES  # scalar tiles stage no padding
 
 

@@ -68,9 +68,10 @@ REDUCE_WORKGROUP = 256
 SUBGROUP_MATRIX_ROWS = 32
 SUBGROUP_MATRIX_THREAD_M = 8
 SUBGROUP_MATRIX_THREAD_N = (4, 8)
-SUBGROUP_MATRIX_PAD = 8  # halves after each staged row of k (the kernel's PAD): 19 KiB at 128 x 256 x 16
+SUBGROUP_MATRIX_PAD = 8  # halves after each staged row of k (the kernel's PAD): 13 KiB at 128 x 128 x 16
 # Split-K dispatches stage rows of 80 bytes: their GEMMs ran 20-30% faster so on an H100 (the matrix loads from
-# workgroup memory bound the K loop), though 31 KiB leave one workgroup an SM (bench/RESULTS.md, session 6).
+# workgroup memory bound the K loop), though at 128 x 256 x 16 31 KiB left one workgroup an SM (bench/RESULTS.md,
+# session 6; 128 x 128 x 16 take 21 KiB).
 SPLIT_K_PAD = 24
 # A 16 x 16 f32 result matrix: the tensor-core GEMMs store these straight into y, so WebGPU wants y bound at least
 # this large; their one workgroup slot for edge tiles holds one.
@@ -160,24 +161,23 @@ DEFAULT_TILES = GemmTiles()
 # Outputs N % 128 == 0 wide take 64 x 128 tiles (4 x 8 per thread): on an H100 they ran 5-20% faster than 64 x 64
 # at every such SD 1.5 shape (bench/RESULTS.md), and slower where N = 320 leaves a third of a 128 tile idle.
 WIDE_TILES = GemmTiles(64, 128, 16, 4, 8)
-# 16 subgroups of 32 x 64 outputs, 16 of k a step: 19 KiB of workgroup memory, so two workgroups share an H100 SM;
-# 1.2-1.6x faster there than 32 of k (30 KiB, one an SM) and than 64 x 128, 64 x 256 or 128 x 128 tiles at the UNet's
-# GEMMs (bench/RESULTS.md, sessions 3 and 6).
-TENSOR_CORE_TILES = GemmTiles(128, 256, 16, 8, 8, tensor_cores=True)
-# Subgroups of 32 x 32 outputs (half the result registers) in 128 x 64 tiles: on an H100 (bench/RESULTS.md, session
-# 10) 4-32% faster than TENSOR_CORE_TILES at GEMMs at least NARROW_TILES_MIN_N wide whose tiles fill a wave (the
+# Subgroups of 32 x 32 outputs in 128 x 128 tiles, 16 of k a step (13 KiB of workgroup memory): implicit-GEMM convs
+# on an H100 (bench/RESULTS.md, session 10) ran 25% faster on them than on 256 x 128 or 128 x 256 tiles of 32 x 64
+# blocks at the 8x8 level (1280 channels, split K) and 12% at the VAE's 512x512 x 128; GEMMs at most 128 wide, which
+# leave half of a 128 x 256 tile idle, as well (the VAE's 1x1 256 -> 128 at 512x512: 0.80 ms as a linear layer on
+# 128 x 256 on an H200, 0.40 on these, session 12). Since session 14 every GEMM that takes no narrow tiles takes them
+# (the 128 x 256 tiles of 32 x 64 blocks, 1.2-1.6x faster than 32 of k in sessions 3 and 6, are gone): on an H200 the
+# UNet step took 0.5 ms less (the 32x32 level's ff.net.2, 2048 x 2560 -> 640: 0.127 ms against 0.170 in session 13).
+TENSOR_CORE_TILES = GemmTiles(128, 128, 16, 8, 4, tensor_cores=True)
+# Subgroups of 32 x 32 outputs in 128 x 64 tiles: on an H100 (bench/RESULTS.md, session 10) 4-32% faster than
+# 128 x 256 tiles of 32 x 64 blocks at GEMMs at least NARROW_TILES_MIN_N wide whose tiles fill a wave (the
 # transformer's linears, Winograd's GEMMs at 32x32 and 16x16). Session 11's sweep, its configs timed in turn, found
 # them 20% faster at Winograd's 64x64 x 320 too, 3-9% at the VAE's 512 and 256 channels; on an H200 (session 12) the
-# UNet step took 0.6 ms less with the linears 320 wide at 64x64 on them, whole, than on TENSOR_CORE_TILES split in 2.
+# UNet step took 0.6 ms less with the linears 320 wide at 64x64 on them, whole, than on 128 x 256 tiles split in 2.
 # Where they make less than a wave they stay off: whole there (the 32x32 and 16x16 levels' linears of K <= 1280), a
 # sweep without bias or residual had them 1.1-1.5x faster, but the UNet step took 0.85 ms more (session 12).
 TENSOR_CORE_NARROW_TILES = GemmTiles(128, 64, 16, 8, 4, tensor_cores=True)
 NARROW_TILES_MIN_N = 256
-# Implicit-GEMM convs take subgroups of 32 x 32 in 128 x 128 tiles: on an H100 (session 10) 25% faster than the
-# 256 x 128 or 128 x 256 tiles of 32 x 64 blocks at the 8x8 level (1280 channels, split K) and 12% at the VAE's
-# 512x512 x 128. So do GEMMs at most 128 wide, which leave half of a 128 x 256 tile idle: the VAE's 1x1 256 -> 128
-# at 512x512 took 0.80 ms so as a linear layer on an H200 (session 12), 0.45 as an implicit GEMM on these tiles.
-TENSOR_CORE_CONV_TILES = GemmTiles(128, 128, 16, 8, 4, tensor_cores=True)
 
 
 # GEMMs of at most this many rows in all their matrices together (the text encoder's 2 x 77 tokens, the
@@ -192,16 +192,15 @@ SMALL_GEMM_ROWS = 320
 def default_tiles(gpu, n: int, math: str, conv: bool = False, rows: int | None = None, batch: int = 1) -> GemmTiles:
     """The tiles for an output n wide in this math dtype (conv: of an implicit-GEMM convolution; rows: of each of
     `batch` matrices, where known): scalar ones for small GEMMs, else tensor cores under f32 activations where the
-    rules give them (by kind, width and tile count: narrow ones from NARROW_TILES_MIN_N wide), else by width."""
+    rules give them (narrow ones for GEMMs at least NARROW_TILES_MIN_N wide whose tiles fill a wave, not convs),
+    else by width."""
     if rows is not None and rows * batch <= SMALL_GEMM_ROWS:
         return DEFAULT_TILES
     if math == "f32" and kernel_rule(gpu, "tensor_cores"):
-        if conv or n <= TENSOR_CORE_CONV_TILES.tile_n:
-            return TENSOR_CORE_CONV_TILES
-        # narrow tiles where they make at least a wave of TENSOR_CORE_TILES' workgroups (so K stays whole)
+        # narrow tiles where they make at least a wave of workgroups (so K stays whole)
         narrow = TENSOR_CORE_NARROW_TILES
         wave = kernel_rule(gpu, "gemm_wave_tensor_cores") or SPLIT_K_INVOCATIONS // narrow.invocations
-        if rows is not None and n >= NARROW_TILES_MIN_N and \
+        if not conv and rows is not None and n >= NARROW_TILES_MIN_N and \
                 batch * -(-rows // narrow.tile_m) * -(-n // narrow.tile_n) >= wave:
             return narrow
         return TENSOR_CORE_TILES
