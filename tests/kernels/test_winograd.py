@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kernel_case import error_of, run_op
-from reference import F16_ULP, assert_close, rng
+from reference import F16_ULP, TOLERANCES, assert_close, rng
 from reference import conv2d as ref
 from reference import winograd as winograd_ref
 from test_conv2d import PATH, STORED, operands
@@ -103,6 +103,37 @@ def test_chunks_of_tiles(native_run, stored, tile, chunk):
 def test_one_pixel_image(native_run, tile):
     a = operands(8, (1, 1, 1, 4), 4, 3, (1, 1))
     winograd(native_run, a, "", "f32", tile)
+
+
+def f16_error(matrices, tile: int, seed: int) -> float:
+    """Relative L2 error of a 12x12 x 64 -> 16 convolution by F(tile x tile, 3x3) with `matrices` (B^T, G, A^T), V
+    and U rounded to f16 and summed exactly (as the tensor cores' f32 sums nearly do), against the exact result.
+    The input is SiLU of normal values, as a resnet conv sees after GroupNorm."""
+    b_t, g, a_t = matrices
+    side = tile + 2
+    r = rng(seed)
+    x = r.standard_normal((12, 12, 64))
+    x = x / (1 + np.exp(-x))
+    w = r.standard_normal((16, 64, 3, 3)) / np.sqrt(9 * 64)
+    padded = np.pad(x, ((1, side), (1, side), (0, 0)))
+    u = np.einsum("ia,ocab,jb->ijoc", g, w, g)
+    exact, rounded = np.zeros((12, 12, 16)), np.zeros((12, 12, 16))
+    for ty in range(0, 12, tile):
+        for tx in range(0, 12, tile):
+            v = np.einsum("ir,rsc,js->ijc", b_t, padded[ty:ty + side, tx:tx + side], b_t)
+            for out, vv, uu in ((exact, v, u), (rounded, v.astype(np.float16), u.astype(np.float16))):
+                m = np.einsum("ijc,ijoc->ijo", vv.astype(np.float64), uu.astype(np.float64))
+                out[ty:ty + tile, tx:tx + tile] = np.einsum("ai,ijo,bj->abo", a_t, m, a_t)
+    return np.linalg.norm(rounded - exact) / np.linalg.norm(exact)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_f4_points_keep_f16_error_small(seed):
+    # F(4x4) at 0, 1, -1, 2, -1/2 (wgsl/lib/winograd_matrices.wgsl): about 4x F(2x2)'s f16 error and two thirds of
+    # the usual points 0, +-1, +-2's, well inside the tensor cores' f16 tolerance.
+    f2, f4 = (f16_error(winograd_ref.MATRICES[tile], tile, seed) for tile in TILES)
+    usual = f16_error(winograd_ref.toom_cook([0.0, 1.0, -1.0, 2.0, -2.0], 4), 4, seed)
+    assert f4 < 0.8 * usual and f4 < 5 * f2 and f4 < TOLERANCES["f16"] / 4, (f2, f4, usual)
 
 
 INPUT_TRANSFORM = """

@@ -1,8 +1,8 @@
 // The matrices of Winograd F(m x m, 3x3) (Lavin & Gray 2015), m = TILE (2 or 4) output pixels per tile each way:
 //   y = A^T [(G g G^T) (.) (B^T d B)] A for a SIDE x SIDE input patch d (SIDE = m + 2) and a 3x3 kernel g.
 //   F(2x2): B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
-//   A^T = [1 1 1 0; 0 1 -1 -1]. F(4x4): Toom-Cook at the points 0, 1, -1, 2, -1/2 (and infinity), a quarter of the
-//   f16 rounding error of the usual 0, +-1, +-2 (tests/reference/winograd.py); B^T halved and A^T doubled (powers
+//   A^T = [1 1 1 0; 0 1 -1 -1]. F(4x4): Toom-Cook at the points 0, 1, -1, 2, -1/2 (and infinity), two thirds of the
+//   f16 rounding error of the usual 0, +-1, +-2 (tests/kernels/test_winograd.py); B^T halved and A^T doubled (powers
 //   of 2: exact) so that V = B^T d B stays within 12.25 max |d| (F(2x2): 4), far from f16's overflow.
 //   The including kernel sets TILE (override) and applies them through input_transform, output_transform and
 //   g_rows (G zero-padded to MAX_SIDE rows).
