@@ -36,8 +36,9 @@ WINOGRAD_RECORDED_MIN_CHANNELS = 128
 # 1.15-1.2x F(2x2) at the UNet's 64x64 and 32x32 levels, 1.45-1.55x at the VAE's 128x128 and 512x512 (weights
 # transformed per call, as here); at 16x16 (32 tiles of 4x4) its GEMMs' rows filled a quarter of a tensor-core tile
 # and it ran 1.65x slower.
+F2, F4 = winograd.TILES  # output tiles of 2x2 and 4x4
 WINOGRAD_F4_MIN_TILES = 128
-WINOGRAD_F4_MAX_WEIGHTS = WINOGRAD_MAX_WEIGHTS * winograd.positions(2) // winograd.positions(4)
+WINOGRAD_F4_MAX_WEIGHTS = WINOGRAD_MAX_WEIGHTS * winograd.positions(F2) // winograd.positions(F4)
 # Winograd's V and M scratch in a recorded plan (eager calls keep winograd.SCRATCH_BYTES): fewer, larger chunks. At
 # 128 MiB each the VAE decode at 512x512 takes 267 dispatches instead of 564 and a CFG UNet step 778 instead of 846
 # (the 64x64 level in one chunk), for +0.06 GiB of peak: the scratch shares its size bucket with the decode's
@@ -122,7 +123,7 @@ class Conv2d:
             and self.out_channels * cin <= WINOGRAD_MAX_WEIGHTS
         self.weight = weights.conv_weight(self.key)  # [Cout, KH, KW, Cin] once weights.apply_layouts ran
         if self.takes_winograd:
-            tile = 4 if self.out_channels * cin <= WINOGRAD_F4_MAX_WEIGHTS else 2  # the most it may take
+            tile = F4 if self.out_channels * cin <= WINOGRAD_F4_MAX_WEIGHTS else F2  # the most it may take
             weights.winograd_u = max(weights.winograd_u, math.prod(winograd.weight_shape(self.out_channels, cin, tile)))
 
     async def __call__(self, gpu, x, residual=None, upsample_to=None, bias=None):
@@ -163,9 +164,9 @@ class Conv2d:
 
     def _winograd_tile(self, b: int, oh: int, ow: int) -> int:
         """F(4x4) where its GEMMs get WINOGRAD_F4_MIN_TILES rows and its U fits the scratch, else F(2x2)."""
-        rows = b * -(-oh // 4) * -(-ow // 4)
+        rows = b * -(-oh // F4) * -(-ow // F4)
         fits = self.out_channels * self.weight.shape[3] <= WINOGRAD_F4_MAX_WEIGHTS
-        return 4 if fits and rows >= WINOGRAD_F4_MIN_TILES else 2
+        return F4 if fits and rows >= WINOGRAD_F4_MIN_TILES else F2
 
     def _winograd(self, gpu, pixels: int, cin: int) -> bool:
         if not self.takes_winograd or pixels < WINOGRAD_MIN_PIXELS:
