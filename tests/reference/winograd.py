@@ -32,8 +32,8 @@ def toom_cook(points, m: int, r: int = TAPS) -> tuple[np.ndarray, np.ndarray, np
 
 B_T_2, G_2, A_T_2 = toom_cook([0.0, 1.0, -1.0], 2)
 B_T_4, G_4, A_T_4 = toom_cook([0.0, 1.0, -1.0, 2.0, -0.5], 4)
-# F(4x4) halves B^T and doubles A^T (exact: powers of 2) to keep V within f16's range.
-MATRICES = {2: (B_T_2, G_2, A_T_2), 4: (B_T_4 / 2, G_4, A_T_4 * 2)}
+# F(4x4) quarters B^T and quadruples A^T (exact: powers of 2) to keep V within f16's range.
+MATRICES = {2: (B_T_2, G_2, A_T_2), 4: (B_T_4 / 4, G_4, A_T_4 * 4)}
 
 
 def side(tile: int) -> int:
