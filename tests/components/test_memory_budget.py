@@ -21,8 +21,10 @@ from dry_gpu import PATHS, DryBackend
 ROOT = Path(__file__).resolve().parents[2]
 GIB = 2**30
 # Peaks at 512x512 must stay under this: the 4 GiB budget with room for the next change (before plans shared their
-# intermediates, session 8's code peaked at 3.88 GiB on tensor cores and 3.97 on the default path's LCM).
-PEAK_BOUND = 3.6 * GIB
+# intermediates, session 8's code peaked at 3.88 GiB on tensor cores and 3.97 on the default path's LCM). Since
+# session 14 the VAE's 512x512 convs take Winograd, whose V and M scratch is live beside that level's maps: 3.66 GiB
+# (3.51 before; the H200 measured the same), for those convs in 0.75 ms each instead of 1.33 (tensor cores).
+PEAK_BOUND = 3.7 * GIB
 
 
 class CountedShards:
