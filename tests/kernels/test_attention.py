@@ -204,6 +204,7 @@ def test_tiling_takes_tensor_cores_where_offered():
                                        r"QUERY_BLOCKS\)"):
         attention.tiling(160, {"QUERY_BLOCKS": 2, "Q_BLOCKS": 4, "PREFETCH": 1}, tensor_cores=True)
 
+
 SINGLE_HEAD_SOURCE = """
 from doppler.ops import attention
 qs, kvs = {q_shape}, {kv_shape}

@@ -12,7 +12,6 @@ from reference import winograd as winograd_ref
 from test_conv2d import PATH, STORED, operands
 
 
-
 def channels_last(a):
     """The operands with w [Cout, 3, 3, Cin], as winograd_weight reads it (a["w"] is PyTorch's, as the references)."""
     return {**a, "w": np.ascontiguousarray(a["w"].transpose(0, 2, 3, 1))}
