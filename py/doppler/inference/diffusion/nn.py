@@ -42,7 +42,9 @@ WINOGRAD_F4_MAX_WEIGHTS = WINOGRAD_MAX_WEIGHTS * winograd.positions(F2) // winog
 # Winograd's V and M scratch in a recorded plan (eager calls keep winograd.SCRATCH_BYTES): fewer, larger chunks. At
 # 128 MiB each the VAE decode at 512x512 takes 267 dispatches instead of 564 and a CFG UNet step 778 instead of 846
 # (the 64x64 level in one chunk), for +0.06 GiB of peak: the scratch shares its size bucket with the decode's
-# 128 MiB maps, and plans share their buffers (a dry run with the H100's capabilities, session 9).
+# 128 MiB maps, and plans share their buffers (a dry run with the H100's capabilities, session 9). On an H200
+# (session 15) 64 MiB peaked at 3.53 GiB instead of 3.66 but the decode took 2-3 ms more (its transforms in smaller
+# chunks): SD 1.5 fits its 4 GiB budget at 128.
 WINOGRAD_RECORDED_SCRATCH_BYTES = 128 << 20
 
 
