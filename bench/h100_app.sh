@@ -25,8 +25,9 @@ sleep 0.5
 chrome=$!
 wait $server || true
 kill $chrome 2>/dev/null || true
-[ -s "$out/app.json" ] || { echo "no result; Chromium's log:"; grep -v -i dbus "$out/chrome.log" | tail -30; exit 1; }
-python3 - "$out/app.json" <<'PY'
+chrome_log() { echo "Chromium's log:"; grep -v -i dbus "$out/chrome.log" | tail -30; exit 1; }
+[ -s "$out/app.json" ] || { echo "no result"; chrome_log; }
+python3 - "$out/app.json" <<'PY' || chrome_log
 import json, sys
 r = json.load(open(sys.argv[1]))
 if not r.get("ok"):

@@ -3,8 +3,10 @@
     python3 bench/report_server.py PORT FOLDER OUT_JSON [TIMEOUT_S]
 
 The page's autorun mode POSTs {"event": name, "data": ...} for each progress event and finally
-{"ok": ..., "result" | "error": ...}, which is written to OUT_JSON and ends the server. Stdlib only (it runs on the
-GPU machine beside Chromium). Unlike a plain static server it answers .mjs/.wasm with the MIME types Chromium needs.
+{"ok": ..., "result" | "error": ...}, which is written to OUT_JSON and ends the server. Without a result by
+TIMEOUT_S (default 600) the server writes {"ok": false, "error": ...} naming the last progress event, so a run that
+hangs still says how far it got. Stdlib only (it runs on the GPU machine beside Chromium). Unlike a plain static
+server it answers .mjs/.wasm with the MIME types Chromium needs.
 """
 
 import http.server
@@ -16,6 +18,21 @@ import time
 port, root, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 timeout_s = float(sys.argv[4]) if len(sys.argv) > 4 else 600.0
 started = time.monotonic()
+finished = threading.Lock()  # taken once: by the result or by the time limit
+last_event = ["none"]
+
+
+def finish(message: dict) -> None:
+    if not finished.acquire(blocking=False):
+        return
+    with open(out, "w") as f:
+        json.dump(message, f)
+    print(f"[{time.monotonic() - started:7.1f}s] result ok={message['ok']}", flush=True)
+    threading.Thread(target=server.shutdown).start()
+
+
+def give_up() -> None:
+    finish({"ok": False, "error": f"no result within {timeout_s:g} s; the last progress event: {last_event[0]}"})
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -34,16 +51,14 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.end_headers()
         message = json.loads(body)
         if "ok" in message:
-            with open(out, "w") as f:
-                json.dump(message, f)
-            print(f"[{time.monotonic() - started:7.1f}s] result ok={message['ok']}", flush=True)
-            threading.Thread(target=server.shutdown).start()
+            finish(message)
         else:
-            print(f"[{time.monotonic() - started:7.1f}s] {json.dumps(message)[:300]}", flush=True)
+            last_event[0] = json.dumps(message)[:2000]
+            print(f"[{time.monotonic() - started:7.1f}s] {last_event[0][:300]}", flush=True)
 
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-timer = threading.Timer(timeout_s, server.shutdown)
+timer = threading.Timer(timeout_s, give_up)
 timer.daemon = True
 timer.start()
 server.serve_forever()

@@ -168,7 +168,8 @@ async def bench_kernels(weights: str = "f16", reps: int = 10, gemm_tiles: list |
                         attention_overrides: list | None = None, cases: list | None = None, replayed: bool = True,
                         **_) -> dict:
     gpu = await _gpu()
-    rows = await bench.kernels(gpu, weights, reps, gemm_tiles, attention_overrides, cases, replayed)
+    rows = await bench.kernels(gpu, weights, reps, gemm_tiles, attention_overrides, cases, replayed,
+                               progress=lambda now, data: _state["emit"]("stage", {"kernels": {now: data}}))
     return {"device": gpu.caps.summary(), "rows": rows}
 
 

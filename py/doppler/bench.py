@@ -177,7 +177,7 @@ async def _run_case(gpu, case: dict, weights: str) -> tuple:
 
 async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | None = None,
                   attention_overrides: list[dict] | None = None, cases: list[dict] | None = None,
-                  replayed: bool = True) -> list[dict]:
+                  replayed: bool = True, progress=lambda now, data: None) -> list[dict]:
     """GPU time (timestamp queries, the best of WINDOWS windows of at least `reps` runs, a case's configs taking
     their windows in turn) of each heavy kernel at SD 1.5 512x512 shapes, as TFLOP/s and GB/s. GEMM kernels (conv,
     linear) run once per tile configuration in `gemm_tiles` ([tile_m, tile_n, tile_k, thread_m, thread_n,
@@ -192,7 +192,9 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
     before each conv, as nn.Conv2d does). `replayed`: a window's runs are recorded as one plan and replayed in one call,
     as the pipeline runs its steps; else they are issued eagerly from Python, submitted every
     gpu/context.py's EAGER_FLUSH_DISPATCHES, so the GPU may wait on the host between submits (on an H200 eager
-    windows read some whole-K GEMMs 1.6-1.7x slower than replayed ones; bench/RESULTS.md, session 13)."""
+    windows read some whole-K GEMMs 1.6-1.7x slower than replayed ones; bench/RESULTS.md, session 13).
+    `progress(now, data)` hears ("compiling", row) before each config's first run and ("timed", the case's rows)
+    after each case, so a run cut short by a time limit still tells how far it got and where it stopped."""
     rows = []
     configs = [None] + [matmul.GemmTiles(*t) for t in gemm_tiles or []]
     knob_sets = [None] + list(attention_overrides or [])
@@ -212,6 +214,7 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
             if case["op"] == "attention":
                 row = {**case, "overrides": knobs.get("overrides") or "default", "weights": weights}
             rows.append(row)
+            progress("compiling", row)
             run = functools.partial(run_with, **knobs)
             try:
                 await run()  # compile
@@ -245,6 +248,7 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
             row.update(ms=round(ms, 4), tflops=round(flops / ms / 1e9, 2), gbps=round(nbytes / ms / 1e6, 1))
             if len(by_kernel) > 1:  # several dispatches (split-K, norms): each kernel's share
                 row["byKernel"] = {label: round(t, 4) for label, t in by_kernel.items()}
+        progress("timed", rows[len(rows) - len(sweep):])
     return rows
 
 

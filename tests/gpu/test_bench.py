@@ -1,6 +1,8 @@
 """The in-page kernel benchmark runs every kind of case and sweep, here at toy shapes on the native backend (the real
 shapes are for a GPU machine: bench/h100_app.sh)."""
 
+import json
+
 from doppler import bench
 from doppler.ops.matmul import GemmTiles
 
@@ -42,9 +44,15 @@ def test_kernel_bench_sweeps(native_gpu, event_loop_runner, monkeypatch):
 
 def test_kernel_bench_times_the_cases_given(native_gpu, event_loop_runner):
     given = [TOY_CASES[3], {**TOY_CASES[3], "heads": 3}]
-    rows = event_loop_runner(bench.kernels(native_gpu, reps=1, cases=given))
-    assert [(r["op"], r["heads"]) for r in rows] == [("attention", 2), ("attention", 3)]
+    heard = []
+    rows = event_loop_runner(bench.kernels(native_gpu, reps=1, cases=given, attention_overrides=[{"KEY_TILE": 32}],
+                                           progress=lambda now, data: heard.append((now, json.dumps(data)))))
+    assert [(r["op"], r["heads"]) for r in rows] == [("attention", 2)] * 2 + [("attention", 3)] * 2
     assert all(r["ms"] > 0 for r in rows)
+    # Progress: each config as its compile starts, each case's rows once timed (JSON, as the page posts them).
+    assert [now for now, _ in heard] == ["compiling", "compiling", "timed"] * 2
+    assert [json.loads(data) for _, data in heard[2::3]] == [rows[:2], rows[2:]]
+    assert json.loads(heard[4][1])["overrides"] == {"KEY_TILE": 32} and "ms" not in json.loads(heard[4][1])
 
 
 def test_kernel_bench_takes_a_cases_configs_in_turn(native_gpu, event_loop_runner, monkeypatch):
