@@ -186,13 +186,13 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
     request = {"prompt": "a photo of an astronaut riding a horse on the moon", "negativePrompt": "", "seed": 0,
                "steps": steps, "guidance": 7.5, "scheduler": "dpmpp_2m", "width": size, "height": size}
     runs, profiles = {}, {}
-    smallest = next(f for f in dataclasses.fields(Tiling) if f.name == "tile_size").metadata["minimum"]
-    tile = max(size // 2, smallest)  # half the image: four tiles at 512 px; small dry runs take the smallest tile
-    for name, req in (("cold", request), ("warm", request),
-                      ("lcmCold", {**request, "steps": lcm_steps, "guidance": 1.0, "scheduler": "lcm"}),
-                      ("lcmWarm", {**request, "steps": lcm_steps, "guidance": 1.0, "scheduler": "lcm"}),
-                      ("lcmWarmTiledVae", {**request, "steps": lcm_steps, "guidance": 1.0, "scheduler": "lcm",
-                                           "decode": {"tiling": {"enabled": True, "tileSize": tile}}})):
+    fields = {f.name: f for f in dataclasses.fields(Tiling)}
+    tile = max(size // 2, fields["tile_size"].metadata["minimum"])  # four tiles at 512 px; small dry runs the smallest
+    overlap = min(fields["overlap"].default, tile // 2)  # the default, or less where the tile would not exceed it
+    lcm = {**request, "steps": lcm_steps, "guidance": 1.0, "scheduler": "lcm"}
+    tiled = {"tiling": {"enabled": True, "tileSize": tile, "overlap": overlap}}
+    for name, req in (("cold", request), ("warm", request), ("lcmCold", lcm), ("lcmWarm", lcm),
+                      ("lcmWarmTiledVae", {**lcm, "decode": tiled})):
         result = await pipeline.generate(req)
         runs[name] = result["stats"]
         _state["emit"]("stage", {name: {k: v for k, v in result["stats"].items() if k != "stepMs"}})

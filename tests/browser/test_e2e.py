@@ -71,6 +71,18 @@ def test_the_form_makes_the_diffusers_image(page, reference, case):
     assert "UNet" in page.locator("#timings").inner_text()
 
 
+def test_the_pipeline_benchmark_runs_at_the_smallest_tile(page, reference):
+    # bench/h100_app.sh's job on the GPU machine, here on the tiny model at its 64 px: every run it reports (the tiled
+    # decode at the smallest tile, whose overlap has to stay under it) and the three profiles.
+    size = int(reference["pipeline_size"])
+    result = call(page, "bench_pipeline", model="models/tiny-f32/manifest.json", steps=1, size=size, lcm_steps=1,
+                  profile_layers=2)
+    assert list(result["runs"]) == ["cold", "warm", "lcmCold", "lcmWarm", "lcmWarmTiledVae"]
+    assert all(run["totalMs"] > 0 and run["steps"] == 1 for run in result["runs"].values())
+    for stage in ("unetStepProfile", "vaeDecodeProfile", "textEncoderProfile"):
+        assert result[stage]["gpuMs"] > 0 and len(result[stage]["topLayers"]) == 2
+
+
 def test_ddim_with_eta_through_the_api(page, reference):
     request = request_for(reference, "ddim_eta05")
     result = call(page, "generate", model="models/tiny-f32/manifest.json", **request)
