@@ -7,8 +7,10 @@
 // Precision: Q (scaled by scale log2 e), K, V and P are rounded to f16 as they are staged; S, O, the running max m
 //   and the row sums l are f32.
 //
-// A workgroup takes BQ = 16 QUERY_BLOCKS queries of one (b, h); subgroup s (SUBGROUP = 32 invocations, named by
-// @builtin(subgroup_id)) owns queries 16s .. 16s+15, all head columns, and holds its Q as DB = ceil(d / 16) left
+// A workgroup takes BQ = 16 QUERY_ROWS QUERY_BLOCKS queries of one (b, h); subgroup s (SUBGROUP = 32 invocations,
+// named by @builtin(subgroup_id)) owns QUERY_ROWS blocks of 16 queries from SUB_Q s (SUB_Q = 16 QUERY_ROWS), all
+// head columns; everything below is per block, except that the second block (QUERY_ROWS 2, heads of d <= 80) shares
+// each K and V matrix loaded from workgroup memory with the first. A block holds its Q as DB = ceil(d / 16) left
 // matrices (staged once through p_tile, Q_BLOCKS of them at a time: fewer than DB let p_tile's rows be as short as
 // KEY_TILE, so that two workgroups may share an SM) and its O as DB result matrices (head dims past d are zeros in
 // every staged tile). Keys go in tiles of KEY_TILE = 16, staged as f16 rows [key][dim] into two buffers of K and of
@@ -35,7 +37,9 @@
 // the keys (with 32-key tiles, slower in every sweep since session 5). Timing the loop's parts one at a time off
 // (session 13) put the softmax first (0.42 of 1.48 ms at d = 40), then O += P V, staging, the S store and barrier
 // (b) (0.14-0.28 each). Reading K and V as f16 matrices straight from memory, in workgroups of one subgroup, ran
-// 1.7x slower (session 13); so did fewer queries a workgroup, which stage K and V more often (session 5).
+// 1.7x slower (session 13); so did fewer queries a workgroup, which stage K and V more often (session 5). Two blocks
+// a subgroup in 4 subgroups (the same 128 queries, half the K and V matrix loads and barrier waits a block) ran 1.07x
+// faster at d = 40 over 4096 tokens, slower at d = 80 over 1024 and over 77 keys (session 16).
 //
 // Layouts: q (B, Tq, heads*d), k and v (B, Tk, heads*d) f32, out (B, Tq, heads*d) f32 or f16 (the including kernel
 // binds it and defines store_out(i, value): vec4 i of out), row-major, bound as vec4s.
@@ -57,14 +61,16 @@ const MASKED: f32 = -1.0e30;  // score of a key a query must not see; exp2 of it
 const RESCALE_SLACK: f32 = 8.0;  // log2 units a row's scores may pass its running max before it moves
 
 override HEAD_DIM: u32 = 40u;  // d: a multiple of 4, at most 160 (10 blocks: q0m .. q9m, o0 .. o9 below)
-override QUERY_BLOCKS: u32 = 8u;  // subgroups per workgroup, 16 queries each
+override QUERY_BLOCKS: u32 = 8u;  // subgroups per workgroup, 16 QUERY_ROWS queries each
+override QUERY_ROWS: u32 = 1u;  // 16-query blocks a subgroup owns: 1, or 2 where DB <= 5 (q0n .., o0n .. below)
 const KEY_TILE: u32 = 16u;  // keys per tile: two vec4s of scores an invocation
 
 override DQ: u32 = HEAD_DIM / 4u;  // vec4s per head row
 override DB: u32 = (HEAD_DIM + MATRIX - 1u) / MATRIX;  // head-dim blocks
 override DQP: u32 = DB * 4u;  // vec4s per staged row, zeros past DQ
 override STRIDE: u32 = DB * MATRIX + 8u;  // halves per staged row: 16-byte rows, 8 of them in distinct banks
-override BQ: u32 = MATRIX * QUERY_BLOCKS;  // queries per workgroup
+override SUB_Q: u32 = MATRIX * QUERY_ROWS;  // queries per subgroup
+override BQ: u32 = SUB_Q * QUERY_BLOCKS;  // queries per workgroup
 override WG: u32 = SUBGROUP * QUERY_BLOCKS;
 const S_STRIDE: u32 = KEY_TILE + 4u;  // f32 per score row: a multiple of 16 bytes, 4 mod 32 words (2-way reads)
 override Q_BLOCKS: u32 = 1u;  // head-dim blocks of Q staged at a time, 1 .. DB
@@ -80,7 +86,7 @@ override SLOTS: u32 = (KEY_TILE * DQP + WG - 1u) / WG;  // K (and V) quads an in
 
 var<workgroup> k_tile: array<f16, 2u * BUFFER>;  // [buffer][key][dim]
 var<workgroup> v_tile: array<f16, 2u * BUFFER>;  // [buffer][key][dim]
-var<workgroup> s_tile: array<f32, QUERY_BLOCKS * MATRIX * S_STRIDE>;  // per subgroup [query][key]; O blocks pass here
+var<workgroup> s_tile: array<f32, BQ * S_STRIDE>;  // per subgroup [query][key]; O blocks pass here
 var<workgroup> p_tile: array<f16, BQ * P_STRIDE>;  // per subgroup [query][key]; Q's [query][dim] blocks at the start
 // [t % 2]: a row's max outgrew its running max in tile t. 16 bytes, as every workgroup variable here: the driver
 // packs them, and a subgroup matrix load from an array that starts off a 16-byte boundary reads shifted elements.
@@ -122,40 +128,51 @@ fn stage(src: u32, rows: u32, r0: u32, count: u32, base: u32, stride: u32, buf: 
   }
 }
 
-// Head-dim block c (dims 16c ..) of this subgroup's Q times `scale` as a left matrix: the workgroup's BQ rows of
-// blocks c .. c + Q_BLOCKS - 1 staged through p_tile where c is the first of such a round (zeros past the queries
-// and past d), a barrier after the staging and one after a round's last load. c and the constants are the same in
-// every invocation, so the barriers are in uniform control flow.
-fn q_block(c: u32, q0: u32, base: u32, stride: u32, scale: f32, slot_p: u32, lid: u32) -> Left {
+// Where Q's rows come from: the workgroup's first query q0, the (batch, head)'s first vec4 `base`, `stride` vec4s a
+// token, and the scale (times log2 e) Q is staged with.
+struct QRows { q0: u32, base: u32, stride: u32, scale: f32 }
+
+// Head-dim block c (dims 16c ..) of Q rows q0 .. q0 + BQ: where c is the first of a round of Q_BLOCKS, the workgroup
+// stages blocks c .. c + Q_BLOCKS - 1 through p_tile (zeros past the queries and past d) between two barriers, the
+// first ending the last round's reads (main ends the last round with a barrier of its own); `q_block` then loads a
+// subgroup's left matrices. c and the constants are the same in every invocation, so the barriers are in uniform
+// control flow.
+fn stage_q(c: u32, r: QRows, lid: u32) {
   let quads = 4u * Q_BLOCKS;  // of a staged row
   if (c % Q_BLOCKS == 0u) {
+    if (c > 0u) { workgroupBarrier(); }
     for (var e = lid; e < BQ * quads; e += WG) {
       let row = e / quads;
       let quad = 4u * c + e % quads;  // of the head's vec4s
       var value = vec4f(0.0);
-      if (q0 + row < u.queries && quad < DQ) { value = q[base + (q0 + row) * stride + quad] * scale; }
+      if (r.q0 + row < u.queries && quad < DQ) { value = q[r.base + (r.q0 + row) * r.stride + quad] * r.scale; }
       let h = vec4<f16>(value);
       for (var i = 0u; i < 4u; i++) { p_tile[row * P_STRIDE + 4u * (e % quads) + i] = h[i]; }
     }
     workgroupBarrier();
   }
-  let block = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p + MATRIX * (c % Q_BLOCKS), P_STRIDE);
-  if (c % Q_BLOCKS == Q_BLOCKS - 1u || c == DB - 1u) { workgroupBarrier(); }
-  return block;
+}
+
+// Block c of the 16 Q rows from row `at` of p_tile (a subgroup's block), staged by stage_q.
+fn q_block(c: u32, at: u32) -> Left {
+  return subgroupMatrixLoad<Left, row_major>(&p_tile, at + MATRIX * (c % Q_BLOCKS), P_STRIDE);
 }
 
 // The register state lives in plain variables, never in arrays indexed in loops: an H100 kept such arrays of
 // subgroup matrices (and of prefetched quads) in local memory. Blocks past DB (and slots past SLOTS) are
 // override-constant branches the compiler drops.
 
-// acc + Q block q times K block (keys from row `at` of k_tile, head dims from column `at % STRIDE`), transposed.
-fn qk(qb: Left, at: u32, acc: Result) -> Result {
-  return subgroupMatrixMultiplyAccumulate(qb, subgroupMatrixLoad<Right, col_major>(&k_tile, at, STRIDE), acc);
+// K block at `at` of k_tile (keys from row at / STRIDE, head dims from column at % STRIDE), transposed, and V block.
+fn k_block(at: u32) -> Right {
+  return subgroupMatrixLoad<Right, col_major>(&k_tile, at, STRIDE);
 }
 
-// o + P block times V block at `at` of v_tile.
-fn pv(pb: Left, at: u32, o: Result) -> Result {
-  return subgroupMatrixMultiplyAccumulate(pb, subgroupMatrixLoad<Right, row_major>(&v_tile, at, STRIDE), o);
+fn v_block(at: u32) -> Right {
+  return subgroupMatrixLoad<Right, row_major>(&v_tile, at, STRIDE);
+}
+
+fn mma(a: Left, b: Right, acc: Result) -> Result {
+  return subgroupMatrixMultiplyAccumulate(a, b, acc);
 }
 
 // o with this invocation's row (its 8 columns from `at`) times alpha, through the subgroup's slot of s_tile.
@@ -193,6 +210,41 @@ fn put(src: u32, i: u32, lid: u32, buf: u32, h: vec4<f16>) {
   if (e < KEY_TILE * DQP) { store_quad(src, e, buf, h); }
 }
 
+// Scores to P for this invocation's row of one of the subgroup's blocks: its 8 scores (keys k0 + 2c + half, c = 0 ..
+// 7) from `s_at` of s_tile, masked where `masked` (uniform: the tile hides keys past the last or past the causal
+// diagonal), P = exp2(S - m) as f16 to `p_at` of p_tile (every other half), the running max *m (both invocations of
+// the row hold it; it moves only past RESCALE_SLACK, and then raises flag `buf`) and this invocation's share of the
+// row sum *l updated. Returns alpha, the factor the row's O takes: 1 where m did not move.
+fn scores_to_p(s_at: u32, p_at: u32, query: u32, key0: u32, masked: bool, buf: u32, m: ptr<function, f32>,
+               l: ptr<function, f32>) -> f32 {
+  var lo = vec4f(s_tile[s_at], s_tile[s_at + 2u], s_tile[s_at + 4u], s_tile[s_at + 6u]);
+  var hi = vec4f(s_tile[s_at + 8u], s_tile[s_at + 10u], s_tile[s_at + 12u], s_tile[s_at + 14u]);
+  if (masked) {
+    let key_lo = key0 + vec4u(0u, 2u, 4u, 6u);  // key0: k0 + half
+    let key_hi = key_lo + 8u;
+    let causal = u.causal != 0u;
+    lo = select(lo, vec4f(MASKED), (key_lo >= vec4u(u.keys)) | (vec4(causal) & (key_lo > vec4u(query))));
+    hi = select(hi, vec4f(MASKED), (key_hi >= vec4u(u.keys)) | (vec4(causal) & (key_hi > vec4u(query))));
+  }
+  let both = max(lo, hi);
+  var tile_max = max(max(both.x, both.y), max(both.z, both.w));
+  tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
+  var alpha = 1.0;
+  if (tile_max > *m + RESCALE_SLACK) {
+    alpha = exp2(*m - tile_max);
+    *m = tile_max;
+    rescale_flag[buf] = 1u;
+  }
+  let p_lo = exp2(lo - *m);
+  let p_hi = exp2(hi - *m);
+  *l = *l * alpha + dot(p_lo + p_hi, vec4f(1.0));
+  let h_lo = vec4<f16>(p_lo);
+  let h_hi = vec4<f16>(p_hi);
+  p_tile[p_at] = h_lo.x; p_tile[p_at + 2u] = h_lo.y; p_tile[p_at + 4u] = h_lo.z; p_tile[p_at + 6u] = h_lo.w;
+  p_tile[p_at + 8u] = h_hi.x; p_tile[p_at + 10u] = h_hi.y; p_tile[p_at + 12u] = h_hi.z; p_tile[p_at + 14u] = h_hi.w;
+  return alpha;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
@@ -201,11 +253,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let q0 = wg.x * BQ;
   let q_base = (wg.z / u.heads) * u.queries * stride + head;
   let kv_base = (wg.z / u.heads) * u.keys * stride + head;
-  let row = lane / 2u;  // this invocation's query row of the subgroup's 16
+  let row = lane / 2u;  // this invocation's query row of each of the subgroup's blocks of 16
   let half = lane % 2u;  // its keys: 2c + half
-  let query = q0 + MATRIX * sg + row;
-  let slot_s = sg * MATRIX * S_STRIDE;
-  let slot_p = sg * MATRIX * P_STRIDE;
+  let query = q0 + SUB_Q * sg + row;  // of block 0; block 1's is 16 on
+  let slot_s = sg * SUB_Q * S_STRIDE;  // block 1's is 16 rows on
+  let slot_p = sg * SUB_Q * P_STRIDE;
+  let slot_s1 = slot_s + MATRIX * S_STRIDE;
+  let slot_p1 = slot_p + MATRIX * P_STRIDE;
+  let two = QUERY_ROWS == 2u;  // an override constant: one-block subgroups drop every `two` branch
   // Causal: key tiles past this block's last query hold nothing any of its queries sees.
   let key_end = select(u.keys, min(u.keys, q0 + BQ), u.causal != 0u);
 
@@ -214,29 +269,34 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   stage(FROM_K, KEY_TILE, 0u, u.keys, kv_base, stride, 0u, lid);
   stage(FROM_V, KEY_TILE, 0u, u.keys, kv_base, stride, 0u, lid);
   if (lid == 0u) { rescale_flag[0] = 0u; rescale_flag[1] = 0u; }
-  let scale = u.scale * LOG2E;
   var q0m = Left(); var q1m = Left(); var q2m = Left(); var q3m = Left(); var q4m = Left();
   var q5m = Left(); var q6m = Left(); var q7m = Left(); var q8m = Left(); var q9m = Left();
-  q0m = q_block(0u, q0, q_base, stride, scale, slot_p, lid);
-  if (DB > 1u) { q1m = q_block(1u, q0, q_base, stride, scale, slot_p, lid); }
-  if (DB > 2u) { q2m = q_block(2u, q0, q_base, stride, scale, slot_p, lid); }
-  if (DB > 3u) { q3m = q_block(3u, q0, q_base, stride, scale, slot_p, lid); }
-  if (DB > 4u) { q4m = q_block(4u, q0, q_base, stride, scale, slot_p, lid); }
-  if (DB > 5u) { q5m = q_block(5u, q0, q_base, stride, scale, slot_p, lid); }
-  if (DB > 6u) { q6m = q_block(6u, q0, q_base, stride, scale, slot_p, lid); }
-  if (DB > 7u) { q7m = q_block(7u, q0, q_base, stride, scale, slot_p, lid); }
-  if (DB > 8u) { q8m = q_block(8u, q0, q_base, stride, scale, slot_p, lid); }
-  if (DB > 9u) { q9m = q_block(9u, q0, q_base, stride, scale, slot_p, lid); }
+  var q0n = Left(); var q1n = Left(); var q2n = Left(); var q3n = Left(); var q4n = Left();  // block 1
+  let qr = QRows(q0, q_base, stride, u.scale * LOG2E);
+  stage_q(0u, qr, lid); q0m = q_block(0u, slot_p); if (two) { q0n = q_block(0u, slot_p1); }
+  if (DB > 1u) { stage_q(1u, qr, lid); q1m = q_block(1u, slot_p); if (two) { q1n = q_block(1u, slot_p1); } }
+  if (DB > 2u) { stage_q(2u, qr, lid); q2m = q_block(2u, slot_p); if (two) { q2n = q_block(2u, slot_p1); } }
+  if (DB > 3u) { stage_q(3u, qr, lid); q3m = q_block(3u, slot_p); if (two) { q3n = q_block(3u, slot_p1); } }
+  if (DB > 4u) { stage_q(4u, qr, lid); q4m = q_block(4u, slot_p); if (two) { q4n = q_block(4u, slot_p1); } }
+  if (DB > 5u) { stage_q(5u, qr, lid); q5m = q_block(5u, slot_p); }
+  if (DB > 6u) { stage_q(6u, qr, lid); q6m = q_block(6u, slot_p); }
+  if (DB > 7u) { stage_q(7u, qr, lid); q7m = q_block(7u, slot_p); }
+  if (DB > 8u) { stage_q(8u, qr, lid); q8m = q_block(8u, slot_p); }
+  if (DB > 9u) { stage_q(9u, qr, lid); q9m = q_block(9u, slot_p); }
+  workgroupBarrier();  // the last round's reads of p_tile, before P's writes
   var o0 = Result(); var o1 = Result(); var o2 = Result(); var o3 = Result(); var o4 = Result();
   var o5 = Result(); var o6 = Result(); var o7 = Result(); var o8 = Result(); var o9 = Result();
+  var o0n = Result(); var o1n = Result(); var o2n = Result(); var o3n = Result(); var o4n = Result();  // block 1
   // the next tile's K and V quads, slot i: this invocation's quad lid + WG i of each
   var k0h = vec4<f16>(); var k1h = vec4<f16>(); var k2h = vec4<f16>(); var k3h = vec4<f16>();
   var k4h = vec4<f16>(); var k5h = vec4<f16>(); var k6h = vec4<f16>(); var k7h = vec4<f16>();
   var v0h = vec4<f16>(); var v1h = vec4<f16>(); var v2h = vec4<f16>(); var v3h = vec4<f16>();
   var v4h = vec4<f16>(); var v5h = vec4<f16>(); var v6h = vec4<f16>(); var v7h = vec4<f16>();
 
-  var m = MASKED;  // running max of this row, base 2 (both invocations of a row hold it)
+  var m = MASKED;  // running max of this row of block 0, base 2 (both invocations of a row hold it)
   var l = 0.0;  // this invocation's share of the row's sum
+  var m1 = MASKED;  // the same for block 1
+  var l1 = 0.0;
   var buf = 0u;  // this tile's K and V buffers
   for (var k0 = 0u; k0 < key_end; k0 += KEY_TILE) {
     let next = k0 + KEY_TILE;
@@ -251,19 +311,23 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       if (SLOTS > 6u) { k6h = fetch(FROM_K, 6u, lid, next, kv); v6h = fetch(FROM_V, 6u, lid, next, kv); }
       if (SLOTS > 7u) { k7h = fetch(FROM_K, 7u, lid, next, kv); v7h = fetch(FROM_V, 7u, lid, next, kv); }
     }
-    // 1. S = Q K^T into the subgroup's slot.
+    // 1. S = Q K^T into the subgroup's slot, each K block loaded once for both row blocks.
     let tile = buf * BUFFER;  // this tile's K and V rows
-    var acc = qk(q0m, tile, Result());
-    if (DB > 1u) { acc = qk(q1m, tile + 16u, acc); }
-    if (DB > 2u) { acc = qk(q2m, tile + 32u, acc); }
-    if (DB > 3u) { acc = qk(q3m, tile + 48u, acc); }
-    if (DB > 4u) { acc = qk(q4m, tile + 64u, acc); }
-    if (DB > 5u) { acc = qk(q5m, tile + 80u, acc); }
-    if (DB > 6u) { acc = qk(q6m, tile + 96u, acc); }
-    if (DB > 7u) { acc = qk(q7m, tile + 112u, acc); }
-    if (DB > 8u) { acc = qk(q8m, tile + 128u, acc); }
-    if (DB > 9u) { acc = qk(q9m, tile + 144u, acc); }
+    var kb = k_block(tile);
+    var acc = mma(q0m, kb, Result());
+    var acc1 = Result();
+    if (two) { acc1 = mma(q0n, kb, acc1); }
+    if (DB > 1u) { kb = k_block(tile + 16u); acc = mma(q1m, kb, acc); if (two) { acc1 = mma(q1n, kb, acc1); } }
+    if (DB > 2u) { kb = k_block(tile + 32u); acc = mma(q2m, kb, acc); if (two) { acc1 = mma(q2n, kb, acc1); } }
+    if (DB > 3u) { kb = k_block(tile + 48u); acc = mma(q3m, kb, acc); if (two) { acc1 = mma(q3n, kb, acc1); } }
+    if (DB > 4u) { kb = k_block(tile + 64u); acc = mma(q4m, kb, acc); if (two) { acc1 = mma(q4n, kb, acc1); } }
+    if (DB > 5u) { acc = mma(q5m, k_block(tile + 80u), acc); }
+    if (DB > 6u) { acc = mma(q6m, k_block(tile + 96u), acc); }
+    if (DB > 7u) { acc = mma(q7m, k_block(tile + 112u), acc); }
+    if (DB > 8u) { acc = mma(q8m, k_block(tile + 128u), acc); }
+    if (DB > 9u) { acc = mma(q9m, k_block(tile + 144u), acc); }
     subgroupMatrixStore<row_major>(&s_tile, slot_s, acc, S_STRIDE);
+    if (two) { subgroupMatrixStore<row_major>(&s_tile, slot_s1, acc1, S_STRIDE); }
     workgroupBarrier();  // (a)
 
     // 2. The next tile into the other buffers; mask, row max, P; the workgroup's rescale decision.
@@ -284,39 +348,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
         stage(FROM_V, KEY_TILE, next, u.keys, kv_base, stride, nb, lid);
       }
     }
-    // This invocation's scores (keys k0 + 2c + half, c = 0 .. 7) held as two vec4s, masked only in tiles that hide
-    // keys; one pass over the slot.
-    let s_row = slot_s + row * S_STRIDE + half;
-    var lo = vec4f(s_tile[s_row], s_tile[s_row + 2u], s_tile[s_row + 4u], s_tile[s_row + 6u]);
-    var hi = vec4f(s_tile[s_row + 8u], s_tile[s_row + 10u], s_tile[s_row + 12u], s_tile[s_row + 14u]);
-    if (next > u.keys || (u.causal != 0u && next > q0 + 1u)) {  // uniform: does this tile hide keys?
-      let key_lo = k0 + half + vec4u(0u, 2u, 4u, 6u);
-      let key_hi = key_lo + 8u;
-      let causal = u.causal != 0u;
-      lo = select(lo, vec4f(MASKED), (key_lo >= vec4u(u.keys)) | (vec4(causal) & (key_lo > vec4u(query))));
-      hi = select(hi, vec4f(MASKED), (key_hi >= vec4u(u.keys)) | (vec4(causal) & (key_hi > vec4u(query))));
+    let masked = next > u.keys || (u.causal != 0u && next > q0 + 1u);  // uniform: does this tile hide keys?
+    let alpha = scores_to_p(slot_s + row * S_STRIDE + half, slot_p + row * P_STRIDE + half, query, k0 + half,
+                            masked, buf, &m, &l);
+    var alpha1 = 1.0;
+    if (two) {
+      alpha1 = scores_to_p(slot_s1 + row * S_STRIDE + half, slot_p1 + row * P_STRIDE + half, query + MATRIX,
+                           k0 + half, masked, buf, &m1, &l1);
     }
-    let both = max(lo, hi);
-    var tile_max = max(max(both.x, both.y), max(both.z, both.w));
-    tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
-    var alpha = 1.0;
-    if (tile_max > m + RESCALE_SLACK) {
-      alpha = exp2(m - tile_max);
-      m = tile_max;
-      rescale_flag[buf] = 1u;
-    }
-    let p_lo = exp2(lo - m);
-    let p_hi = exp2(hi - m);
-    l = l * alpha + dot(p_lo + p_hi, vec4f(1.0));
-    let h_lo = vec4<f16>(p_lo);
-    let h_hi = vec4<f16>(p_hi);
-    let p_row = slot_p + row * P_STRIDE + half;
-    p_tile[p_row] = h_lo.x; p_tile[p_row + 2u] = h_lo.y; p_tile[p_row + 4u] = h_lo.z; p_tile[p_row + 6u] = h_lo.w;
-    p_tile[p_row + 8u] = h_hi.x; p_tile[p_row + 10u] = h_hi.y; p_tile[p_row + 12u] = h_hi.z;
-    p_tile[p_row + 14u] = h_hi.w;
     let rescale = workgroupUniformLoad(&rescale_flag[buf]) != 0u;  // (b)
     if (rescale && k0 > 0u) {
-      // O's rows times alpha through the slot (every invocation read its S before (b))
+      // O's rows times alpha through the subgroup's slot (every invocation read its S before (b))
       let at = slot_s + row * MATRIX + 8u * half;
       o0 = rescaled(o0, slot_s, at, alpha);
       if (DB > 1u) { o1 = rescaled(o1, slot_s, at, alpha); }
@@ -328,20 +370,31 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       if (DB > 7u) { o7 = rescaled(o7, slot_s, at, alpha); }
       if (DB > 8u) { o8 = rescaled(o8, slot_s, at, alpha); }
       if (DB > 9u) { o9 = rescaled(o9, slot_s, at, alpha); }
+      if (two) {
+        o0n = rescaled(o0n, slot_s, at, alpha1);
+        if (DB > 1u) { o1n = rescaled(o1n, slot_s, at, alpha1); }
+        if (DB > 2u) { o2n = rescaled(o2n, slot_s, at, alpha1); }
+        if (DB > 3u) { o3n = rescaled(o3n, slot_s, at, alpha1); }
+        if (DB > 4u) { o4n = rescaled(o4n, slot_s, at, alpha1); }
+      }
     }
 
-    // 3. O += P V.
+    // 3. O += P V, each V block loaded once for both row blocks.
     let pm = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p, P_STRIDE);
-    o0 = pv(pm, tile, o0);
-    if (DB > 1u) { o1 = pv(pm, tile + 16u, o1); }
-    if (DB > 2u) { o2 = pv(pm, tile + 32u, o2); }
-    if (DB > 3u) { o3 = pv(pm, tile + 48u, o3); }
-    if (DB > 4u) { o4 = pv(pm, tile + 64u, o4); }
-    if (DB > 5u) { o5 = pv(pm, tile + 80u, o5); }
-    if (DB > 6u) { o6 = pv(pm, tile + 96u, o6); }
-    if (DB > 7u) { o7 = pv(pm, tile + 112u, o7); }
-    if (DB > 8u) { o8 = pv(pm, tile + 128u, o8); }
-    if (DB > 9u) { o9 = pv(pm, tile + 144u, o9); }
+    var pn = Left();
+    if (two) { pn = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p1, P_STRIDE); }
+    var vb = v_block(tile);
+    o0 = mma(pm, vb, o0);
+    if (two) { o0n = mma(pn, vb, o0n); }
+    if (DB > 1u) { vb = v_block(tile + 16u); o1 = mma(pm, vb, o1); if (two) { o1n = mma(pn, vb, o1n); } }
+    if (DB > 2u) { vb = v_block(tile + 32u); o2 = mma(pm, vb, o2); if (two) { o2n = mma(pn, vb, o2n); } }
+    if (DB > 3u) { vb = v_block(tile + 48u); o3 = mma(pm, vb, o3); if (two) { o3n = mma(pn, vb, o3n); } }
+    if (DB > 4u) { vb = v_block(tile + 64u); o4 = mma(pm, vb, o4); if (two) { o4n = mma(pn, vb, o4n); } }
+    if (DB > 5u) { o5 = mma(pm, v_block(tile + 80u), o5); }
+    if (DB > 6u) { o6 = mma(pm, v_block(tile + 96u), o6); }
+    if (DB > 7u) { o7 = mma(pm, v_block(tile + 112u), o7); }
+    if (DB > 8u) { o8 = mma(pm, v_block(tile + 128u), o8); }
+    if (DB > 9u) { o9 = mma(pm, v_block(tile + 144u), o9); }
     buf = 1u - buf;
   }
 
@@ -358,4 +411,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   if (DB > 7u) { emit(o7, 7u, slot_s, lane, query, out_row, total); }
   if (DB > 8u) { emit(o8, 8u, slot_s, lane, query, out_row, total); }
   if (DB > 9u) { emit(o9, 9u, slot_s, lane, query, out_row, total); }
+  if (two) {
+    let total1 = l1 + subgroupShuffleXor(l1, 1u);
+    let query1 = query + MATRIX;
+    let out_row1 = out_row + MATRIX * stride;
+    emit(o0n, 0u, slot_s, lane, query1, out_row1, total1);
+    if (DB > 1u) { emit(o1n, 1u, slot_s, lane, query1, out_row1, total1); }
+    if (DB > 2u) { emit(o2n, 2u, slot_s, lane, query1, out_row1, total1); }
+    if (DB > 3u) { emit(o3n, 3u, slot_s, lane, query1, out_row1, total1); }
+    if (DB > 4u) { emit(o4n, 4u, slot_s, lane, query1, out_row1, total1); }
+  }
 }
