@@ -1,9 +1,10 @@
-"""A GPU that runs nothing, with the H100's capabilities as Chromium offers them: the pool, the plans and the kernel
-rules do all their bookkeeping, so tests check memory peaks and the kernels chosen for that device without it."""
+"""The H100's capabilities as Chromium offers them, for a GPU that runs nothing (doppler/gpu/backend_dry.py): the
+pool, the plans and the kernel rules do all their bookkeeping, so tests check memory peaks and the kernels chosen for
+that device without it."""
 
 from __future__ import annotations
 
-import asyncio
+from pathlib import Path
 
 from doppler.gpu.caps import Capabilities
 
@@ -27,60 +28,14 @@ PATHS = {
 }
 
 
-class DryBuffer:
-    def __init__(self, size: int):
-        self.size = size
+class CountedShards:
+    """The converted folder's text files; shard bytes are never read (their files are empty)."""
 
+    def __init__(self, folder: Path):
+        self.folder = folder
 
-class DryBackend:
-    """Buffers are sizes, pipelines names, dispatches nothing: the pool and the plans do all their bookkeeping."""
+    async def read_text(self, path: str) -> str:
+        return (self.folder / path).read_text(encoding="utf-8")
 
-    name = "browser"
-
-    def __init__(self, caps: Capabilities):
-        self.caps = caps
-
-    def create_buffer(self, size, usage, label):
-        return DryBuffer(size)
-
-    def destroy_buffer(self, buffer):
+    async def upload(self, gpu, index, shard, placements) -> None:
         pass
-
-    def write_buffer(self, buffer, offset, data):
-        pass
-
-    async def create_pipeline(self, code, entry, constants, label):
-        return label
-
-    def create_bind_group(self, pipeline, entries, label):
-        return None
-
-    def create_query_set(self, count):
-        return None
-
-    def submit(self, ops, max_per_submit, timing=None):
-        return 1
-
-    def make_plan(self, ops, max_per_submit):
-        return ops
-
-    def replay(self, plan, timing=None):
-        return 1
-
-    async def read_buffer(self, buffer, offset, size):
-        return bytes(size)
-
-    def present(self, buffer, offset, width, height, canvas):
-        pass
-
-    async def fence(self):
-        pass
-
-    def work_done(self):
-        return asyncio.sleep(0)
-
-    def lost(self):
-        return None
-
-    def take_errors(self):
-        return [], None

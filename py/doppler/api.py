@@ -6,6 +6,7 @@ diagnostics (the value of the source's last expression comes back as JSON; bytes
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import json
@@ -108,15 +109,36 @@ async def model_info(url: str) -> dict:
     }
 
 
-async def load_model(url: str) -> dict:
+async def load_model(url: str, settings: dict | None = None, precompile: bool = True) -> dict:
     """Fetch a model's manifest (URL relative to the site), check it, and make every shard available in the OPFS
-    cache (resuming partial shards, verifying sha256), with download progress events."""
+    cache (resuming partial shards, verifying sha256), with download progress events; meanwhile, with `precompile`,
+    compile the kernels of an image of `settings` (the form's; default: the model's own), reported as `precompiled`
+    (how many, how long, what failed)."""
     manifest, text, manifest_url = await _manifest(url)
     store = BrowserShardStore(manifest.id, manifest_url.rsplit("/", 1)[0] + "/")
+    # a failed download leaves the compiles to finish on their own
+    compiling = asyncio.ensure_future(_precompile(manifest, settings or {})) if precompile else None
     result = await ensure_model(manifest, store, _state["emit"])
+    if compiling is not None:
+        result["precompiled"] = await compiling
     await store.save_manifest(text)
     _state["models"][manifest.id] = (manifest, store)
     return {"id": manifest.id, "name": manifest.name, **result}
+
+
+async def _precompile(manifest, settings: dict) -> dict:
+    """pipeline.precompile on this device, timed. It only saves time: a dry run that fails, whatever the error, says
+    why here instead of stopping the download (an image of those settings fails the same way, with the same error)."""
+    from .inference.diffusion.pipeline import precompile
+
+    t0 = time.perf_counter()
+    try:
+        result = await precompile(await _gpu(), manifest, settings)
+    except Exception as error:  # noqa: BLE001 (see above)
+        result = {"kernels": 0, "failed": [f"the dry run of an image of {settings}: {type(error).__name__}: {error}"]}
+    result["ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    _state["emit"]("stage", {"precompiled": result})
+    return result
 
 
 async def list_models() -> list:
@@ -140,13 +162,14 @@ async def bench_dispatch(dispatches: int = bench.UNET_STEP_DISPATCHES, reps: int
     return await bench.dispatch_overhead(await _gpu(), dispatches, reps)
 
 
-async def _pipeline(url: str):
-    """The pipeline of a model (its shards made available first), kept between images."""
+async def _pipeline(url: str, settings: dict | None = None):
+    """The pipeline of a model (its shards made available first, and the kernels of an image of `settings`
+    compiled meanwhile), kept between images."""
     from .inference.diffusion.pipeline import DiffusionPipeline
 
     manifest = (await _manifest(url))[0]
     if manifest.id not in _state["models"]:
-        await load_model(url)
+        await load_model(url, settings)
     pipelines = _state.setdefault("pipelines", {})
     gpu = await _gpu()
     if manifest.id not in pipelines or pipelines[manifest.id].gpu is not gpu:
@@ -161,7 +184,7 @@ async def _pipeline(url: str):
 async def generate(model: str, **settings) -> dict:
     """One image: settings as the form gives them ({prompt, negativePrompt, steps, guidance, scheduler, seed, width,
     height}); returns {image: {width, height, rgba}, seed, stats}."""
-    return await (await _pipeline(model)).generate(settings, preview=_state.get("preview_canvas"))
+    return await (await _pipeline(model, settings)).generate(settings, preview=_state.get("preview_canvas"))
 
 
 async def bench_kernels(weights: str = "f16", reps: int = 10, gemm_tiles: list | None = None,
@@ -174,17 +197,18 @@ async def bench_kernels(weights: str = "f16", reps: int = 10, gemm_tiles: list |
 
 
 async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps: int = 4,
-                         profile_layers: int = bench.PROFILE_TOP_LAYERS) -> dict:
-    """Cold and warm images of a model (download and shader compile in the cold one), a 4-step LCM-style run
-    without CFG, and one profiled UNet step, VAE decode and text encoder (their `profile_layers` slowest layers
-    each): the app's own stats, for bench/ on a real GPU."""
+                         profile_layers: int = bench.PROFILE_TOP_LAYERS, precompile: bool = True) -> dict:
+    """Cold and warm images of a model (download and shader compile in the cold one; with `precompile`, as the app
+    does, the kernels compile during the download), a 4-step LCM-style run without CFG, and one profiled UNet
+    step, VAE decode and text encoder (their `profile_layers` slowest layers each): the app's own stats, for bench/
+    on a real GPU."""
+    request = {"prompt": "a photo of an astronaut riding a horse on the moon", "negativePrompt": "", "seed": 0,
+               "steps": steps, "guidance": 7.5, "scheduler": "dpmpp_2m", "width": size, "height": size}
     t0 = time.perf_counter()
-    loaded = await load_model(model)
+    loaded = await load_model(model, request, precompile)
     load_ms = (time.perf_counter() - t0) * 1000
     _state["emit"]("stage", {"loaded": loaded, "ms": round(load_ms)})
     pipeline = await _pipeline(model)
-    request = {"prompt": "a photo of an astronaut riding a horse on the moon", "negativePrompt": "", "seed": 0,
-               "steps": steps, "guidance": 7.5, "scheduler": "dpmpp_2m", "width": size, "height": size}
     runs, profiles = {}, {}
     fields = {f.name: f for f in dataclasses.fields(Tiling)}
     tile = max(size // 2, fields["tile_size"].metadata["minimum"])  # four tiles at 512 px; small dry runs the smallest

@@ -63,6 +63,17 @@ def read_preview(page) -> np.ndarray:
     return np.array(data, np.uint8).reshape(*size, 4)
 
 
+def test_the_download_compiles_every_kernel_of_the_first_image(page, reference):
+    # The first Generate loads the model, and meanwhile the kernels a dry run of its settings lists compile
+    # (pipeline.precompile): the image itself then compiles none.
+    page.evaluate("() => { window.stages = []; window.doppler.on('stage', (d) => window.stages.push(d)); }")
+    before = run_python(page, "len(gpu.kernels)")
+    generate(page, request_for(reference, "dpmpp_2m_karras"))
+    precompiled = next(s["precompiled"] for s in page.evaluate("window.stages") if "precompiled" in s)
+    assert precompiled["failed"] == [] and precompiled["kernels"] >= 30, precompiled
+    assert run_python(page, "len(gpu.kernels)") == before + precompiled["kernels"]
+
+
 @pytest.mark.parametrize("case", [c for c in CASES if c != "ddim_eta05"])
 def test_the_form_makes_the_diffusers_image(page, reference, case):
     db = psnr(generate(page, request_for(reference, case)), reference, case)

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from doppler.config.parse import parse
+from doppler.convert import random_model, writer
+from doppler.convert.presets import PRESETS
 from doppler.loader.weights import ComponentWeights
 
 TINY_CLIP = dict(vocab_size=1000, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
@@ -143,3 +145,15 @@ def unet_on_gpu(reference_model, config: dict, x, ctx, timestep: float, one_buff
         return got
 
     return go
+
+
+@pytest.fixture(scope="session")
+def sd15_folder(tmp_path_factory):
+    """SD 1.5 converted from zeros with its shards counted (sizes and layout as written) but left empty."""
+    out = tmp_path_factory.mktemp("sd15") / "model"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(random_model, "random_tensor", lambda seed, component, p, init: np.zeros(p.shape, np.float32))
+        patch.setattr(writer._ShardWriter, "_write", lambda self, data: setattr(self, "size", self.size + len(data)))
+        source = random_model.random_source(PRESETS["sd15"], seed=0)
+        writer.write_model(source, out, dtype="f16", model_id="sd15-counted", name="SD 1.5 (counted)")
+    return out

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from doppler.convert import random_model, writer
-from doppler.convert.presets import PRESETS
+from doppler.gpu.backend_dry import DryBackend
 from doppler.gpu.context import Gpu
 from doppler.inference.diffusion.pipeline import DiffusionPipeline
 from doppler.manifest import load_manifest
-from dry_gpu import PATHS, DryBackend
+from dry_gpu import PATHS, CountedShards
 
 ROOT = Path(__file__).resolve().parents[2]
 GIB = 2**30
@@ -25,31 +23,6 @@ GIB = 2**30
 # session 14 the VAE's 512x512 convs take Winograd, whose V and M scratch is live beside that level's maps: 3.66 GiB
 # (3.51 before; the H200 measured the same), for those convs in 0.75 ms each instead of 1.33 (tensor cores).
 PEAK_BOUND = 3.7 * GIB
-
-
-class CountedShards:
-    """The converted folder's text files; shard bytes are never read (their files are empty)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    async def read_text(self, path: str) -> str:
-        return (self.folder / path).read_text(encoding="utf-8")
-
-    async def upload(self, gpu, index, shard, placements) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def sd15_folder(tmp_path_factory):
-    """SD 1.5 converted from zeros with its shards counted (sizes and layout as written) but left empty."""
-    out = tmp_path_factory.mktemp("sd15") / "model"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(random_model, "random_tensor", lambda seed, component, p, init: np.zeros(p.shape, np.float32))
-        patch.setattr(writer._ShardWriter, "_write", lambda self, data: setattr(self, "size", self.size + len(data)))
-        source = random_model.random_source(PRESETS["sd15"], seed=0)
-        writer.write_model(source, out, dtype="f16", model_id="sd15-counted", name="SD 1.5 (counted)")
-    return out
 
 
 REQUEST = {"prompt": "a photo", "negativePrompt": "", "seed": 0, "steps": 2, "guidance": 7.5, "scheduler": "dpmpp_2m",

@@ -251,7 +251,8 @@ def test_attention_feeding_gemms_writes_f16_on_tensor_cores(event_loop_runner, p
     """A UNet attention's out, which only to_out reads, is f16 where that GEMM runs on tensor cores (more than
     matmul.SMALL_GEMM_ROWS rows) and the attention kernel writes f16; f32 elsewhere. Planned on the H100's
     capabilities without a GPU."""
-    from dry_gpu import PATHS, DryBackend
+    from doppler.gpu.backend_dry import DryBackend
+    from dry_gpu import PATHS
 
     from doppler.gpu.context import Gpu
     from doppler.inference.diffusion.nn import scaled_dot_product_attention

@@ -405,7 +405,8 @@ def test_tensor_core_tiles_are_checked(tiles, message):
     (320, 128, 3, "linear", "TENSOR_CORE_TILES"),  # 384 rows
 ])
 def test_tensor_core_tiles_by_kind_width_and_count(n, rows, batch, kind, chosen):
-    from dry_gpu import PATHS, DryBackend
+    from doppler.gpu.backend_dry import DryBackend
+    from dry_gpu import PATHS
 
     from doppler.gpu.context import Gpu
     from doppler.ops import matmul

@@ -11,6 +11,7 @@ the device lacks are refused with the name of the feature, before the compiler s
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ class Kernel:
     name: str
     entry: str
     pipeline: object
+    overrides: dict
 
 
 def kernel_label(name: str, entry: str, overrides: dict) -> str:
@@ -84,11 +86,14 @@ def preprocess(code: str, name: str, backend: str, features: frozenset[str]) -> 
 
 
 class KernelRegistry:
+    """Kernels by label, each compiled once: a kernel asked for while its compile runs waits for that compile."""
+
     def __init__(self, backend, source_dir: Path):
         self.backend = backend
         self.source_dir = Path(source_dir)
         self._sources: dict[str, str] = {}
         self._kernels: dict[str, Kernel] = {}
+        self._compiling: dict[str, asyncio.Future] = {}
 
     def source(self, name: str) -> str:
         if name not in self._sources:
@@ -104,10 +109,34 @@ class KernelRegistry:
         overrides = dict(overrides or {})
         label = kernel_label(name, entry, overrides)
         kernel = self._kernels.get(label)
-        if kernel is None:
+        if kernel is not None:
+            return kernel
+        compiling = self._compiling.get(label)
+        if compiling is None:
+            compiling = self._compiling[label] = asyncio.ensure_future(self._compile(name, entry, overrides, label))
+        return await asyncio.shield(compiling)  # one caller cancelled leaves the compile to the others
+
+    async def _compile(self, name: str, entry: str, overrides: dict, label: str) -> Kernel:
+        try:
             pipeline = await self.backend.create_pipeline(self.source(name), entry, overrides, label)
-            kernel = self._kernels[label] = Kernel(label, name, entry, pipeline)
-        return kernel
+            kernel = self._kernels[label] = Kernel(label, name, entry, pipeline, overrides)
+            return kernel
+        finally:
+            del self._compiling[label]  # a failed compile is tried again by the next caller
+
+    def requests(self) -> list[tuple[str, str, dict]]:
+        """(name, entry, overrides) of every kernel compiled so far."""
+        return [(k.name, k.entry, k.overrides) for k in self._kernels.values()]
+
+    async def compile_all(self, requests: list[tuple[str, str, dict]]) -> list[str]:
+        """Compile these kernels (`requests()` of another registry) all at once, so the device may compile them in
+        parallel; returns the errors of those that failed (each names its kernel; asking for one again retries)."""
+        results = await asyncio.gather(*(self.get(*r) for r in requests), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        for error in failed:
+            if not isinstance(error, GpuError):
+                raise error
+        return [str(e) for e in failed]
 
     def __len__(self) -> int:
         return len(self._kernels)

@@ -1,0 +1,62 @@
+"""The kernel registry: one compile per kernel however many ask at once; a list compiled concurrently."""
+
+import asyncio
+
+import pytest
+
+from doppler.errors import GpuError
+from doppler.gpu.caps import Capabilities
+from doppler.gpu.kernels import KernelRegistry
+
+CAPS = Capabilities("browser", "test", "", "test", frozenset(), {}, (), (32, 32))
+
+
+class SlowBackend:
+    """Compiles take a few event-loop turns; `refuse` names labels whose first compile fails."""
+
+    name = "browser"
+    caps = CAPS
+
+    def __init__(self, refuse=()):
+        self.compiled = []
+        self.refuse = set(refuse)
+
+    async def create_pipeline(self, code, entry, constants, label):
+        for _ in range(3):
+            await asyncio.sleep(0)
+        if label in self.refuse:
+            self.refuse.discard(label)
+            raise GpuError(f"kernel {label} failed to compile: test")
+        self.compiled.append(label)
+        return f"pipeline {label}"
+
+
+@pytest.fixture
+def kernel_dir(tmp_path):
+    (tmp_path / "k.wgsl").write_text("override N: u32 = 1u;\n@compute @workgroup_size(1) fn main() {}\n")
+    return tmp_path
+
+
+def test_kernels_asked_for_at_once_compile_once(kernel_dir):
+    backend = SlowBackend()
+    registry = KernelRegistry(backend, kernel_dir)
+
+    async def ask():
+        return await asyncio.gather(registry.get("k", "main", {"N": 2}), registry.get("k", "main", {"N": 2}),
+                                    registry.get("k", "main", {"N": 3}))
+
+    a, b, c = asyncio.run(ask())
+    assert a is b and a.pipeline == "pipeline k.wgsl:main{N=2}" and c.overrides == {"N": 3}
+    assert sorted(backend.compiled) == ["k.wgsl:main{N=2}", "k.wgsl:main{N=3}"]
+    assert sorted(registry.requests(), key=str) == [("k", "main", {"N": 2}), ("k", "main", {"N": 3})]
+
+
+def test_compile_all_names_what_failed_and_a_later_ask_retries(kernel_dir):
+    backend = SlowBackend(refuse={"k.wgsl:main{N=5}"})
+    registry = KernelRegistry(backend, kernel_dir)
+    requests = [("k", "main", {"N": n}) for n in (4, 5, 6)] + [("gone", "main", {})]
+    failed = asyncio.run(registry.compile_all(requests))
+    assert len(failed) == 2 and "k.wgsl:main{N=5} failed to compile" in failed[0] and "no kernel file" in failed[1]
+    assert len(registry) == 2
+    assert asyncio.run(registry.get("k", "main", {"N": 5})).label == "k.wgsl:main{N=5}"
+    assert len(registry) == 3
