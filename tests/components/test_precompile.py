@@ -26,12 +26,17 @@ def test_an_image_after_precompile_compiles_nothing_more(sd15_folder, event_loop
         result = await precompile(gpu, manifest, REQUEST)
         precompiled = len(gpu.kernels)
         pipeline = await DiffusionPipeline.create(gpu, manifest, CountedShards(sd15_folder))
-        await pipeline.generate({**REQUEST, "prompt": "another", "seed": 7, "steps": 3, "scheduler": "euler"})
+        first = await pipeline.generate({**REQUEST, "prompt": "another", "seed": 7, "steps": 3, "scheduler": "euler"})
         same_shapes = len(gpu.kernels)
-        await pipeline.generate({**REQUEST, "guidance": 1.0, "scheduler": "lcm", "steps": 4})  # batch 1: other GEMMs
-        return result, precompiled, same_shapes, len(gpu.kernels)
+        lcm = await pipeline.generate({**REQUEST, "guidance": 1.0, "scheduler": "lcm", "steps": 4})  # batch 1: other GEMMs
+        setup = [set(r["stats"]["setupMs"]) for r in (first, lcm)]
+        return result, precompiled, same_shapes, len(gpu.kernels), setup
 
-    result, precompiled, same_shapes, without_cfg = event_loop_runner(counts())
+    result, precompiled, same_shapes, without_cfg, setup = event_loop_runner(counts())
     assert result == {"kernels": precompiled, "failed": []} and precompiled > 50, result
     assert same_shapes == precompiled  # prompt, seed, steps and sampler choose no kernel
     assert without_cfg > precompiled  # so the test can fail: other shapes are other kernels
+    # what each image set up first, in its stats: the first loads and records all; the next records its batch's calls
+    components = {"text_encoder", "unet", "vae"}
+    assert setup[0] == {f"{c}.{what}" for c in components for what in ("load", "record")}
+    assert setup[1] == {"text_encoder.record", "unet.record"}

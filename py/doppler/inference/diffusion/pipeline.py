@@ -207,6 +207,7 @@ class DiffusionPipeline:
     recorded: dict = field(default_factory=dict)  # component -> {key: DenoiseStep, TextEncoding or VaeDecode}
     cancel_requested: bool = False
     images_made: int = 0
+    setup_ms: dict = field(default_factory=dict)  # this image's one-off work: "<component>.load" and ".record" ms
 
     @classmethod
     async def create(cls, gpu, manifest, store, emit=None) -> "DiffusionPipeline":
@@ -217,11 +218,13 @@ class DiffusionPipeline:
 
     async def component(self, name: str):
         if name not in self.resident:
+            t0 = time.perf_counter()
             weights = await load_component(self.gpu, self.store, self.manifest, name)
             arch = self.manifest.components.present()[name].architecture
             model = COMPONENTS[name](weights, arch)
             await weights.apply_layouts(self.gpu)
             self.resident[name] = (weights, model)
+            self._setup(f"{name}.load", t0)
         return self.resident[name][1]
 
     def release(self, name: str) -> None:
@@ -250,11 +253,16 @@ class DiffusionPipeline:
             for other in calls.values():
                 other.destroy(self.gpu)
             calls.clear()
+            t0 = time.perf_counter()
             calls[key] = await record(model)
+            self._setup(f"{name}.record", t0)
         return calls[key]
 
     def cancel(self) -> None:
         self.cancel_requested = True
+
+    def _setup(self, what: str, since: float) -> None:
+        self.setup_ms[what] = round(self.setup_ms.get(what, 0.0) + (time.perf_counter() - since) * 1000, 1)
 
     def _emit(self, name: str, data: dict) -> None:
         if self.emit is not None:
@@ -294,6 +302,7 @@ class DiffusionPipeline:
         """One image for the form's settings; `preview`, the page's OffscreenCanvas, gets each step's latent."""
         gpu = self.gpu
         self.cancel_requested = False
+        self.setup_ms = {}
         config = merge_diffusion_config(self.manifest.inference.diffusion, runtime_settings(request))
         gpu.pool.budget_bytes = config.memory_budget_bytes
         seed = config.seed if config.seed is not None else random.randrange(SEED_RANGE)
@@ -372,6 +381,7 @@ class DiffusionPipeline:
                 "vaeMs": round((t_end - t_unet) * 1000, 1),
                 "totalMs": round((t_end - t0) * 1000, 1),
                 "cold": cold,
+                "setupMs": self.setup_ms,  # weights loaded and calls recorded for this image (within the times above)
                 "peakBytes": gpu.pool.peak_bytes,
                 "readbacks": gpu.stats.readbacks - readbacks,
                 "previews": gpu.stats.presents - presents,
