@@ -8,7 +8,6 @@ channels last (`conv_weight`) as the model is built, and `apply_layouts` rewrite
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -18,10 +17,6 @@ from ..ops import conv2d
 
 # Manifest storage dtypes -> GPU tensor dtypes.
 GPU_DTYPES = {"f32": "f32", "f16": "f16", "int8": "i8"}
-# Shards of a component uploading at once: in the page one shard's OPFS read, sha256 (WebCrypto hashes off the
-# worker's thread) and GPU write overlap the others'. Each holds its bytes in the worker while in flight (up to ~56 MB
-# a shard for SD 1.5), so a few, not all.
-SHARD_UPLOADS_IN_FLIGHT = 4
 
 
 @dataclass
@@ -83,33 +78,25 @@ class ComponentWeights:
 
 
 async def load_component(gpu, store, manifest, name: str) -> ComponentWeights:
-    """Upload one component's tensors from `store` (already holding every shard: see the stores' `ensure`), up to
-    SHARD_UPLOADS_IN_FLIGHT shards at a time. A shard that fails (a corrupt cache) frees the component's buffers,
-    once the uploads under way have finished, and raises its error."""
+    """Upload one component's tensors from `store` (already holding every shard: see the stores' `ensure`), shard
+    by shard. A shard that fails (a corrupt cache) frees the component's buffers and raises its error. (Four shards
+    at a time loaded SD 1.5's UNet no faster on an H200: bench/RESULTS.md, session 16.)"""
     component = manifest.components.present()[name]
     by_shard = defaultdict(list)
     for entry in component.tensors:
         by_shard[entry.shard].append(entry)
     weights = ComponentWeights(name, {})
-    placements = []  # (shard index, [(buffer, buffer offset, shard offset, bytes)])
-    for index, entries in sorted(by_shard.items()):
-        start = min(e.offset for e in entries)
-        end = max(e.offset + e.bytes for e in entries)
-        length = -(-(end - start) // 4) * 4
-        alloc = gpu.pool.acquire(length, f"{name}.shard{index}", exact=True)
-        weights.allocations.append(alloc)
-        for e in entries:
-            weights.tensors[e.name] = Tensor(tuple(e.shape), GPU_DTYPES[e.dtype], alloc, e.offset - start)
-        placements.append((index, [(alloc.buffer, 0, start, length)]))
-    slots = asyncio.Semaphore(SHARD_UPLOADS_IN_FLIGHT)
-
-    async def upload(index: int, where: list) -> None:
-        async with slots:
-            await store.upload(gpu, index, manifest.shards[index], where)
-
-    results = await asyncio.gather(*(upload(*p) for p in placements), return_exceptions=True)
-    failed = next((r for r in results if isinstance(r, BaseException)), None)
-    if failed is not None:
+    try:
+        for index, entries in sorted(by_shard.items()):
+            start = min(e.offset for e in entries)
+            end = max(e.offset + e.bytes for e in entries)
+            length = -(-(end - start) // 4) * 4
+            alloc = gpu.pool.acquire(length, f"{name}.shard{index}", exact=True)
+            weights.allocations.append(alloc)
+            for e in entries:
+                weights.tensors[e.name] = Tensor(tuple(e.shape), GPU_DTYPES[e.dtype], alloc, e.offset - start)
+            await store.upload(gpu, index, manifest.shards[index], [(alloc.buffer, 0, start, length)])
+    except BaseException:
         weights.release(gpu)
-        raise failed
+        raise
     return weights
