@@ -418,6 +418,26 @@ def test_tensor_core_tiles_by_kind_width_and_count(n, rows, batch, kind, chosen)
     assert not matmul.default_tiles(scalar, n, "f32", **of_kind).tensor_cores
 
 
+@pytest.mark.parametrize("n, k, chosen", [
+    (10240, 1280, "TENSOR_CORE_TILES"),  # the 8x8 level's ff.net.0 (GEGLU), 128 rows
+    (1280, 5120, "TENSOR_CORE_TILES"),  # its ff.net.2
+    (1280, 2560, "TENSOR_CORE_TILES"),  # up_blocks.0's 1x1 shortcuts
+    (1280, 1280, "DEFAULT_TILES"),  # its attention's projections: a tie, scalar
+    (3072, 768, "DEFAULT_TILES"),  # the text encoder's largest, 154 rows
+])
+def test_small_gemms_of_large_weights_take_tensor_cores(n, k, chosen):
+    from doppler.gpu.backend_dry import DryBackend
+    from dry_gpu import PATHS
+
+    from doppler.gpu.context import Gpu
+    from doppler.ops import matmul
+
+    gpu = Gpu(DryBackend(PATHS["tensor-cores"]), ROOT / "wgsl")
+    assert matmul.default_tiles(gpu, n, "f32", rows=128, k=k) == getattr(matmul, chosen)
+    scalar = Gpu(DryBackend(PATHS["default"]), ROOT / "wgsl")
+    assert matmul.default_tiles(scalar, n, "f32", rows=128, k=k) == matmul.DEFAULT_TILES
+
+
 def test_split_k_tiles_pad_where_workgroup_memory_allows():
     from types import SimpleNamespace
 

@@ -187,15 +187,22 @@ NARROW_TILES_MIN_N = 256
 # tiles; the keys and values took 0.55 ms a step so against 1.13 on tensor cores (session 10). Winograd's 16 GEMMs
 # of 128 rows at 16x16 fill the tensor cores' tiles.
 SMALL_GEMM_ROWS = 320
+# ... unless their weights have at least this many elements (n x k): then the tensor cores' 128 x 128 tiles, split
+# along K, beat the scalar tiles on an H200 (bench/RESULTS.md, session 16) at the 8x8 level's 128 rows: 1280 -> 10240
+# 0.084 against 0.166 ms, 5120 -> 1280 0.063 against 0.097, 2560 -> 1280 0.047 against 0.059; 1280 -> 1280 tied
+# (0.042 against 0.040), so it and the text encoder's (768 wide, at most 3072 x 768) stay scalar.
+SMALL_GEMM_TENSOR_CORE_WEIGHTS = 2560 * 1280
 
 
-def default_tiles(gpu, n: int, math: str, conv: bool = False, rows: int | None = None, batch: int = 1) -> GemmTiles:
+def default_tiles(gpu, n: int, math: str, conv: bool = False, rows: int | None = None, batch: int = 1,
+                  k: int = 0) -> GemmTiles:
     """The tiles for an output n wide in this math dtype (conv: of an implicit-GEMM convolution; rows: of each of
-    `batch` matrices, where known): scalar ones for small GEMMs, else tensor cores under f32 activations where the
-    rules give them (narrow ones for GEMMs at least NARROW_TILES_MIN_N wide whose tiles fill a wave, not convs),
-    else by width."""
+    `batch` matrices, where known; k: the depth, where known): scalar ones for small GEMMs but those of large
+    weights, else tensor cores under f32 activations where the rules give them (narrow ones for GEMMs at least
+    NARROW_TILES_MIN_N wide whose tiles fill a wave, not convs), else by width."""
     if rows is not None and rows * batch <= SMALL_GEMM_ROWS:
-        return DEFAULT_TILES
+        large = n * k >= SMALL_GEMM_TENSOR_CORE_WEIGHTS and math == "f32" and kernel_rule(gpu, "tensor_cores")
+        return TENSOR_CORE_TILES if large else DEFAULT_TILES
     if math == "f32" and kernel_rule(gpu, "tensor_cores"):
         # narrow tiles where they make at least a wave of workgroups (so K stays whole)
         narrow = TENSOR_CORE_NARROW_TILES
@@ -359,7 +366,7 @@ async def run_gemm(gpu, name: str, label: str, x, weight, out, bias, residual, f
 
 async def _gemm(gpu, label, x, w, out, bias, residual, activation, batch, m, n, k, w_batch_stride, tiles,
                 x_batch_stride=None, splits=None):
-    tiles = tiles or default_tiles(gpu, n, out.dtype, rows=m, batch=batch)
+    tiles = tiles or default_tiles(gpu, n, out.dtype, rows=m, batch=batch, k=k)
     check_dtypes(label, {"x": x, "out": out, "residual": residual}, {"weight": w, "bias": bias}, tiles.tensor_cores)
     require_whole_bindings(gpu, label, x=x, weight=w, bias=bias, residual=residual, out=out)
     require_output_apart(label, out, x=x, weight=w, bias=bias, residual=residual if residual is not out else None)
