@@ -37,7 +37,7 @@ def kernel_dir(tmp_path):
     return tmp_path
 
 
-def test_kernels_asked_for_at_once_compile_once(kernel_dir):
+def test_kernels_asked_for_at_once_compile_once(kernel_dir, event_loop_runner):
     backend = SlowBackend()
     registry = KernelRegistry(backend, kernel_dir)
 
@@ -45,18 +45,18 @@ def test_kernels_asked_for_at_once_compile_once(kernel_dir):
         return await asyncio.gather(registry.get("k", "main", {"N": 2}), registry.get("k", "main", {"N": 2}),
                                     registry.get("k", "main", {"N": 3}))
 
-    a, b, c = asyncio.run(ask())
+    a, b, c = event_loop_runner(ask())
     assert a is b and a.pipeline == "pipeline k.wgsl:main{N=2}" and c.overrides == {"N": 3}
     assert sorted(backend.compiled) == ["k.wgsl:main{N=2}", "k.wgsl:main{N=3}"]
     assert sorted(registry.requests(), key=str) == [("k", "main", {"N": 2}), ("k", "main", {"N": 3})]
 
 
-def test_compile_all_names_what_failed_and_a_later_ask_retries(kernel_dir):
+def test_compile_all_names_what_failed_and_a_later_ask_retries(kernel_dir, event_loop_runner):
     backend = SlowBackend(refuse={"k.wgsl:main{N=5}"})
     registry = KernelRegistry(backend, kernel_dir)
     requests = [("k", "main", {"N": n}) for n in (4, 5, 6)] + [("gone", "main", {})]
-    failed = asyncio.run(registry.compile_all(requests))
+    failed = event_loop_runner(registry.compile_all(requests))
     assert len(failed) == 2 and "k.wgsl:main{N=5} failed to compile" in failed[0] and "no kernel file" in failed[1]
     assert len(registry) == 2
-    assert asyncio.run(registry.get("k", "main", {"N": 5})).label == "k.wgsl:main{N=5}"
+    assert event_loop_runner(registry.get("k", "main", {"N": 5})).label == "k.wgsl:main{N=5}"
     assert len(registry) == 3

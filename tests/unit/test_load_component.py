@@ -37,10 +37,10 @@ def _manifest(shards: int):
                            shards=[SimpleNamespace(path=f"s{i}.bin", size=2048) for i in range(shards)])
 
 
-def test_a_corrupt_shard_frees_the_component():
+def test_a_corrupt_shard_frees_the_component(event_loop_runner):
     manifest = _manifest(6)
     gpu, store = Gpu(DryBackend(CAPS), "wgsl"), Store(corrupt={1})
     with pytest.raises(ShardError, match="shard 1 is corrupt"):
-        asyncio.run(load_component(gpu, store, manifest, "unet"))
+        event_loop_runner(load_component(gpu, store, manifest, "unet"))
     assert store.done == [0]  # shard by shard: the first, then the corrupt one
     assert gpu.pool.live_bytes == 0 and gpu.pool.current_bytes == 0
