@@ -109,6 +109,26 @@ export async function uploadShard(device, modelId, path, size, sha256, placement
   });
 }
 
+// uploadShard's steps timed apart, for bench_upload: opening the sync access handle, the OPFS read, the sha256, the
+// writeBuffer calls into a scratch buffer of the shard's size, and the queue until the GPU has the bytes (ms each).
+export async function timeUploadShard(device, modelId, path, size) {
+  const t0 = performance.now();
+  return withHandle(modelId, path, async (h) => {
+    const t1 = performance.now();
+    const bytes = readAll(h, size);
+    const t2 = performance.now();
+    await crypto.subtle.digest('SHA-256', bytes.subarray(0, size));
+    const t3 = performance.now();
+    const buffer = device.createBuffer({ size: bytes.byteLength, usage: GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(buffer, 0, bytes, 0, bytes.byteLength);
+    const t4 = performance.now();
+    await device.queue.onSubmittedWorkDone();
+    const t5 = performance.now();
+    buffer.destroy();
+    return JSON.stringify({ openMs: t1 - t0, readMs: t2 - t1, hashMs: t3 - t2, writeMs: t4 - t3, queueMs: t5 - t4 });
+  });
+}
+
 export async function saveManifest(modelId, text) {
   await withHandle(modelId, 'manifest.json', (h) => {
     const data = new TextEncoder().encode(text);

@@ -226,6 +226,22 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
             **profiles}
 
 
+async def bench_upload(model: str, shards: int = 8, **_) -> dict:
+    """The model's first `shards` shards (fetched first where missing), each timed through the steps of an upload
+    (app/shards.mjs's timeUploadShard: open, OPFS read, sha256, writeBuffer, queue), and their GB/s overall."""
+    manifest = (await _manifest(model))[0]
+    if manifest.id not in _state["models"]:
+        await load_model(model, precompile=False)
+    store, gpu, rows = _state["models"][manifest.id][1], await _gpu(), []
+    for index, shard in enumerate(manifest.shards[:shards]):
+        name = store.shard_name(index, shard)
+        rows.append(json.loads(await store.js.timeUploadShard(gpu.backend.device, manifest.id, name, shard.size)))
+    total = {key: round(sum(r[key] for r in rows), 1) for key in rows[0]}
+    nbytes = sum(s.size for s in manifest.shards[:shards])
+    return {"shards": len(rows), "bytes": nbytes, "totalMs": total,
+            "gbPerS": round(nbytes / 1e6 / max(sum(total.values()), 1e-3), 3), "rows": rows}
+
+
 async def _profile_stages(pipeline, step_key, top_layers: int) -> dict:
     """One profiled replay each of the recorded UNet step `step_key`, of the recorded VAE decode of its latents and of
     the recorded text encoder of its batch."""
@@ -263,8 +279,8 @@ def attach_preview(canvas) -> str:
 
 
 CALLS = {"device_info": device_info, "bench_dispatch": bench_dispatch, "bench_kernels": bench_kernels,
-         "bench_pipeline": bench_pipeline, "bench_suite": bench_suite, "available_models": available_models,
-         "model_info": model_info, "load_model": load_model, "list_models": list_models,
+         "bench_pipeline": bench_pipeline, "bench_upload": bench_upload, "bench_suite": bench_suite,
+         "available_models": available_models, "model_info": model_info, "load_model": load_model, "list_models": list_models,
          "delete_model": delete_model, "generate": generate, "cancel": cancel}
 
 
