@@ -88,6 +88,11 @@ function wireEvents(client) {
     $('download').max = d.totalBytes; $('download').value = d.bytes;
     $('download-text').textContent = `${mib(d.bytes)} of ${mib(d.totalBytes)}` + (d.etaSeconds != null ? ` · ${d.etaSeconds} s left` : '');
   });
+  client.on('stage', (d) => {
+    const p = d.precompiled;  // the kernels compiled while the model downloaded
+    if (p) $('kernels-text').textContent = `· ${p.kernels} kernels compiled in ${(p.ms / 1000).toFixed(1)} s` +
+      (p.failed.length ? ` (${p.failed.length} failed: the image will say why)` : '');
+  });
   client.on('step', (d) => {
     $('steps-progress').max = d.total; $('steps-progress').value = d.step;
     $('steps-text').textContent = `${d.step} / ${d.total} · ${d.ms} ms`;

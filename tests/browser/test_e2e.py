@@ -72,6 +72,7 @@ def test_the_download_compiles_every_kernel_of_the_first_image(page, reference):
     precompiled = next(s["precompiled"] for s in page.evaluate("window.stages") if "precompiled" in s)
     assert precompiled["failed"] == [] and precompiled["kernels"] >= 30, precompiled
     assert run_python(page, "len(gpu.kernels)") == before + precompiled["kernels"]
+    assert page.locator("#kernels-text").inner_text().startswith(f"· {precompiled['kernels']} kernels compiled in ")
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c != "ddim_eta05"])
