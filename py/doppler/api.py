@@ -226,20 +226,28 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
             **profiles}
 
 
-async def bench_upload(model: str, shards: int = 8, **_) -> dict:
+async def bench_upload(model: str, shards: int = 8, concurrent: int = 1, **_) -> dict:
     """The model's first `shards` shards (fetched first where missing), each timed through the steps of an upload
-    (app/shards.mjs's timeUploadShard: open, OPFS read, sha256, writeBuffer, queue), and their GB/s overall."""
+    (app/shards.mjs's timeUploadShard: open, OPFS read, sha256, writeBuffer, queue), `concurrent` at a time, and
+    their GB/s over the wall time."""
     manifest = (await _manifest(model))[0]
     if manifest.id not in _state["models"]:
         await load_model(model, precompile=False)
-    store, gpu, rows = _state["models"][manifest.id][1], await _gpu(), []
-    for index, shard in enumerate(manifest.shards[:shards]):
-        name = store.shard_name(index, shard)
-        rows.append(json.loads(await store.js.timeUploadShard(gpu.backend.device, manifest.id, name, shard.size)))
-    total = {key: round(sum(r[key] for r in rows), 1) for key in rows[0]}
+    store, gpu = _state["models"][manifest.id][1], await _gpu()
+    slots = asyncio.Semaphore(concurrent)
+
+    async def timed(index: int, shard) -> dict:
+        async with slots:
+            name = store.shard_name(index, shard)
+            return json.loads(await store.js.timeUploadShard(gpu.backend.device, manifest.id, name, shard.size))
+
+    t0 = time.perf_counter()
+    rows = await asyncio.gather(*(timed(i, s) for i, s in enumerate(manifest.shards[:shards])))
+    wall_ms = (time.perf_counter() - t0) * 1000
     nbytes = sum(s.size for s in manifest.shards[:shards])
-    return {"shards": len(rows), "bytes": nbytes, "totalMs": total,
-            "gbPerS": round(nbytes / 1e6 / max(sum(total.values()), 1e-3), 3), "rows": rows}
+    return {"shards": len(rows), "bytes": nbytes, "concurrent": concurrent, "wallMs": round(wall_ms, 1),
+            "totalMs": {key: round(sum(r[key] for r in rows), 1) for key in rows[0]},
+            "gbPerS": round(nbytes / 1e6 / max(wall_ms, 1e-3), 3), "rows": rows}
 
 
 async def _profile_stages(pipeline, step_key, top_layers: int) -> dict:

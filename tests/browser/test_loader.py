@@ -154,7 +154,9 @@ def test_deleting_a_model_frees_its_cache(page):
 
 def test_the_upload_benchmark_times_each_step_of_a_shard(page, models):
     # bench/h100_app.sh's JOB=bench_upload, here on the tiny manifest's cached shards
-    result = call(page, "bench_upload", model="models/tiny/manifest.json", shards=2)
+    result = call(page, "bench_upload", model="models/tiny/manifest.json", shards=2, concurrent=2)
     assert result["shards"] == 2 and result["bytes"] == sum(len(s) for s in models[2][:2])
+    assert result["concurrent"] == 2 and result["wallMs"] > 0
     assert [set(r) for r in result["rows"]] == [{"openMs", "readMs", "hashMs", "writeMs", "queueMs"}] * 2
-    assert all(v >= 0 for r in result["rows"] for v in r.values()) and result["gbPerS"] > 0
+    assert all(v >= 0 for r in result["rows"] for v in r.values())
+    assert result["gbPerS"] == round(result["bytes"] / 1e6 / result["wallMs"], 3)
