@@ -89,6 +89,8 @@ def make_job(args: argparse.Namespace) -> Job:
 def show_progress(name: str, data: dict) -> None:
     if name == "step":
         print(f"step {data['step']}/{data['total']} · {data['ms']} ms", file=sys.stderr, flush=True)
+    elif name == "load":
+        print(f"loading the {data['component'].replace('_', ' ')} weights", file=sys.stderr, flush=True)
 
 
 async def _generate_native(job: Job) -> tuple[dict, dict]:
@@ -121,7 +123,8 @@ def generate_browser(job: Job) -> tuple[dict, dict]:
         try:
             page = open_app(browser, url)
             page.expose_function("dopplerProgress", show_progress)
-            page.evaluate("window.doppler.on('step', (d) => dopplerProgress('step', d))")
+            page.evaluate("for (const name of ['step', 'load'])"
+                          " window.doppler.on(name, (d) => dopplerProgress(name, d))")
             result = call(page, "generate", model=f"{model_prefix(job.folder)}/{MANIFEST}", **job.request)
             device = call(page, "device_info")
         except PlaywrightError as error:

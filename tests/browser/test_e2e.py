@@ -66,13 +66,17 @@ def read_preview(page) -> np.ndarray:
 def test_the_download_compiles_every_kernel_of_the_first_image(page, reference):
     # The first Generate loads the model, and meanwhile the kernels a dry run of its settings lists compile
     # (pipeline.precompile): the image itself then compiles none.
-    page.evaluate("() => { window.stages = []; window.doppler.on('stage', (d) => window.stages.push(d)); }")
+    page.evaluate("""() => {
+      window.stages = []; window.doppler.on('stage', (d) => window.stages.push(d));
+      window.loads = []; window.doppler.on('load', (d) => window.loads.push(d.component));
+    }""")
     before = run_python(page, "len(gpu.kernels)")
     generate(page, request_for(reference, "dpmpp_2m_karras"))
     precompiled = next(s["precompiled"] for s in page.evaluate("window.stages") if "precompiled" in s)
     assert precompiled["failed"] == [] and precompiled["kernels"] >= 30, precompiled
     assert run_python(page, "len(gpu.kernels)") == before + precompiled["kernels"]
     assert page.locator("#kernels-text").inner_text().startswith(f"· {precompiled['kernels']} kernels compiled in ")
+    assert page.evaluate("window.loads") == ["text_encoder", "vae", "unet"]  # each said as its weights start loading
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c != "ddim_eta05"])

@@ -38,6 +38,7 @@ def images(random_tiny, tmp_path_factory):
         done = run_generate(random_tiny, out / f"{backend}.png", backend)
         assert done.returncode == 0, f"{backend}: {done.stderr}"
         assert f"step {SETTINGS['steps']}/{SETTINGS['steps']}" in done.stderr  # progress per step
+        assert "loading the unet weights" in done.stderr  # and as the first image's weights load
         made[backend] = out / f"{backend}.png"
     return made
 

@@ -219,6 +219,7 @@ class DiffusionPipeline:
     async def component(self, name: str):
         if name not in self.resident:
             t0 = time.perf_counter()
+            self._emit("load", {"component": name})  # the first image's seconds of weights, said as they start
             weights = await load_component(self.gpu, self.store, self.manifest, name)
             arch = self.manifest.components.present()[name].architecture
             model = COMPONENTS[name](weights, arch)
