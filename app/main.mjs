@@ -93,7 +93,9 @@ function wireEvents(client) {
     if (p) $('kernels-text').textContent = `· ${p.kernels} kernels compiled in ${(p.ms / 1000).toFixed(1)} s` +
       (p.failed.length ? ` (${p.failed.length} failed: the image will say why)` : '');
   });
-  client.on('load', (d) => { $('steps-text').textContent = `loading the ${d.component.replace('_', ' ')} weights…`; });
+  client.on('load', (d) => {
+    $('steps-text').textContent = `loading the ${d.component.replace('_', ' ')} weights…`;
+  });
   client.on('step', (d) => {
     $('steps-progress').max = d.total; $('steps-progress').value = d.step;
     $('steps-text').textContent = `${d.step} / ${d.total} · ${d.ms} ms`;

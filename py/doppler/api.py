@@ -238,8 +238,7 @@ async def bench_upload(model: str, shards: int = 8, concurrent: int = 1, **_) ->
 
     async def timed(index: int, shard) -> dict:
         async with slots:
-            name = store.shard_name(index, shard)
-            return json.loads(await store.js.timeUploadShard(gpu.backend.device, manifest.id, name, shard.size))
+            return await store.time_upload(gpu, index, shard)
 
     t0 = time.perf_counter()
     rows = await asyncio.gather(*(timed(i, s) for i, s in enumerate(manifest.shards[:shards])))
@@ -288,8 +287,8 @@ def attach_preview(canvas) -> str:
 
 CALLS = {"device_info": device_info, "bench_dispatch": bench_dispatch, "bench_kernels": bench_kernels,
          "bench_pipeline": bench_pipeline, "bench_upload": bench_upload, "bench_suite": bench_suite,
-         "available_models": available_models, "model_info": model_info, "load_model": load_model, "list_models": list_models,
-         "delete_model": delete_model, "generate": generate, "cancel": cancel}
+         "available_models": available_models, "model_info": model_info, "load_model": load_model,
+         "list_models": list_models, "delete_model": delete_model, "generate": generate, "cancel": cancel}
 
 
 async def handle(name: str, args_json: str) -> str:

@@ -28,7 +28,8 @@ def test_an_image_after_precompile_compiles_nothing_more(sd15_folder, event_loop
         pipeline = await DiffusionPipeline.create(gpu, manifest, CountedShards(sd15_folder))
         first = await pipeline.generate({**REQUEST, "prompt": "another", "seed": 7, "steps": 3, "scheduler": "euler"})
         same_shapes = len(gpu.kernels)
-        lcm = await pipeline.generate({**REQUEST, "guidance": 1.0, "scheduler": "lcm", "steps": 4})  # batch 1: other GEMMs
+        # batch 1: other GEMMs
+        lcm = await pipeline.generate({**REQUEST, "guidance": 1.0, "scheduler": "lcm", "steps": 4})
         setup = [set(r["stats"]["setupMs"]) for r in (first, lcm)]
         return result, precompiled, same_shapes, len(gpu.kernels), setup
 

@@ -119,8 +119,8 @@ class KernelRegistry:
     async def _compile(self, name: str, entry: str, overrides: dict, label: str) -> Kernel:
         try:
             pipeline = await self.backend.create_pipeline(self.source(name), entry, overrides, label)
-            kernel = self._kernels[label] = Kernel(label, name, entry, pipeline, overrides)
-            return kernel
+            self._kernels[label] = Kernel(label, name, entry, pipeline, overrides)
+            return self._kernels[label]
         finally:
             del self._compiling[label]  # a failed compile is tried again by the next caller
 

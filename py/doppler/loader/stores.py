@@ -78,13 +78,13 @@ class BrowserShardStore:
     def url(self, shard) -> str:
         return shard.url or self.base_url + shard.path
 
-    def shard_name(self, index, shard) -> str:
+    def _name(self, index, shard) -> str:
         return f"shard-{index}-{shard.sha256[:16]}"
 
     async def missing_bytes(self, manifest) -> int:
         total = 0
         for index, shard in enumerate(manifest.shards):
-            total += shard.size - await self.js.cachedBytes(self.model_id, self.shard_name(index, shard), shard.size)
+            total += shard.size - await self.js.cachedBytes(self.model_id, self._name(index, shard), shard.size)
         return total
 
     async def check_quota(self, manifest) -> None:
@@ -102,7 +102,7 @@ class BrowserShardStore:
 
         callback = create_proxy(lambda n: progress(index, n) if progress else None)
         try:
-            return await self.js.fetchShard(self.model_id, self.shard_name(index, shard), self.url(shard), shard.size,
+            return await self.js.fetchShard(self.model_id, self._name(index, shard), self.url(shard), shard.size,
                                             shard.sha256, callback)
         except JsException as e:
             raise ShardError(f"shard {index}: {e.message}") from None
@@ -112,7 +112,7 @@ class BrowserShardStore:
     async def upload(self, gpu, index, shard, placements) -> None:
         from pyodide.ffi import JsException, to_js  # type: ignore[import-not-found]
 
-        name = self.shard_name(index, shard)
+        name = self._name(index, shard)
         js_placements = to_js([list(p) for p in placements])
         try:
             await self.js.uploadShard(gpu.backend.device, self.model_id, name, shard.size, shard.sha256, js_placements)
@@ -132,6 +132,12 @@ class BrowserShardStore:
             raise ShardError(f"fetching {self.base_url + path}: HTTP {response.status}: the model's files are not "
                              f"where its manifest says")
         return await response.string()
+
+    async def time_upload(self, gpu, index, shard) -> dict:
+        """The steps of an upload of this cached shard, timed apart (app/shards.mjs's timeUploadShard), for
+        bench_upload: {openMs, readMs, hashMs, writeMs, queueMs}."""
+        name = self._name(index, shard)
+        return json.loads(await self.js.timeUploadShard(gpu.backend.device, self.model_id, name, shard.size))
 
     async def save_manifest(self, text: str) -> None:
         await self.js.saveManifest(self.model_id, text)
