@@ -1,7 +1,10 @@
 // Shard cache for the worker: fetch with byte progress and Range resume, store in OPFS through sync access handles
-// (never `mountNativeFS`, which copies into wasm memory), verify sha256 with SubtleCrypto when written and when
-// loaded, and write shard bytes straight into GPU buffers. Shard bytes never pass through Python objects.
-// Layout in OPFS: models/<modelId>/<shard file name>, plus manifest.json for the cached-model list.
+// (never `mountNativeFS`, which copies into wasm memory), verify sha256 with SubtleCrypto when written, check the
+// XXH32 recorded then when loaded (sha256 where none is recorded or it disagrees), and write shard bytes straight
+// into GPU buffers. Shard bytes never pass through Python objects.
+// Layout in OPFS: models/<modelId>/<shard file name>, manifest.json for the cached-model list, and
+// models/<modelId>/checksums/<shard file name>: {size, sha256, xxh32} of the bytes whose sha256 matched.
+import { xxh32 } from './checksum.mjs';
 
 const CHUNK_REPORT_BYTES = 1 << 20;
 
@@ -12,6 +15,7 @@ async function modelDir(modelId, create = true) {
 }
 
 const fileName = (path) => path.replaceAll('/', '__');
+const CHECKSUMS = 'checksums';
 
 async function withHandle(modelId, path, fn) {
   const file = await (await modelDir(modelId)).getFileHandle(fileName(path), { create: true });
@@ -20,6 +24,37 @@ async function withHandle(modelId, path, fn) {
 }
 
 const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, '0')).join('');
+
+async function readChecksum(modelId, path) {
+  try {
+    const dir = await (await modelDir(modelId)).getDirectoryHandle(CHECKSUMS);
+    return JSON.parse(await (await (await dir.getFileHandle(fileName(path))).getFile()).text());
+  } catch {
+    return null;  // none recorded (a cache from before checksums), or unreadable: sha256 decides
+  }
+}
+
+async function writeChecksum(modelId, path, record) {
+  const dir = await (await modelDir(modelId)).getDirectoryHandle(CHECKSUMS, { create: true });
+  const handle = await (await dir.getFileHandle(fileName(path), { create: true })).createSyncAccessHandle();
+  try {
+    const data = new TextEncoder().encode(JSON.stringify(record));
+    handle.truncate(0);
+    handle.write(data, { at: 0 });
+    handle.flush();
+  } finally { handle.close(); }
+}
+
+// Checks bytes (readAll's) of a shard against `recorded` (readChecksum's, or null) where it is this shard's, else
+// against the sha256, recording the XXH32 once that matches. Returns the sha256 found where it differs, else null.
+async function verify(modelId, path, bytes, size, sha256, recorded) {
+  const record = { size, sha256, xxh32: xxh32(bytes.subarray(0, size)) };
+  if (recorded && recorded.size === size && recorded.sha256 === sha256 && recorded.xxh32 === record.xxh32) return null;
+  const digest = hex(await crypto.subtle.digest('SHA-256', bytes.subarray(0, size)));
+  if (digest !== sha256) return digest;
+  await writeChecksum(modelId, path, record);
+  return null;
+}
 
 class ShardError extends Error {
   constructor(kind, message) { super(message); this.name = 'ShardError'; this.kind = kind; }
@@ -42,14 +77,18 @@ export async function cachedBytes(modelId, path, size) {
   });
 }
 
-// Fetches what is missing of one shard (a Range request resumes a partial file), then checks its sha256.
-// onProgress(bytesNow) is called as bytes arrive. Returns the number of bytes fetched.
+// Fetches what is missing of one shard (a Range request resumes a partial file), then checks its sha256. A whole
+// file with a checksum record passed that check before, and is checked again where it is used (uploadShard), so it
+// is not read here. onProgress(bytesNow) is called as bytes arrive. Returns the number of bytes fetched.
 export async function fetchShard(modelId, path, url, size, sha256, onProgress) {
   return withHandle(modelId, path, async (h) => {
     let at = h.getSize();
     if (at > size) { h.truncate(0); at = 0; }
     let fetched = 0;
-    if (at < size) {
+    if (at === size) {
+      const recorded = await readChecksum(modelId, path);
+      if (recorded && recorded.size === size && recorded.sha256 === sha256) return 0;
+    } else {
       let response;
       try {
         response = await fetch(url, at > 0 ? { headers: { Range: `bytes=${at}-` } } : {});
@@ -82,8 +121,8 @@ export async function fetchShard(modelId, path, url, size, sha256, onProgress) {
         throw new ShardError('truncated', `${url} ended after ${at} of ${size} bytes; retry to resume`);
       }
     }
-    const digest = hex(await crypto.subtle.digest('SHA-256', readAll(h, size).subarray(0, size)));
-    if (digest !== sha256) {
+    const digest = await verify(modelId, path, readAll(h, size), size, sha256, null);
+    if (digest) {
       h.truncate(0);
       throw new ShardError('sha256', `${url} has sha256 ${digest}, not ${sha256} as its manifest says: the file on the server differs from the manifest (the bad copy was deleted, the rest of the cache kept)`);
     }
@@ -91,14 +130,14 @@ export async function fetchShard(modelId, path, url, size, sha256, onProgress) {
   });
 }
 
-// Reads a cached shard, checks its sha256, and writes it into GPU buffers: placements = [[buffer, bufferOffset,
+// Reads a cached shard, checks it (verify), and writes it into GPU buffers: placements = [[buffer, bufferOffset,
 // shardOffset, bytes], ...] (bytes a multiple of 4). A corrupt file throws ShardError('corrupt') and is deleted.
 export async function uploadShard(device, modelId, path, size, sha256, placements) {
   return withHandle(modelId, path, async (h) => {
     if (h.getSize() !== size) throw new ShardError('corrupt', `cached ${path} has ${h.getSize()} of ${size} bytes`);
     const bytes = readAll(h, size);
-    const digest = hex(await crypto.subtle.digest('SHA-256', bytes.subarray(0, size)));
-    if (digest !== sha256) {
+    const digest = await verify(modelId, path, bytes, size, sha256, await readChecksum(modelId, path));
+    if (digest) {
       h.truncate(0);
       throw new ShardError('corrupt', `cached ${path} is corrupt (sha256 ${digest}, want ${sha256})`);
     }
@@ -109,14 +148,17 @@ export async function uploadShard(device, modelId, path, size, sha256, placement
   });
 }
 
-// uploadShard's steps timed apart, for bench_upload: opening the sync access handle, the OPFS read, the sha256, the
-// writeBuffer calls into a scratch buffer of the shard's size, and the queue until the GPU has the bytes (ms each).
+// uploadShard's steps timed apart, for bench_upload: opening the sync access handle, the OPFS read, the XXH32 check
+// (what a load runs), the sha256 (what it ran before, and runs where no XXH32 is recorded), the writeBuffer calls into
+// a scratch buffer of the shard's size, and the queue until the GPU has the bytes (ms each).
 export async function timeUploadShard(device, modelId, path, size) {
   const t0 = performance.now();
   return withHandle(modelId, path, async (h) => {
     const t1 = performance.now();
     const bytes = readAll(h, size);
     const t2 = performance.now();
+    xxh32(bytes.subarray(0, size));
+    const tCheck = performance.now();
     await crypto.subtle.digest('SHA-256', bytes.subarray(0, size));
     const t3 = performance.now();
     const buffer = device.createBuffer({ size: bytes.byteLength, usage: GPUBufferUsage.COPY_DST });
@@ -125,7 +167,8 @@ export async function timeUploadShard(device, modelId, path, size) {
     await device.queue.onSubmittedWorkDone();
     const t5 = performance.now();
     buffer.destroy();
-    return JSON.stringify({ openMs: t1 - t0, readMs: t2 - t1, hashMs: t3 - t2, writeMs: t4 - t3, queueMs: t5 - t4 });
+    return JSON.stringify({ openMs: t1 - t0, readMs: t2 - t1, checkMs: tCheck - t2,
+      sha256Ms: t3 - tCheck, writeMs: t4 - t3, queueMs: t5 - t4 });
   });
 }
 
@@ -148,6 +191,7 @@ export async function listModels() {
     let bytes = 0;
     let manifest = null;
     for await (const [name, file] of dir.entries()) {
+      if (file.kind !== 'file') continue;  // checksums/: a few bytes a shard
       const f = await file.getFile();
       bytes += f.size;
       if (name === 'manifest.json') manifest = await f.text();

@@ -111,9 +111,9 @@ async def model_info(url: str) -> dict:
 
 async def load_model(url: str, settings: dict | None = None, precompile: bool = True) -> dict:
     """Fetch a model's manifest (URL relative to the site), check it, and make every shard available in the OPFS
-    cache (resuming partial shards, verifying sha256), with download progress events; meanwhile, with `precompile`,
-    compile the kernels of an image of `settings` (the form's; default: the model's own), reported as `precompiled`
-    (how many, how long, what failed)."""
+    cache (resuming partial shards, verifying the sha256 of what it fetches), with download progress events;
+    meanwhile, with `precompile`, compile the kernels of an image of `settings` (the form's; default: the model's
+    own), reported as `precompiled` (how many, how long, what failed)."""
     manifest, text, manifest_url = await _manifest(url)
     store = BrowserShardStore(manifest.id, manifest_url.rsplit("/", 1)[0] + "/")
     # a failed download leaves the compiles to finish on their own
@@ -228,8 +228,8 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
 
 async def bench_upload(model: str, shards: int = 8, concurrent: int = 1, **_) -> dict:
     """The model's first `shards` shards (fetched first where missing), each timed through the steps of an upload
-    (app/shards.mjs's timeUploadShard: open, OPFS read, sha256, writeBuffer, queue), `concurrent` at a time, and
-    their GB/s over the wall time."""
+    (app/shards.mjs's timeUploadShard: open, OPFS read, XXH32 check, sha256, writeBuffer, queue), `concurrent` at a
+    time, and their GB/s over the wall time."""
     manifest = (await _manifest(model))[0]
     if manifest.id not in _state["models"]:
         await load_model(model, precompile=False)

@@ -9,6 +9,7 @@ import pytest
 
 from browser_harness import call, open_app, run_python
 from doppler.serve import SiteServer, site_layout
+from reference.checksum import xxh32
 
 pytestmark = pytest.mark.browser
 TINY = "tests/unit/data/tiny_manifest.json"
@@ -91,6 +92,75 @@ def test_a_reload_makes_no_shard_requests(page):
     assert page.shard_requests == []
 
 
+def test_the_load_check_is_xxh32(page):
+    # app/checksum.mjs against XXH32's reference values and a plain Python XXH32 at every tail length
+    rng = np.random.default_rng(3)
+    cases = [b"", b"a", b"abc"] + [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in (*range(1, 40), 4099)]
+    got = page.evaluate("""async (cases) => {
+      const { xxh32 } = await import(new URL('app/checksum.mjs', location.href).href);
+      return cases.map((c) => xxh32(new Uint8Array(c)));
+    }""", [list(c) for c in cases])
+    assert got[:3] == ["02cc5d05", "550d7456", "32d153ff"]
+    assert got == [xxh32(c) for c in cases]
+
+
+CHECKSUMS = """async ([records]) => {
+  const root = await navigator.storage.getDirectory();
+  const model = await (await root.getDirectoryHandle('models')).getDirectoryHandle('tiny-sd-test');
+  if (records === 'drop') return model.removeEntry('checksums', { recursive: true });
+  const dir = await model.getDirectoryHandle('checksums');
+  for (const [name, record] of Object.entries(records || {})) {
+    const w = await (await dir.getFileHandle(name)).createWritable();
+    await w.write(JSON.stringify(record));
+    await w.close();
+  }
+  const out = {};
+  for await (const [name, handle] of dir.entries()) out[name] = JSON.parse(await (await handle.getFile()).text());
+  return out;
+}"""
+
+# READ_TENSOR (the UNet's shard 1 uploaded), counting the worker's sha256 digests and the shard requests
+COUNT_DIGESTS = """
+from pyodide.code import run_js
+run_js("self.digests = 0; self.sha256 ??= crypto.subtle.digest.bind(crypto.subtle); "
+       "crypto.subtle.digest = (...a) => { self.digests++; return self.sha256(...a); };")
+"""
+
+
+def _read_tensor_counting_digests(page):
+    page.shard_requests.clear()
+    data = run_python(page, COUNT_DIGESTS + READ_TENSOR)
+    return data, run_python(page, "from pyodide.code import run_js\nrun_js('self.digests')"), len(page.shard_requests)
+
+
+def test_the_download_records_each_shards_xxh32_and_a_load_checks_only_that(page, models):
+    _, manifest, shards = models
+    records = page.evaluate(CHECKSUMS, [None])
+    assert records == {f"shard-{i}-{spec['sha256'][:16]}": {"size": len(data), "sha256": spec["sha256"],
+                                                           "xxh32": xxh32(data)}
+                       for i, (spec, data) in enumerate(zip(manifest["shards"], shards))}
+    assert _read_tensor_counting_digests(page) == (_conv_in(models), 0, 0)
+
+
+def test_a_cache_without_checksums_is_checked_by_sha256_once(page, models):
+    records = page.evaluate(CHECKSUMS, [None])
+    page.evaluate(CHECKSUMS, ["drop"])  # as a cache written before checksums were recorded
+    assert _read_tensor_counting_digests(page) == (_conv_in(models), 1, 0)
+    assert _read_tensor_counting_digests(page) == (_conv_in(models), 0, 0)
+    unet = next(name for name in records if name.startswith("shard-1-"))
+    assert page.evaluate(CHECKSUMS, [None]) == {unet: records[unet]}
+    assert call(page, "load_model", url="models/tiny/manifest.json")["fetchedBytes"] == 0  # the others: sha256 again
+    assert page.evaluate(CHECKSUMS, [None]) == records
+
+
+def test_a_wrong_checksum_record_defers_to_sha256_and_is_rewritten(page, models):
+    records = page.evaluate(CHECKSUMS, [None])
+    unet = next(name for name in records if name.startswith("shard-1-"))
+    page.evaluate(CHECKSUMS, [{unet: records[unet] | {"xxh32": "00000000"}}])
+    assert _read_tensor_counting_digests(page) == (_conv_in(models), 1, 0)
+    assert page.evaluate(CHECKSUMS, [None]) == records
+
+
 def _opfs_file(page, shard_index, action):
     """Corrupt or truncate a cached shard from the page (the worker's OPFS, same origin)."""
     page.evaluate("""async ([index, action]) => {
@@ -157,6 +227,7 @@ def test_the_upload_benchmark_times_each_step_of_a_shard(page, models):
     result = call(page, "bench_upload", model="models/tiny/manifest.json", shards=2, concurrent=2)
     assert result["shards"] == 2 and result["bytes"] == sum(len(s) for s in models[2][:2])
     assert result["concurrent"] == 2 and result["wallMs"] > 0
-    assert [set(r) for r in result["rows"]] == [{"openMs", "readMs", "hashMs", "writeMs", "queueMs"}] * 2
+    steps = {"openMs", "readMs", "checkMs", "sha256Ms", "writeMs", "queueMs"}
+    assert [set(r) for r in result["rows"]] == [steps] * 2
     assert all(v >= 0 for r in result["rows"] for v in r.values())
     assert result["gbPerS"] == round(result["bytes"] / 1e6 / result["wallMs"], 3)

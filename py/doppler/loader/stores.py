@@ -4,7 +4,8 @@
     await store.upload(gpu, index, shard, placements)              (verify again and write into GPU buffers)
 
 `BrowserShardStore` (page): fetch with Range resume into OPFS and SubtleCrypto sha256, through `app/shards.mjs`, so
-shard bytes never enter Python. `LocalShardStore` (native backend, CPython tools): files next to the manifest.
+shard bytes never enter Python; a cached shard's upload checks the XXH32 recorded when its sha256 matched (~8x
+faster than a sha256). `LocalShardStore` (native backend, CPython tools): files next to the manifest.
 A corrupt cached shard found at upload is deleted and fetched once more; other errors keep the cache as it is.
 """
 
@@ -135,7 +136,7 @@ class BrowserShardStore:
 
     async def time_upload(self, gpu, index, shard) -> dict:
         """The steps of an upload of this cached shard, timed apart (app/shards.mjs's timeUploadShard), for
-        bench_upload: {openMs, readMs, hashMs, writeMs, queueMs}."""
+        bench_upload: {openMs, readMs, checkMs, sha256Ms, writeMs, queueMs}."""
         name = self._name(index, shard)
         return json.loads(await self.js.timeUploadShard(gpu.backend.device, self.model_id, name, shard.size))
 
