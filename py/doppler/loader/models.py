@@ -3,28 +3,53 @@ verified, with byte progress and an ETA. Works with any store of the `stores` co
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from ..manifest import Manifest
 
 
-async def ensure_model(manifest: Manifest, store, emit=None) -> dict:
-    """Fetch what is missing; returns {"fetchedBytes", "totalBytes", "shards"}. `emit(name, data)` gets progress."""
+# Shards fetched at once. One at a time, each shard's sha256 (WebCrypto, off the worker's thread) left the connection
+# idle between shards; with a few in flight it overlaps the others' transfers (bench/RESULTS.md, session 17).
+DOWNLOADS_IN_FLIGHT = 3
+
+
+async def ensure_model(manifest: Manifest, store, emit=None, in_flight: int = DOWNLOADS_IN_FLIGHT) -> dict:
+    """Fetch what is missing, `in_flight` shards at a time; returns {"fetchedBytes", "totalBytes", "shards"}.
+    `emit(name, data)` gets progress. After a shard fails no other starts; those in flight finish (what they
+    fetched stays cached), then the first failure, in shard order, is raised."""
     total = sum(s.size for s in manifest.shards)
     cached = total - await store.missing_bytes(manifest)
     await store.check_quota(manifest)
     started = time.monotonic()
-    fetched = 0
+    arrived: dict[int, int] = {}  # shard index -> bytes fetched so far
 
     def progress(index: int, shard_bytes: int) -> None:
+        arrived[index] = shard_bytes
         if emit is None:
             return
-        now = fetched + shard_bytes
+        now = sum(arrived.values())
         rate = now / max(time.monotonic() - started, 1e-3)
         eta = round((total - cached - now) / rate, 1) if rate > 0 else None
         emit("download", {"model": manifest.id, "shard": index, "bytes": cached + now, "totalBytes": total,
                           "etaSeconds": eta})
 
-    for index, shard in enumerate(manifest.shards):
-        fetched += await store.ensure(index, shard, progress)
-    return {"fetchedBytes": fetched, "totalBytes": total, "shards": len(manifest.shards)}
+    slots = asyncio.Semaphore(in_flight)
+    failed = False
+
+    async def fetch(index: int, shard) -> int:
+        nonlocal failed
+        async with slots:
+            if failed:
+                return 0
+            try:
+                return await store.ensure(index, shard, progress)
+            except BaseException:
+                failed = True
+                raise
+
+    results = await asyncio.gather(*(fetch(i, s) for i, s in enumerate(manifest.shards)), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return {"fetchedBytes": sum(results), "totalBytes": total, "shards": len(manifest.shards)}
