@@ -4,6 +4,8 @@
 # Builds a full-size random SD 1.5 (f16 weights) with `doppler convert --random sd15`, writes the app as static files
 # with it, and runs `bench_suite` through the page's autorun mode (dispatch overhead, kernels at 512x512 shapes,
 # cold/warm 20-step DPM++ 2M with CFG and 4-step LCM, a profiled UNet step). Result: $OUT/app.json (or ./app.json).
+# A returning visit: PROFILE=DIR PORT=N for two runs in turn (the same Chromium profile and origin, so the second
+# finds the first's OPFS cache).
 set -euo pipefail
 out=${OUT:-.}
 export PYTHONPATH=$PWD/py
@@ -16,11 +18,11 @@ else
 fi
 # JOB: an api call (bench_suite, bench_pipeline, bench_kernels); ARGS: JSON merged into its arguments.
 job=$(python3 -c 'import json, sys, urllib.parse; print(urllib.parse.quote(json.dumps({"call": sys.argv[1], "args": {"model": f"models/{sys.argv[2]}/manifest.json", "size": int(sys.argv[3]), **json.loads(sys.argv[4])}})))' "${JOB:-bench_suite}" $preset "${SIZE:-512}" "${ARGS:-{\}}")
-port=$((20000 + RANDOM % 20000))
+port=${PORT:-$((20000 + RANDOM % 20000))}
 python3 bench/report_server.py $port /tmp/doppler-site "$out/app.json" "${TIMEOUT_S:-420}" &
 server=$!
 sleep 0.5
-"$CHROME" $CHROME_FLAGS "$@" --enable-logging=stderr --user-data-dir="$(mktemp -d)" \
+"$CHROME" $CHROME_FLAGS "$@" --enable-logging=stderr --user-data-dir="${PROFILE:-$(mktemp -d)}" \
   "http://127.0.0.1:$port/bench.html?autorun=$job&report=/report" > "$out/chrome.log" 2>&1 &
 chrome=$!
 wait $server || true

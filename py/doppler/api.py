@@ -109,17 +109,22 @@ async def model_info(url: str) -> dict:
     }
 
 
-async def load_model(url: str, settings: dict | None = None, precompile: bool = True) -> dict:
+async def load_model(url: str, settings: dict | None = None, precompile: bool = True,
+                     await_kernels: bool = True) -> dict:
     """Fetch a model's manifest (URL relative to the site), check it, and make every shard available in the OPFS
     cache (resuming partial shards, verifying the sha256 of what it fetches), with download progress events;
     meanwhile, with `precompile`, compile the kernels of an image of `settings` (the form's; default: the model's
-    own), reported as `precompiled` (how many, how long, what failed)."""
+    own), reported as `precompiled` (how many, how long, what failed) and by a "stage" event. Without
+    `await_kernels` it returns once the shards are there and the compiles go on (an image's first use of a kernel
+    waits for its compile): from a cache the download is over in milliseconds, and the weights upload while the
+    kernels compile."""
     manifest, text, manifest_url = await _manifest(url)
     store = BrowserShardStore(manifest.id, manifest_url.rsplit("/", 1)[0] + "/")
     # a failed download leaves the compiles to finish on their own
     compiling = asyncio.ensure_future(_precompile(manifest, settings or {})) if precompile else None
+    _state["compiling"] = compiling  # held, so that a compile not awaited here is not collected
     result = await ensure_model(manifest, store, _state["emit"])
-    if compiling is not None:
+    if compiling is not None and await_kernels:
         result["precompiled"] = await compiling
     await store.save_manifest(text)
     _state["models"][manifest.id] = (manifest, store)
@@ -164,12 +169,12 @@ async def bench_dispatch(dispatches: int = bench.UNET_STEP_DISPATCHES, reps: int
 
 async def _pipeline(url: str, settings: dict | None = None):
     """The pipeline of a model (its shards made available first, and the kernels of an image of `settings`
-    compiled meanwhile), kept between images."""
+    compiling meanwhile and on, through the first image's weight uploads), kept between images."""
     from .inference.diffusion.pipeline import DiffusionPipeline
 
     manifest = (await _manifest(url))[0]
     if manifest.id not in _state["models"]:
-        await load_model(url, settings)
+        await load_model(url, settings, await_kernels=False)
     pipelines = _state.setdefault("pipelines", {})
     gpu = await _gpu()
     if manifest.id not in pipelines or pipelines[manifest.id].gpu is not gpu:
@@ -199,13 +204,13 @@ async def bench_kernels(weights: str = "f16", reps: int = 10, gemm_tiles: list |
 async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps: int = 4,
                          profile_layers: int = bench.PROFILE_TOP_LAYERS, precompile: bool = True) -> dict:
     """Cold and warm images of a model (download and shader compile in the cold one; with `precompile`, as the app
-    does, the kernels compile during the download), a 4-step LCM-style run without CFG, and one profiled UNet
-    step, VAE decode and text encoder (their `profile_layers` slowest layers each): the app's own stats, for bench/
-    on a real GPU."""
+    does, the kernels compile during the download and the first image's weight uploads), a 4-step LCM-style run
+    without CFG, and one profiled UNet step, VAE decode and text encoder (their `profile_layers` slowest layers
+    each): the app's own stats, for bench/ on a real GPU."""
     request = {"prompt": "a photo of an astronaut riding a horse on the moon", "negativePrompt": "", "seed": 0,
                "steps": steps, "guidance": 7.5, "scheduler": "dpmpp_2m", "width": size, "height": size}
     t0 = time.perf_counter()
-    loaded = await load_model(model, request, precompile)
+    loaded = await load_model(model, request, precompile, await_kernels=False)  # as the app's Generate does
     load_ms = (time.perf_counter() - t0) * 1000
     _state["emit"]("stage", {"loaded": loaded, "ms": round(load_ms)})
     pipeline = await _pipeline(model)
@@ -219,6 +224,8 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
                       ("lcmWarmTiledVae", {**lcm, "decode": tiled})):
         result = await pipeline.generate(req)
         runs[name] = result["stats"]
+        if name == "cold" and precompile:
+            loaded["precompiled"] = await _state["compiling"]  # done: the image used each kernel
         _state["emit"]("stage", {name: {k: v for k, v in result["stats"].items() if k != "stepMs"}})
         if name == "warm":  # the CFG step (batch 2), before the LCM runs record theirs in its place
             profiles = await _profile_stages(pipeline, (2, (1, size // 8, size // 8, 4)), profile_layers)
