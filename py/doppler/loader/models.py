@@ -9,8 +9,9 @@ import time
 from ..manifest import Manifest
 
 
-# Shards fetched at once. One at a time, each shard's sha256 (WebCrypto, off the worker's thread) left the connection
-# idle between shards; with a few in flight it overlaps the others' transfers (bench/RESULTS.md, session 17).
+# Shards fetched at once. One at a time, the connection idled between shards (the shard's checks, the next request's
+# start); with three in flight a throttled first visit took 18.5-18.8 s instead of 21.3-21.4 (bench/download.py,
+# bench/RESULTS.md session 17).
 DOWNLOADS_IN_FLIGHT = 3
 
 
