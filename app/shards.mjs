@@ -45,14 +45,14 @@ async function writeChecksum(modelId, path, record) {
   } finally { handle.close(); }
 }
 
-// Checks bytes (readAll's) of a shard against `recorded` (readChecksum's, or null) where it is this shard's, else
-// against the sha256, recording the XXH32 once that matches. Returns the sha256 found where it differs, else null.
-async function verify(modelId, path, bytes, size, sha256, recorded) {
-  const record = { size, sha256, xxh32: xxh32(bytes.subarray(0, size)) };
-  if (recorded && recorded.size === size && recorded.sha256 === sha256 && recorded.xxh32 === record.xxh32) return null;
+// Checks bytes (readAll's) of a shard, whose XXH32 is `sum`, against `recorded` (readChecksum's, or null) where it is
+// this shard's, else against the sha256, recording the XXH32 once that matches. Returns the sha256 found where it
+// differs, else null.
+async function verify(modelId, path, bytes, size, sha256, recorded, sum = xxh32(bytes.subarray(0, size))) {
+  if (recorded && recorded.size === size && recorded.sha256 === sha256 && recorded.xxh32 === sum) return null;
   const digest = hex(await crypto.subtle.digest('SHA-256', bytes.subarray(0, size)));
   if (digest !== sha256) return digest;
-  await writeChecksum(modelId, path, record);
+  await writeChecksum(modelId, path, { size, sha256, xxh32: sum });
   return null;
 }
 
@@ -130,22 +130,47 @@ export async function fetchShard(modelId, path, url, size, sha256, onProgress) {
   });
 }
 
-// Reads a cached shard, checks it (verify), and writes it into GPU buffers: placements = [[buffer, bufferOffset,
-// shardOffset, bytes], ...] (bytes a multiple of 4). A corrupt file throws ShardError('corrupt') and is deleted.
-export async function uploadShard(device, modelId, path, size, sha256, placements) {
-  return withHandle(modelId, path, async (h) => {
+// A cached shard's bytes (readAll's) and XXH32; a file of another size throws ShardError('corrupt').
+export async function readShard(modelId, path, size) {
+  return withHandle(modelId, path, (h) => {
     if (h.getSize() !== size) throw new ShardError('corrupt', `cached ${path} has ${h.getSize()} of ${size} bytes`);
     const bytes = readAll(h, size);
-    const digest = await verify(modelId, path, bytes, size, sha256, await readChecksum(modelId, path));
-    if (digest) {
-      h.truncate(0);
-      throw new ShardError('corrupt', `cached ${path} is corrupt (sha256 ${digest}, want ${sha256})`);
-    }
-    for (const [buffer, bufferOffset, shardOffset, n] of placements) {
-      device.queue.writeBuffer(buffer, bufferOffset, bytes, shardOffset, n);
-    }
-    return size;
+    return { bytes, xxh32: xxh32(bytes.subarray(0, size)) };
   });
+}
+
+// Workers of shard_reader.mjs that are idle; uploads in flight at once each take one, made as needed.
+const idleReaders = [];
+
+async function readInReader(modelId, path, size) {
+  const reader = idleReaders.pop() || new Worker(new URL('./shard_reader.mjs', import.meta.url), { type: 'module' });
+  try {
+    const reply = await new Promise((resolve, reject) => {
+      reader.onmessage = ({ data }) => resolve(data);
+      reader.onerror = (e) => reject(new ShardError('read', `the shard reader failed: ${e.message}`));
+      reader.postMessage({ modelId, path, size });
+    });
+    if (reply.error) throw new ShardError(reply.error.kind, reply.error.message);
+    return reply;
+  } finally {
+    idleReaders.push(reader);
+  }
+}
+
+// Reads a cached shard (in a reader worker), checks it (verify), and writes it into GPU buffers: placements =
+// [[buffer, bufferOffset, shardOffset, bytes], ...] (bytes a multiple of 4). A corrupt file throws
+// ShardError('corrupt') and is deleted.
+export async function uploadShard(device, modelId, path, size, sha256, placements) {
+  const { bytes, xxh32: sum } = await readInReader(modelId, path, size);
+  const digest = await verify(modelId, path, bytes, size, sha256, await readChecksum(modelId, path), sum);
+  if (digest) {
+    await withHandle(modelId, path, (h) => h.truncate(0));
+    throw new ShardError('corrupt', `cached ${path} is corrupt (sha256 ${digest}, want ${sha256})`);
+  }
+  for (const [buffer, bufferOffset, shardOffset, n] of placements) {
+    device.queue.writeBuffer(buffer, bufferOffset, bytes, shardOffset, n);
+  }
+  return size;
 }
 
 // uploadShard's steps timed apart, for bench_upload: opening the sync access handle, the OPFS read, the XXH32 check

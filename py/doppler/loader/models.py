@@ -3,10 +3,10 @@ verified, with byte progress and an ETA. Works with any store of the `stores` co
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from ..manifest import Manifest
+from .bounded import run_bounded
 
 
 # Shards fetched at once. One at a time, the connection idled between shards (the shard's checks, the next request's
@@ -16,9 +16,9 @@ DOWNLOADS_IN_FLIGHT = 3
 
 
 async def ensure_model(manifest: Manifest, store, emit=None, in_flight: int = DOWNLOADS_IN_FLIGHT) -> dict:
-    """Fetch what is missing, `in_flight` shards at a time; returns {"fetchedBytes", "totalBytes", "shards"}.
-    `emit(name, data)` gets progress. After a shard fails no other starts; those in flight finish (what they
-    fetched stays cached), then the first failure, in shard order, is raised."""
+    """Fetch what is missing, `in_flight` shards at a time (run_bounded: a failure stops new ones, those in flight
+    finish and what they fetched stays cached); returns {"fetchedBytes", "totalBytes", "shards"}. `emit(name, data)`
+    gets progress."""
     total = sum(s.size for s in manifest.shards)
     cached = total - await store.missing_bytes(manifest)
     await store.check_quota(manifest)
@@ -35,22 +35,6 @@ async def ensure_model(manifest: Manifest, store, emit=None, in_flight: int = DO
         emit("download", {"model": manifest.id, "shard": index, "bytes": cached + now, "totalBytes": total,
                           "etaSeconds": eta})
 
-    slots = asyncio.Semaphore(in_flight)
-    failed = False
-
-    async def fetch(index: int, shard) -> int:
-        nonlocal failed
-        async with slots:
-            if failed:
-                return 0
-            try:
-                return await store.ensure(index, shard, progress)
-            except BaseException:
-                failed = True
-                raise
-
-    results = await asyncio.gather(*(fetch(i, s) for i, s in enumerate(manifest.shards)), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return {"fetchedBytes": sum(results), "totalBytes": total, "shards": len(manifest.shards)}
+    jobs = [lambda i=i, s=s: store.ensure(i, s, progress) for i, s in enumerate(manifest.shards)]
+    fetched = await run_bounded(jobs, in_flight)
+    return {"fetchedBytes": sum(fetched), "totalBytes": total, "shards": len(manifest.shards)}

@@ -14,9 +14,14 @@ from dataclasses import dataclass, field
 from ..errors import GpuError
 from ..gpu.tensor import Tensor
 from ..ops import conv2d
+from .bounded import run_bounded
 
 # Manifest storage dtypes -> GPU tensor dtypes.
 GPU_DTYPES = {"f32": "f32", "f16": "f16", "int8": "i8"}
+# Shards of a component uploading at once. In the page each shard's OPFS read and XXH32 run in a worker of
+# app/shard_reader.mjs's pool (one per upload in flight), while this worker writes the shards read to the GPU.
+# Each holds its bytes while in flight (up to ~56 MB a shard for SD 1.5), so a few, not all.
+SHARD_UPLOADS_IN_FLIGHT = 4
 
 
 @dataclass
@@ -78,24 +83,27 @@ class ComponentWeights:
 
 
 async def load_component(gpu, store, manifest, name: str) -> ComponentWeights:
-    """Upload one component's tensors from `store` (already holding every shard: see the stores' `ensure`), shard
-    by shard. A shard that fails (a corrupt cache) frees the component's buffers and raises its error. (Four shards
-    at a time loaded SD 1.5's UNet no faster on an H200: bench/RESULTS.md, session 16.)"""
+    """Upload one component's tensors from `store` (already holding every shard: see the stores' `ensure`),
+    SHARD_UPLOADS_IN_FLIGHT shards at a time. A shard that fails (a corrupt cache) frees the component's buffers,
+    once the uploads under way have finished, and raises its error."""
     component = manifest.components.present()[name]
     by_shard = defaultdict(list)
     for entry in component.tensors:
         by_shard[entry.shard].append(entry)
     weights = ComponentWeights(name, {})
+    jobs = []
+    for index, entries in sorted(by_shard.items()):
+        start = min(e.offset for e in entries)
+        end = max(e.offset + e.bytes for e in entries)
+        length = -(-(end - start) // 4) * 4
+        alloc = gpu.pool.acquire(length, f"{name}.shard{index}", exact=True)
+        weights.allocations.append(alloc)
+        for e in entries:
+            weights.tensors[e.name] = Tensor(tuple(e.shape), GPU_DTYPES[e.dtype], alloc, e.offset - start)
+        place = [(alloc.buffer, 0, start, length)]
+        jobs.append(lambda index=index, place=place: store.upload(gpu, index, manifest.shards[index], place))
     try:
-        for index, entries in sorted(by_shard.items()):
-            start = min(e.offset for e in entries)
-            end = max(e.offset + e.bytes for e in entries)
-            length = -(-(end - start) // 4) * 4
-            alloc = gpu.pool.acquire(length, f"{name}.shard{index}", exact=True)
-            weights.allocations.append(alloc)
-            for e in entries:
-                weights.tensors[e.name] = Tensor(tuple(e.shape), GPU_DTYPES[e.dtype], alloc, e.offset - start)
-            await store.upload(gpu, index, manifest.shards[index], [(alloc.buffer, 0, start, length)])
+        await run_bounded(jobs, SHARD_UPLOADS_IN_FLIGHT)
     except BaseException:
         weights.release(gpu)
         raise
