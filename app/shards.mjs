@@ -68,27 +68,37 @@ function readAll(handle, size) {
   return bytes;
 }
 
-// Bytes of this shard already cached (0..size); a file longer than the shard is dropped.
-export async function cachedBytes(modelId, path, size) {
-  return withHandle(modelId, path, (h) => {
-    const have = h.getSize();
-    if (have > size) { h.truncate(0); return 0; }
-    return have;
-  });
+// Bytes of a cached file (0: none), read without opening it.
+async function fileSize(modelId, path) {
+  try {
+    return (await (await (await modelDir(modelId)).getFileHandle(fileName(path))).getFile()).size;
+  } catch {
+    return 0;
+  }
+}
+
+// {file name: bytes} of the model's cached files, read without opening them (no sync access handles).
+export async function cachedSizes(modelId) {
+  const sizes = {};
+  for await (const [name, handle] of (await modelDir(modelId)).entries()) {
+    if (handle.kind === 'file') sizes[name] = (await handle.getFile()).size;
+  }
+  return JSON.stringify(sizes);
 }
 
 // Fetches what is missing of one shard (a Range request resumes a partial file), then checks its sha256. A whole
 // file with a checksum record passed that check before, and is checked again where it is used (uploadShard), so it
-// is not read here. onProgress(bytesNow) is called as bytes arrive. Returns the number of bytes fetched.
+// is not opened here. onProgress(bytesNow) is called as bytes arrive. Returns the number of bytes fetched.
 export async function fetchShard(modelId, path, url, size, sha256, onProgress) {
+  const recorded = await readChecksum(modelId, path);
+  if (recorded && recorded.size === size && recorded.sha256 === sha256 && await fileSize(modelId, path) === size) {
+    return 0;
+  }
   return withHandle(modelId, path, async (h) => {
     let at = h.getSize();
     if (at > size) { h.truncate(0); at = 0; }
     let fetched = 0;
-    if (at === size) {
-      const recorded = await readChecksum(modelId, path);
-      if (recorded && recorded.size === size && recorded.sha256 === sha256) return 0;
-    } else {
+    if (at < size) {
       let response;
       try {
         response = await fetch(url, at > 0 ? { headers: { Range: `bytes=${at}-` } } : {});

@@ -20,7 +20,7 @@ class Store:
     async def missing_bytes(self, manifest):
         return self.size * (len(manifest.shards) - len(self.cached))
 
-    async def check_quota(self, manifest):
+    async def check_quota(self, manifest, need):
         return None
 
     async def ensure(self, index, shard, progress=None):

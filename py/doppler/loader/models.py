@@ -20,8 +20,9 @@ async def ensure_model(manifest: Manifest, store, emit=None, in_flight: int = DO
     finish and what they fetched stays cached); returns {"fetchedBytes", "totalBytes", "shards"}. `emit(name, data)`
     gets progress."""
     total = sum(s.size for s in manifest.shards)
-    cached = total - await store.missing_bytes(manifest)
-    await store.check_quota(manifest)
+    missing = await store.missing_bytes(manifest)
+    await store.check_quota(manifest, missing)
+    cached = total - missing
     started = time.monotonic()
     arrived: dict[int, int] = {}  # shard index -> bytes fetched so far
 

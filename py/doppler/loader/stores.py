@@ -40,7 +40,7 @@ class LocalShardStore:
     async def missing_bytes(self, manifest) -> int:
         return 0  # a local folder is complete or broken; `ensure` says which
 
-    async def check_quota(self, manifest) -> None:
+    async def check_quota(self, manifest, need: int) -> None:
         return None
 
     async def ensure(self, index, shard, progress=None) -> int:
@@ -83,13 +83,16 @@ class BrowserShardStore:
         return f"shard-{index}-{shard.sha256[:16]}"
 
     async def missing_bytes(self, manifest) -> int:
+        """Bytes still to fetch: each shard's size less what its file holds (all of it, where the file is longer:
+        fetchShard then starts it over)."""
+        sizes = json.loads(await self.js.cachedSizes(self.model_id))
         total = 0
         for index, shard in enumerate(manifest.shards):
-            total += shard.size - await self.js.cachedBytes(self.model_id, self._name(index, shard), shard.size)
+            have = sizes.get(self._name(index, shard), 0)
+            total += shard.size - (have if have <= shard.size else 0)
         return total
 
-    async def check_quota(self, manifest) -> None:
-        need = await self.missing_bytes(manifest)
+    async def check_quota(self, manifest, need: int) -> None:
         estimate = json.loads(await self.js.storageEstimate())
         free = estimate["quota"] - estimate["usage"]
         if need > free:
