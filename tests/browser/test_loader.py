@@ -200,6 +200,22 @@ def _error(page, url):
     return str(info.value)
 
 
+def test_too_little_storage_is_a_clear_error_before_any_fetch(page):
+    set_estimate = """
+from pyodide.code import run_js
+run_js("self.realEstimate ??= navigator.storage.estimate.bind(navigator.storage); navigator.storage.estimate = %s;")
+None
+"""
+    run_python(page, set_estimate % "async () => ({ quota: 1048576, usage: 1000000 })")
+    page.shard_requests.clear()
+    try:
+        message = _error(page, "models/missing/manifest.json")
+    finally:
+        run_python(page, set_estimate % "self.realEstimate")
+    assert "model missing-shard needs 0.1 MiB more browser storage, but only 0.0 MiB is free" in message, message
+    assert "delete cached models" in message and page.shard_requests == []
+
+
 def test_a_missing_shard_is_a_clear_error_and_the_cache_stays(page):
     message = _error(page, "models/missing/manifest.json")
     assert "shard 2" in message and "HTTP 404" in message and "what is cached is kept" in message
