@@ -57,6 +57,16 @@ async function selectModel(client) {
     input.min = info.limits.minSize; input.max = info.limits.maxSize; input.step = info.limits.sizeMultiple;
     input.value = d[side];
   }
+  prepare(client);
+}
+
+// A cached model gets ready while the prompt is typed: loaded, its kernels compiled, its first image's weights on
+// the GPU (one not cached waits for Generate, which downloads it).
+function prepare(client) {
+  client.call('prepare', settings()).then((r) => {
+    const steps = $('steps-text');
+    if (r.preloaded.length && steps.textContent.startsWith('loading')) steps.textContent = 'ready';
+  }, (e) => showBanner(e.message));
 }
 
 function settings() {

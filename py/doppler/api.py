@@ -43,7 +43,7 @@ def _jsonable(value):
 async def start(assets_dir: str, site_url: str, emit) -> str:
     """Open the browser's GPU; returns the device summary (adapter, features, limits) as JSON."""
     _state.update(assets=Path(assets_dir), site=site_url, emit=lambda name, data: emit(name, json.dumps(data)),
-                  models={}, manifests={})
+                  models={}, manifests={}, pipeline_lock=asyncio.Lock())
     info = (await _gpu()).summary()
     info["python"] = sys.version.split()[0]
     return json.dumps(info)
@@ -109,6 +109,11 @@ async def model_info(url: str) -> dict:
     }
 
 
+def _store(manifest, manifest_url: str) -> BrowserShardStore:
+    """The OPFS cache of a model, filled from its manifest's folder."""
+    return BrowserShardStore(manifest.id, manifest_url.rsplit("/", 1)[0] + "/")
+
+
 async def load_model(url: str, settings: dict | None = None, precompile: bool = True,
                      await_kernels: bool = True) -> dict:
     """Fetch a model's manifest (URL relative to the site), check it, and make every shard available in the OPFS
@@ -119,7 +124,7 @@ async def load_model(url: str, settings: dict | None = None, precompile: bool = 
     waits for its compile): from a cache the download is over in milliseconds, and the weights upload while the
     kernels compile."""
     manifest, text, manifest_url = await _manifest(url)
-    store = BrowserShardStore(manifest.id, manifest_url.rsplit("/", 1)[0] + "/")
+    store = _store(manifest, manifest_url)
     # a failed download leaves the compiles to finish on their own
     compiling = asyncio.ensure_future(_precompile(manifest, settings or {})) if precompile else None
     _state["compiling"] = compiling  # held, so that a compile not awaited here is not collected
@@ -173,17 +178,30 @@ async def _pipeline(url: str, settings: dict | None = None):
     from .inference.diffusion.pipeline import DiffusionPipeline
 
     manifest = (await _manifest(url))[0]
+    async with _state["pipeline_lock"]:  # a prepare and a generate at once make one pipeline
+        if manifest.id not in _state["models"]:
+            await load_model(url, settings, await_kernels=False)
+        pipelines = _state.setdefault("pipelines", {})
+        gpu = await _gpu()
+        if manifest.id not in pipelines or pipelines[manifest.id].gpu is not gpu:
+            for other in pipelines.values():  # one model resident at a time
+                other.release_all()
+            pipelines.clear()
+            store = _state["models"][manifest.id][1]
+            pipelines[manifest.id] = await DiffusionPipeline.create(gpu, manifest, store, _state["emit"])
+        return pipelines[manifest.id]
+
+
+async def prepare(model: str, **settings) -> dict:
+    """Get a cached model ready before its first Generate (the page calls this when a model is picked): loaded from
+    the cache, its kernels compiling and, with the swapper's preload strategy, the weights of an image of `settings`
+    uploaded. A model not wholly cached is left alone: its download waits for Generate. Returns {"preloaded": the
+    components now on the GPU}."""
+    manifest, _, manifest_url = await _manifest(model)
     if manifest.id not in _state["models"]:
-        await load_model(url, settings, await_kernels=False)
-    pipelines = _state.setdefault("pipelines", {})
-    gpu = await _gpu()
-    if manifest.id not in pipelines or pipelines[manifest.id].gpu is not gpu:
-        for other in pipelines.values():  # one model resident at a time
-            other.release_all()
-        pipelines.clear()
-        store = _state["models"][manifest.id][1]
-        pipelines[manifest.id] = await DiffusionPipeline.create(gpu, manifest, store, _state["emit"])
-    return pipelines[manifest.id]
+        if await _store(manifest, manifest_url).missing_bytes(manifest):
+            return {"preloaded": []}
+    return {"preloaded": await (await _pipeline(model, settings)).preload(settings)}
 
 
 async def generate(model: str, **settings) -> dict:
@@ -295,7 +313,8 @@ def attach_preview(canvas) -> str:
 CALLS = {"device_info": device_info, "bench_dispatch": bench_dispatch, "bench_kernels": bench_kernels,
          "bench_pipeline": bench_pipeline, "bench_upload": bench_upload, "bench_suite": bench_suite,
          "available_models": available_models, "model_info": model_info, "load_model": load_model,
-         "list_models": list_models, "delete_model": delete_model, "generate": generate, "cancel": cancel}
+         "list_models": list_models, "delete_model": delete_model, "prepare": prepare, "generate": generate,
+         "cancel": cancel}
 
 
 async def handle(name: str, args_json: str) -> str:

@@ -20,10 +20,11 @@ def page(browser, tiny_model, tmp_path_factory):
     (broken / "manifest.json").write_text(manifest)
     next((broken / "shards").glob("unet-*.bin")).unlink()
     with SiteServer(site_layout(models=[tiny_model, broken])) as url:
-        p = open_app(browser, url)
+        context = browser.new_context()  # a returning visit opens a second page in it
+        p = open_app(context, url)
         p.wait_for_function("document.getElementById('scheduler').options.length > 0")
         yield p
-        p.close()
+        context.close()
 
 
 def fill(page, request: dict) -> None:
@@ -77,6 +78,22 @@ def test_the_download_compiles_every_kernel_of_the_first_image(page, reference):
     assert run_python(page, "len(gpu.kernels)") == before + precompiled["kernels"]
     assert page.locator("#kernels-text").inner_text().startswith(f"· {precompiled['kernels']} kernels compiled in ")
     assert page.evaluate("window.loads") == ["text_encoder", "vae", "unet"]  # each said as its weights start loading
+
+
+def test_a_returning_visit_has_the_weights_on_the_gpu_before_generate(page, reference):
+    # A second page of the origin (so of its cache): the cached model it picks at open is prepared while the prompt
+    # is typed (loaded, kernels compiled, the first image's weights uploaded); Generate then loads no weights.
+    again = open_app(page.context, page.url.rsplit("/", 1)[0] + "/")
+    try:
+        again.wait_for_function("document.getElementById('steps-text').textContent === 'ready'")
+        resident = "from doppler import api\nsorted(next(iter(api._state['pipelines'].values())).resident)"
+        assert run_python(again, resident) == ["text_encoder", "unet", "vae"]
+        again.evaluate("() => { window.loads = []; window.doppler.on('load', (d) => window.loads.push(d.component)); }")
+        case = "dpmpp_2m_karras"
+        assert psnr(generate(again, request_for(reference, case)), reference, case) >= MIN_PSNR_DB
+        assert again.evaluate("window.loads") == []
+    finally:
+        again.close()
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c != "ddim_eta05"])

@@ -88,7 +88,8 @@ class Swapper:
 
     enabled: bool = setting(True, doc="load and release components by stage to stay under memoryBudgetBytes")
     strategy: str = setting(
-        "on_demand", doc="on_demand: load each component before its first stage; preload: load all up front",
+        "preload", doc="preload: once a cached model is picked, before Generate, load the weights its first image "
+        "needs (the text encoder alone where evictTextEncoder); on_demand: each component before its first stage",
         choices=("on_demand", "preload"))
     evict_text_encoder: bool = setting(False, doc="release the text encoder right after encoding the prompt")
     evict_unet: bool = setting(False, doc="release the UNet before VAE decode (lower peak, slower next image)")

@@ -13,6 +13,7 @@ the page's canvas on the GPU. The untiled VAE decode and the text encoder are re
 
 from __future__ import annotations
 
+import asyncio
 import random
 import struct
 import time
@@ -204,6 +205,7 @@ class DiffusionPipeline:
     tokenizer: ClipTokenizer
     emit: object = None
     resident: dict = field(default_factory=dict)  # name -> (weights, model)
+    loading: dict = field(default_factory=dict)  # name -> its load under way (a task)
     recorded: dict = field(default_factory=dict)  # component -> {key: DenoiseStep, TextEncoding or VaeDecode}
     cancel_requested: bool = False
     images_made: int = 0
@@ -217,7 +219,16 @@ class DiffusionPipeline:
         return cls(gpu, manifest, store, tokenizer, emit)
 
     async def component(self, name: str):
+        """Component `name`'s model, its weights loaded first where they are not resident; a load under way (a
+        preload's) is waited for, not repeated."""
         if name not in self.resident:
+            if name not in self.loading:
+                self.loading[name] = asyncio.ensure_future(self._load(name))
+            await asyncio.shield(self.loading[name])
+        return self.resident[name][1]
+
+    async def _load(self, name: str) -> None:
+        try:
             t0 = time.perf_counter()
             self._emit("load", {"component": name})  # the first image's seconds of weights, said as they start
             weights = await load_component(self.gpu, self.store, self.manifest, name)
@@ -226,7 +237,21 @@ class DiffusionPipeline:
             await weights.apply_layouts(self.gpu)
             self.resident[name] = (weights, model)
             self._setup(f"{name}.load", t0)
-        return self.resident[name][1]
+        finally:
+            self.loading.pop(name, None)
+
+    async def preload(self, request: dict) -> list[str]:
+        """With the swapper's "preload" strategy, upload the weights an image of `request` loads, in its order,
+        before it is asked for: the text encoder, then the VAE and the UNet, unless the text encoder is released
+        after encoding (then it alone: the others would share the budget with it). Returns their names."""
+        config = merge_diffusion_config(self.manifest.inference.diffusion, runtime_settings(request))
+        if config.swapper.strategy != "preload":
+            return []
+        self.gpu.pool.budget_bytes = config.memory_budget_bytes
+        names = ["text_encoder"] if config.swapper.evict_text_encoder else ["text_encoder", "vae", "unet"]
+        for name in names:
+            await self.component(name)
+        return names
 
     def release(self, name: str) -> None:
         """Free a component's weights and the recorded calls that bind them."""

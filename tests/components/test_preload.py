@@ -1,0 +1,76 @@
+"""The swapper's preload strategy (pipeline.preload, the page's `prepare`): the first image's weights upload before
+Generate, once, even when Generate comes while they upload; full-size SD 1.5 planned dry (nothing allocated)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections import Counter
+from pathlib import Path
+
+from doppler.gpu.backend_dry import DryBackend
+from doppler.gpu.context import Gpu
+from doppler.inference.diffusion.pipeline import DiffusionPipeline
+from doppler.manifest import load_manifest
+from dry_gpu import PATHS, CountedShards
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUEST = {"prompt": "a photo", "negativePrompt": "", "seed": 0, "steps": 2, "guidance": 7.5,
+           "scheduler": "euler", "width": 512, "height": 512}
+
+
+class SlowShards(CountedShards):
+    """Counts each shard's uploads, each taking a few event-loop turns (so an image can start during a preload)."""
+
+    def __init__(self, folder: Path):
+        super().__init__(folder)
+        self.uploads = Counter()
+
+    async def upload(self, gpu, index, shard, placements) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        self.uploads[index] += 1
+
+
+def _with_swapper(manifest, **swapper):
+    """The manifest with these swapper settings (the form sends none: they are the model's)."""
+    diffusion = manifest.inference.diffusion
+    diffusion = dataclasses.replace(diffusion, swapper=dataclasses.replace(diffusion.swapper, **swapper))
+    return dataclasses.replace(manifest, inference=dataclasses.replace(manifest.inference, diffusion=diffusion))
+
+
+def _preload_then_generate(folder, run, request: dict, generate_midway: bool, **swapper):
+    async def go():
+        shards = SlowShards(folder)
+        manifest = _with_swapper(load_manifest(folder / "manifest.json"), **swapper)
+        pipeline = await DiffusionPipeline.create(Gpu(DryBackend(PATHS["default"]), ROOT / "wgsl"), manifest, shards)
+        preload = asyncio.ensure_future(pipeline.preload(request))
+        if not generate_midway:
+            await preload
+        else:
+            for _ in range(5):
+                await asyncio.sleep(0)  # the text encoder's shards under way
+        setup = (await pipeline.generate(request))["stats"]["setupMs"]
+        return await preload, setup, shards.uploads
+
+    return run(go())
+
+
+def test_preloaded_weights_are_the_first_images(sd15_folder, event_loop_runner):
+    names, setup, uploads = _preload_then_generate(sd15_folder, event_loop_runner, REQUEST, generate_midway=False)
+    assert names == ["text_encoder", "vae", "unet"]
+    assert not any(key.endswith(".load") for key in setup), setup  # the image loaded nothing: all was there
+    assert set(uploads.values()) == {1} and len(uploads) == len(load_manifest(sd15_folder / "manifest.json").shards)
+
+
+def test_a_generate_during_the_preload_waits_for_its_uploads(sd15_folder, event_loop_runner):
+    names, setup, uploads = _preload_then_generate(sd15_folder, event_loop_runner, REQUEST, generate_midway=True)
+    assert names == ["text_encoder", "vae", "unet"]
+    assert set(uploads.values()) == {1}  # each shard once: the image waited for the preload's loads
+
+
+def test_the_preload_keeps_to_the_swapper(sd15_folder, event_loop_runner):
+    names, setup, _ = _preload_then_generate(sd15_folder, event_loop_runner, REQUEST, False, evict_text_encoder=True)
+    assert names == ["text_encoder"] and {"vae.load", "unet.load"} <= set(setup)
+    names, setup, _ = _preload_then_generate(sd15_folder, event_loop_runner, REQUEST, False, strategy="on_demand")
+    assert names == [] and {"text_encoder.load", "vae.load", "unet.load"} <= set(setup)
