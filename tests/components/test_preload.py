@@ -1,5 +1,5 @@
-"""The swapper's preload strategy (pipeline.preload, the page's `prepare`): the first image's weights upload before
-Generate, once, even when Generate comes while they upload; full-size SD 1.5 planned dry (nothing allocated)."""
+"""The swapper's preload strategy (pipeline.preload, the page's `prepare`): the first image's weights upload and its
+calls record before Generate, once, even when Generate comes meanwhile; full-size SD 1.5 planned dry."""
 
 from __future__ import annotations
 
@@ -51,26 +51,30 @@ def _preload_then_generate(folder, run, request: dict, generate_midway: bool, **
             for _ in range(5):
                 await asyncio.sleep(0)  # the text encoder's shards under way
         setup = (await pipeline.generate(request))["stats"]["setupMs"]
-        return await preload, setup, shards.uploads
+        shards.recorded = {name: len(calls) for name, calls in pipeline.recorded.items()}
+        return await preload, setup, shards
 
     return run(go())
 
 
 def test_preloaded_weights_are_the_first_images(sd15_folder, event_loop_runner):
-    names, setup, uploads = _preload_then_generate(sd15_folder, event_loop_runner, REQUEST, generate_midway=False)
+    names, setup, shards = _preload_then_generate(sd15_folder, event_loop_runner, REQUEST, generate_midway=False)
     assert names == ["text_encoder", "vae", "unet"]
-    assert not any(key.endswith(".load") for key in setup), setup  # the image loaded nothing: all was there
-    assert set(uploads.values()) == {1} and len(uploads) == len(load_manifest(sd15_folder / "manifest.json").shards)
+    assert setup == {}  # the image loaded and recorded nothing: all was there
+    assert set(shards.uploads.values()) == {1}
+    assert len(shards.uploads) == len(load_manifest(sd15_folder / "manifest.json").shards)
 
 
-def test_a_generate_during_the_preload_waits_for_its_uploads(sd15_folder, event_loop_runner):
-    names, setup, uploads = _preload_then_generate(sd15_folder, event_loop_runner, REQUEST, generate_midway=True)
+def test_a_generate_during_the_preload_waits_for_its_uploads_and_recordings(sd15_folder, event_loop_runner):
+    names, setup, shards = _preload_then_generate(sd15_folder, event_loop_runner, REQUEST, generate_midway=True)
     assert names == ["text_encoder", "vae", "unet"]
-    assert set(uploads.values()) == {1}  # each shard once: the image waited for the preload's loads
+    assert set(shards.uploads.values()) == {1}  # each shard once: the image waited for the preload's loads
+    assert shards.recorded == {"text_encoder": 1, "vae": 1, "unet": 1}  # and for its recordings
 
 
 def test_the_preload_keeps_to_the_swapper(sd15_folder, event_loop_runner):
     names, setup, _ = _preload_then_generate(sd15_folder, event_loop_runner, REQUEST, False, evict_text_encoder=True)
     assert names == ["text_encoder"] and {"vae.load", "unet.load"} <= set(setup)
+    assert "text_encoder.record" not in setup
     names, setup, _ = _preload_then_generate(sd15_folder, event_loop_runner, REQUEST, False, strategy="on_demand")
     assert names == [] and {"text_encoder.load", "vae.load", "unet.load"} <= set(setup)

@@ -17,6 +17,7 @@ import asyncio
 import random
 import struct
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ...config.merge import merge_diffusion_config
@@ -206,6 +207,7 @@ class DiffusionPipeline:
     emit: object = None
     resident: dict = field(default_factory=dict)  # name -> (weights, model)
     loading: dict = field(default_factory=dict)  # name -> its load under way (a task)
+    recording: dict = field(default_factory=lambda: defaultdict(asyncio.Lock))  # name -> lock of its recordings
     recorded: dict = field(default_factory=dict)  # component -> {key: DenoiseStep, TextEncoding or VaeDecode}
     cancel_requested: bool = False
     images_made: int = 0
@@ -241,17 +243,24 @@ class DiffusionPipeline:
             self.loading.pop(name, None)
 
     async def preload(self, request: dict) -> list[str]:
-        """With the swapper's "preload" strategy, upload the weights an image of `request` loads, in its order,
-        before it is asked for: the text encoder, then the VAE and the UNet, unless the text encoder is released
-        after encoding (then it alone: the others would share the budget with it). Returns their names."""
+        """With the swapper's "preload" strategy, upload the weights an image of `request` loads and record its
+        calls, in its order, before it is asked for: the text encoder, then the VAE and the UNet, unless the text
+        encoder is released after encoding (then it alone: the others would share the budget with it). The calls
+        depend on the settings' shapes, not on the prompt. Returns the components loaded."""
         config = merge_diffusion_config(self.manifest.inference.diffusion, runtime_settings(request))
         if config.swapper.strategy != "preload":
             return []
         self.gpu.pool.budget_bytes = config.memory_budget_bytes
-        names = ["text_encoder"] if config.swapper.evict_text_encoder else ["text_encoder", "vae", "unet"]
-        for name in names:
-            await self.component(name)
-        return names
+        cfg, shape = self.image_shapes(config)
+        encoding = await self.text_encoding(2 if cfg else 1)
+        if config.swapper.evict_text_encoder:
+            return ["text_encoder"]
+        if config.decode.tiling.enabled:  # a tiled decode runs eagerly: nothing to record
+            await self.component("vae")
+        else:  # as the image: the decode first
+            await self.decode_call(shape)
+        await self.step_call(encoding.context.shape[0], shape, encoding.context.shape[1:])
+        return ["text_encoder", "vae", "unet"]
 
     def release(self, name: str) -> None:
         """Free a component's weights and the recorded calls that bind them."""
@@ -272,17 +281,19 @@ class DiffusionPipeline:
     async def recorded_call(self, name: str, key, record):
         """The call of component `name` recorded for `key` (by `await record(model)` the first time). One call per
         component stays recorded: a UNet step owns its whole working set (hundreds of MiB at 512x512), and a second
-        one (CFG's batch 2 beside LCM's batch 1) would not fit SD 1.5's 4 GiB budget; switching records again."""
+        one (CFG's batch 2 beside LCM's batch 1) would not fit SD 1.5's 4 GiB budget; switching records again. A
+        component records one call at a time (a preload's and an image's may overlap)."""
         model = await self.component(name)
-        calls = self.recorded.setdefault(name, {})
-        if key not in calls:
-            for other in calls.values():
-                other.destroy(self.gpu)
-            calls.clear()
-            t0 = time.perf_counter()
-            calls[key] = await record(model)
-            self._setup(f"{name}.record", t0)
-        return calls[key]
+        async with self.recording[name]:
+            calls = self.recorded.setdefault(name, {})
+            if key not in calls:
+                for other in calls.values():
+                    other.destroy(self.gpu)
+                calls.clear()
+                t0 = time.perf_counter()
+                calls[key] = await record(model)
+                self._setup(f"{name}.record", t0)
+            return calls[key]
 
     def cancel(self) -> None:
         self.cancel_requested = True
@@ -294,11 +305,26 @@ class DiffusionPipeline:
         if self.emit is not None:
             self.emit(name, data)
 
+    async def text_encoding(self, batch: int) -> "TextEncoding":
+        length = self.tokenizer.max_length
+        return await self.recorded_call("text_encoder", batch, lambda model: TextEncoding.record(
+            self.gpu, model, batch, length))
+
+    async def step_call(self, batch: int, shape: tuple, context_shape: tuple) -> "DenoiseStep":
+        return await self.recorded_call("unet", (batch, shape), lambda unet: DenoiseStep.record(
+            self.gpu, unet, batch, shape, context_shape))
+
+    def image_shapes(self, config) -> tuple[bool, tuple]:
+        """(classifier-free guidance, the latent's shape (1, h, w, channels)) of an image of `config`."""
+        unet_arch = self.manifest.components.unet.architecture
+        cfg = config.scheduler.guidance_scale > 1.0 and unet_arch.time_cond_proj_dim is None
+        vae_scale = 2 ** (len(self.manifest.components.vae.architecture.block_out_channels) - 1)
+        return cfg, (1, config.latent.height // vae_scale, config.latent.width // vae_scale, unet_arch.in_channels)
+
     async def encode_prompts(self, prompts: list[str]):
         """Embeddings (B, T, hidden) of the prompts, in a tensor of the caller's."""
-        gpu, length = self.gpu, self.tokenizer.max_length
-        encoding = await self.recorded_call("text_encoder", len(prompts), lambda model: TextEncoding.record(
-            gpu, model, len(prompts), length))
+        gpu = self.gpu
+        encoding = await self.text_encoding(len(prompts))
         ids = [i for p in prompts for i in self.tokenizer.encode(p)]
         gpu.upload(encoding.ids, struct.pack(f"<{len(ids)}I", *ids))
         encoding.plan.replay()
@@ -333,8 +359,7 @@ class DiffusionPipeline:
         gpu.pool.budget_bytes = config.memory_budget_bytes
         seed = config.seed if config.seed is not None else random.randrange(SEED_RANGE)
         sched = config.scheduler
-        unet_arch = self.manifest.components.unet.architecture
-        cfg = sched.guidance_scale > 1.0 and unet_arch.time_cond_proj_dim is None
+        cfg, shape = self.image_shapes(config)
         prompt = request.get("prompt", "")
         t0 = time.perf_counter()
         cold = self.images_made == 0
@@ -349,12 +374,9 @@ class DiffusionPipeline:
         scheduler = make_scheduler(sched.type, {**self.manifest.inference.scheduler_config,
                                                 **SAMPLER_CONFIG.get(sched.type, {})}, eta=sched.eta)
         scheduler.set_timesteps(sched.num_steps)
-        vae_scale = 2 ** (len(self.manifest.components.vae.architecture.block_out_channels) - 1)
-        shape = (1, config.latent.height // vae_scale, config.latent.width // vae_scale, unet_arch.in_channels)
         if not config.decode.tiling.enabled:  # recorded first: the step's recording then borrows its big maps (Plan)
             await self.decode_call(shape)
-        step = await self.recorded_call("unet", (context.shape[0], shape), lambda unet: DenoiseStep.record(
-            gpu, unet, context.shape[0], shape, context.shape[1:]))
+        step = await self.step_call(context.shape[0], shape, context.shape[1:])
         gpu.copy(context, step.context)
         gpu.free(context)
         step.cross_kv_plan.replay()
