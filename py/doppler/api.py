@@ -21,7 +21,7 @@ from .config.diffusion import Tiling
 from .config.schema import ConfigError
 from .errors import DopplerError
 from .gpu.context import Gpu
-from .loader.models import ensure_model
+from .loader.models import ComponentArrivals, ensure_model
 from .loader.stores import BrowserShardStore
 from .manifest import parse_manifest
 
@@ -115,20 +115,20 @@ def _store(manifest, manifest_url: str) -> BrowserShardStore:
 
 
 async def load_model(url: str, settings: dict | None = None, precompile: bool = True,
-                     await_kernels: bool = True) -> dict:
+                     await_kernels: bool = True, on_shard=None) -> dict:
     """Fetch a model's manifest (URL relative to the site), check it, and make every shard available in the OPFS
     cache (resuming partial shards, verifying the sha256 of what it fetches), with download progress events;
     meanwhile, with `precompile`, compile the kernels of an image of `settings` (the form's; default: the model's
     own), reported as `precompiled` (how many, how long, what failed) and by a "stage" event. Without
     `await_kernels` it returns once the shards are there and the compiles go on (an image's first use of a kernel
     waits for its compile): from a cache the download is over in milliseconds, and the weights upload while the
-    kernels compile."""
+    kernels compile. `on_shard(index)`: called as each shard is there (ensure_model)."""
     manifest, text, manifest_url = await _manifest(url)
     store = _store(manifest, manifest_url)
     # a failed download leaves the compiles to finish on their own
     compiling = asyncio.ensure_future(_precompile(manifest, settings or {})) if precompile else None
     _state["compiling"] = compiling  # held, so that a compile not awaited here is not collected
-    result = await ensure_model(manifest, store, _state["emit"])
+    result = await ensure_model(manifest, store, _state["emit"], on_shard=on_shard)
     if compiling is not None and await_kernels:
         result["precompiled"] = await compiling
     await store.save_manifest(text)
@@ -172,24 +172,35 @@ async def bench_dispatch(dispatches: int = bench.UNET_STEP_DISPATCHES, reps: int
     return await bench.dispatch_overhead(await _gpu(), dispatches, reps)
 
 
-async def _pipeline(url: str, settings: dict | None = None):
-    """The pipeline of a model (its shards made available first, and the kernels of an image of `settings`
-    compiling meanwhile and on, through the first image's weight uploads), kept between images."""
+async def _pipeline(url: str, settings: dict | None = None, precompile: bool = True):
+    """The pipeline of a model, kept between images. A model not loaded yet is made available first (downloaded
+    where it is not cached), the kernels of an image of `settings` compiling meanwhile and on, and (the swapper's
+    preload strategy) each component's weights uploading as soon as its shards are there."""
     from .inference.diffusion.pipeline import DiffusionPipeline
 
-    manifest = (await _manifest(url))[0]
+    manifest, _, manifest_url = await _manifest(url)
     async with _state["pipeline_lock"]:  # a prepare and a generate at once make one pipeline
-        if manifest.id not in _state["models"]:
-            await load_model(url, settings, await_kernels=False)
         pipelines = _state.setdefault("pipelines", {})
         gpu = await _gpu()
         if manifest.id not in pipelines or pipelines[manifest.id].gpu is not gpu:
             for other in pipelines.values():  # one model resident at a time
                 other.release_all()
             pipelines.clear()
-            store = _state["models"][manifest.id][1]
+            store = _store(manifest, manifest_url)  # the tokenizer's files are read now, the shards when loaded
             pipelines[manifest.id] = await DiffusionPipeline.create(gpu, manifest, store, _state["emit"])
-        return pipelines[manifest.id]
+        pipeline = pipelines[manifest.id]
+        if manifest.id not in _state["models"]:
+            arrivals = ComponentArrivals(manifest)
+            preload = asyncio.ensure_future(pipeline.preload(settings or {}, arrivals.wait))
+            preload.add_done_callback(lambda task: task.cancelled() or task.exception())  # its image says why
+            try:
+                _state["loaded"] = await load_model(url, settings, precompile, await_kernels=False,
+                                                    on_shard=arrivals.add)
+            except BaseException:
+                preload.cancel()
+                raise
+            _state["preload"] = preload  # held: an image waits for its loads where it needs them
+        return pipeline
 
 
 async def prepare(model: str, **settings) -> dict:
@@ -234,11 +245,12 @@ async def bench_pipeline(model: str, steps: int = 20, size: int = 512, lcm_steps
     t0 = time.perf_counter()
     if (await _manifest(model))[0].id in _state["models"]:  # prepared from the cache: Generate loads nothing more
         loaded = {"fetchedBytes": 0, "prepare": {**prepared, "ms": round(prepare_ms, 1)}}
-    else:
-        loaded = await load_model(model, request, precompile, await_kernels=False)  # as the app's Generate does
+        pipeline = await _pipeline(model)
+    else:  # as the app's Generate does: the download, the kernels' compile and the preload meanwhile
+        pipeline = await _pipeline(model, request, precompile)
+        loaded = dict(_state["loaded"])
     load_ms = (time.perf_counter() - t0) * 1000
     _state["emit"]("stage", {"loaded": loaded, "ms": round(load_ms)})
-    pipeline = await _pipeline(model)
     runs, profiles = {}, {}
     fields = {f.name: f for f in dataclasses.fields(Tiling)}
     tile = max(size // 2, fields["tile_size"].metadata["minimum"])  # four tiles at 512 px; small dry runs the smallest

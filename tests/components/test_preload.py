@@ -11,6 +11,7 @@ from pathlib import Path
 from doppler.gpu.backend_dry import DryBackend
 from doppler.gpu.context import Gpu
 from doppler.inference.diffusion.pipeline import DiffusionPipeline
+from doppler.loader.models import ComponentArrivals
 from doppler.manifest import load_manifest
 from dry_gpu import PATHS, CountedShards
 
@@ -78,3 +79,29 @@ def test_the_preload_keeps_to_the_swapper(sd15_folder, event_loop_runner):
     assert "text_encoder.record" not in setup
     names, setup, _ = _preload_then_generate(sd15_folder, event_loop_runner, REQUEST, False, strategy="on_demand")
     assert names == [] and {"text_encoder.load", "vae.load", "unet.load"} <= set(setup)
+
+
+def test_during_a_download_each_component_preloads_once_its_shards_are_there(sd15_folder, event_loop_runner):
+    async def go():
+        manifest = load_manifest(sd15_folder / "manifest.json")
+        pipeline = await DiffusionPipeline.create(Gpu(DryBackend(PATHS["default"]), ROOT / "wgsl"), manifest,
+                                                  SlowShards(sd15_folder))
+        arrivals = ComponentArrivals(manifest)
+        preload = asyncio.ensure_future(pipeline.preload(REQUEST, arrivals.wait))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        before = set(pipeline.resident)
+        for entry in manifest.components.present()["text_encoder"].tensors:
+            arrivals.add(entry.shard)
+        while "text_encoder" not in pipeline.recorded:
+            await asyncio.sleep(0)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        with_text_encoder = set(pipeline.resident)
+        for index in range(len(manifest.shards)):
+            arrivals.add(index)
+        return before, with_text_encoder, await preload
+
+    before, with_text_encoder, names = event_loop_runner(asyncio.wait_for(go(), 120))
+    assert before == set() and with_text_encoder == {"text_encoder"}
+    assert names == ["text_encoder", "vae", "unet"]

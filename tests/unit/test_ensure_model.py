@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from doppler.loader.models import DOWNLOADS_IN_FLIGHT, ensure_model
+from doppler.loader.models import DOWNLOADS_IN_FLIGHT, ComponentArrivals, ensure_model
 from doppler.loader.stores import ShardError
 
 
@@ -62,3 +62,23 @@ def test_after_a_failure_no_shard_starts_and_the_first_failure_is_raised(event_l
         event_loop_runner(ensure_model(_manifest(8), store))
     assert store.in_flight == 0  # those in flight finished before the error came back
     assert sorted(store.started) == [0, 1, 2] and store.finished == [0]
+
+
+def test_a_component_has_arrived_once_all_its_shards_have(event_loop_runner):
+    tensors = {"text_encoder": [0], "unet": [1, 2, 3], "vae": [3, 4]}
+    components = {name: SimpleNamespace(tensors=[SimpleNamespace(shard=i) for i in shards])
+                  for name, shards in tensors.items()}
+    manifest = SimpleNamespace(id="m", shards=[SimpleNamespace(size=1000) for _ in range(5)],
+                               components=SimpleNamespace(present=lambda: components))
+    arrivals, seen = ComponentArrivals(manifest), []
+
+    def on_shard(index):
+        arrivals.add(index)
+        seen.append((index, sorted(n for n, e in arrivals.events.items() if e.is_set())))
+
+    event_loop_runner(ensure_model(manifest, Store(5), on_shard=on_shard))
+    assert sorted(i for i, _ in seen) == [0, 1, 2, 3, 4]
+    for index, arrived in seen:  # after each shard: exactly the components whose shards are all in
+        done = {i for i, _ in seen[:seen.index((index, arrived)) + 1]}
+        assert arrived == sorted(n for n, shards in tensors.items() if set(shards) <= done)
+    event_loop_runner(asyncio.wait_for(arrivals.wait("vae"), 1))

@@ -3,6 +3,7 @@ verified, with byte progress and an ETA. Works with any store of the `stores` co
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from ..manifest import Manifest
@@ -15,10 +16,11 @@ from .bounded import run_bounded
 DOWNLOADS_IN_FLIGHT = 3
 
 
-async def ensure_model(manifest: Manifest, store, emit=None, in_flight: int = DOWNLOADS_IN_FLIGHT) -> dict:
+async def ensure_model(manifest: Manifest, store, emit=None, in_flight: int = DOWNLOADS_IN_FLIGHT,
+                       on_shard=None) -> dict:
     """Fetch what is missing, `in_flight` shards at a time (run_bounded: a failure stops new ones, those in flight
     finish and what they fetched stays cached); returns {"fetchedBytes", "totalBytes", "shards"}. `emit(name, data)`
-    gets progress."""
+    gets progress; `on_shard(index)` is called as each shard is there (ComponentArrivals.add)."""
     total = sum(s.size for s in manifest.shards)
     missing = await store.missing_bytes(manifest)
     await store.check_quota(manifest, missing)
@@ -36,6 +38,29 @@ async def ensure_model(manifest: Manifest, store, emit=None, in_flight: int = DO
         emit("download", {"model": manifest.id, "shard": index, "bytes": cached + now, "totalBytes": total,
                           "etaSeconds": eta})
 
-    jobs = [lambda i=i, s=s: store.ensure(i, s, progress) for i, s in enumerate(manifest.shards)]
-    fetched = await run_bounded(jobs, in_flight)
+    async def fetch(index: int, shard) -> int:
+        fetched = await store.ensure(index, shard, progress)
+        if on_shard is not None:
+            on_shard(index)
+        return fetched
+
+    fetched = await run_bounded([lambda i=i, s=s: fetch(i, s) for i, s in enumerate(manifest.shards)], in_flight)
     return {"fetchedBytes": sum(fetched), "totalBytes": total, "shards": len(manifest.shards)}
+
+
+class ComponentArrivals:
+    """Which components have all their shards cached as a download goes (`add`: ensure_model's on_shard), so that
+    their weights may upload while the other shards download (`wait(name)`)."""
+
+    def __init__(self, manifest: Manifest):
+        self.missing = {name: {e.shard for e in c.tensors} for name, c in manifest.components.present().items()}
+        self.events = {name: asyncio.Event() for name in self.missing}
+
+    def add(self, index: int) -> None:
+        for name, shards in self.missing.items():
+            shards.discard(index)
+            if not shards:
+                self.events[name].set()
+
+    async def wait(self, name: str) -> None:
+        await self.events[name].wait()

@@ -242,23 +242,28 @@ class DiffusionPipeline:
         finally:
             self.loading.pop(name, None)
 
-    async def preload(self, request: dict) -> list[str]:
+    async def preload(self, request: dict, arrived=None) -> list[str]:
         """With the swapper's "preload" strategy, upload the weights an image of `request` loads and record its
         calls, in its order, before it is asked for: the text encoder, then the VAE and the UNet, unless the text
         encoder is released after encoding (then it alone: the others would share the budget with it). The calls
-        depend on the settings' shapes, not on the prompt. Returns the components loaded."""
+        depend on the settings' shapes, not on the prompt. `await arrived(name)` (ComponentArrivals.wait, during a
+        download) comes before each component. Returns the components loaded."""
         config = merge_diffusion_config(self.manifest.inference.diffusion, runtime_settings(request))
         if config.swapper.strategy != "preload":
             return []
         self.gpu.pool.budget_bytes = config.memory_budget_bytes
+        ready = arrived or _no_wait
         cfg, shape = self.image_shapes(config)
+        await ready("text_encoder")
         encoding = await self.text_encoding(2 if cfg else 1)
         if config.swapper.evict_text_encoder:
             return ["text_encoder"]
+        await ready("vae")
         if config.decode.tiling.enabled:  # a tiled decode runs eagerly: nothing to record
             await self.component("vae")
         else:  # as the image: the decode first
             await self.decode_call(shape)
+        await ready("unet")
         await self.step_call(encoding.context.shape[0], shape, encoding.context.shape[1:])
         return ["text_encoder", "vae", "unet"]
 
@@ -436,6 +441,10 @@ class DiffusionPipeline:
                 "gpu": gpu.stats.summary(gpu.pool),  # the device's counters since it opened
             },
         }
+
+
+async def _no_wait(name: str) -> None:
+    return None
 
 
 class _NoShards:
