@@ -93,15 +93,21 @@ def test_during_a_download_each_component_preloads_once_its_shards_are_there(sd1
         before = set(pipeline.resident)
         for entry in manifest.components.present()["text_encoder"].tensors:
             arrivals.add(entry.shard)
-        while "text_encoder" not in pipeline.recorded:
+        while "text_encoder" not in pipeline.resident:
             await asyncio.sleep(0)
         for _ in range(20):
             await asyncio.sleep(0)
         with_text_encoder = set(pipeline.resident)
+        for entry in manifest.components.present()["unet"].tensors:  # the UNet's shards before the VAE's
+            arrivals.add(entry.shard)
+        while "unet" not in pipeline.resident:
+            await asyncio.sleep(0)
+        with_unet = set(pipeline.resident)
         for index in range(len(manifest.shards)):
             arrivals.add(index)
-        return before, with_text_encoder, await preload
+        return before, with_text_encoder, with_unet, await preload
 
-    before, with_text_encoder, names = event_loop_runner(asyncio.wait_for(go(), 120))
+    before, with_text_encoder, with_unet, names = event_loop_runner(asyncio.wait_for(go(), 120))
     assert before == set() and with_text_encoder == {"text_encoder"}
+    assert with_unet == {"text_encoder", "unet"}  # uploaded while the VAE's shards were still missing
     assert names == ["text_encoder", "vae", "unet"]

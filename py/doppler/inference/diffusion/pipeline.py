@@ -17,7 +17,6 @@ import asyncio
 import random
 import struct
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ...config.merge import merge_diffusion_config
@@ -206,8 +205,7 @@ class DiffusionPipeline:
     tokenizer: ClipTokenizer
     emit: object = None
     resident: dict = field(default_factory=dict)  # name -> (weights, model)
-    loading: dict = field(default_factory=dict)  # name -> its load under way (a task)
-    recording: dict = field(default_factory=lambda: defaultdict(asyncio.Lock))  # name -> lock of its recordings
+    busy: asyncio.Lock = field(default_factory=asyncio.Lock)  # held by an image or a preload, one at a time
     recorded: dict = field(default_factory=dict)  # component -> {key: DenoiseStep, TextEncoding or VaeDecode}
     cancel_requested: bool = False
     images_made: int = 0
@@ -221,16 +219,7 @@ class DiffusionPipeline:
         return cls(gpu, manifest, store, tokenizer, emit)
 
     async def component(self, name: str):
-        """Component `name`'s model, its weights loaded first where they are not resident; a load under way (a
-        preload's) is waited for, not repeated."""
         if name not in self.resident:
-            if name not in self.loading:
-                self.loading[name] = asyncio.ensure_future(self._load(name))
-            await asyncio.shield(self.loading[name])
-        return self.resident[name][1]
-
-    async def _load(self, name: str) -> None:
-        try:
             t0 = time.perf_counter()
             self._emit("load", {"component": name})  # the first image's seconds of weights, said as they start
             weights = await load_component(self.gpu, self.store, self.manifest, name)
@@ -239,33 +228,40 @@ class DiffusionPipeline:
             await weights.apply_layouts(self.gpu)
             self.resident[name] = (weights, model)
             self._setup(f"{name}.load", t0)
-        finally:
-            self.loading.pop(name, None)
+        return self.resident[name][1]
 
     async def preload(self, request: dict, arrived=None) -> list[str]:
         """With the swapper's "preload" strategy, upload the weights an image of `request` loads and record its
-        calls, in its order, before it is asked for: the text encoder, then the VAE and the UNet, unless the text
-        encoder is released after encoding (then it alone: the others would share the budget with it). The calls
-        depend on the settings' shapes, not on the prompt. `await arrived(name)` (ComponentArrivals.wait, during a
-        download) comes before each component. Returns the components loaded."""
+        calls before it is asked for: the text encoder, the VAE and the UNet, unless the text encoder is released
+        after encoding (then it alone: the others would share the budget with it). With `arrived` (a download's
+        ComponentArrivals.wait) each uploads once its shards are in, in the order they come (a manifest may list
+        the VAE's last); then the calls record in the image's order (shapes, not the prompt, choose them). An image
+        asked for meanwhile waits for it (`busy`: the GPU context records one plan at a time, and an eager op
+        issued during a recording would join that plan). Returns the components loaded."""
         config = merge_diffusion_config(self.manifest.inference.diffusion, runtime_settings(request))
         if config.swapper.strategy != "preload":
             return []
-        self.gpu.pool.budget_bytes = config.memory_budget_bytes
-        ready = arrived or _no_wait
-        cfg, shape = self.image_shapes(config)
-        await ready("text_encoder")
-        encoding = await self.text_encoding(2 if cfg else 1)
-        if config.swapper.evict_text_encoder:
-            return ["text_encoder"]
-        await ready("vae")
-        if config.decode.tiling.enabled:  # a tiled decode runs eagerly: nothing to record
-            await self.component("vae")
-        else:  # as the image: the decode first
-            await self.decode_call(shape)
-        await ready("unet")
-        await self.step_call(encoding.context.shape[0], shape, encoding.context.shape[1:])
-        return ["text_encoder", "vae", "unet"]
+        names = ["text_encoder"] if config.swapper.evict_text_encoder else ["text_encoder", "vae", "unet"]
+        async with self.busy:
+            self.gpu.pool.budget_bytes = config.memory_budget_bytes
+            waits = {asyncio.ensure_future(arrived(name) if arrived else _no_wait(name)): name for name in names}
+            try:
+                while waits:
+                    done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    for name in [n for n in names if n in {waits[t] for t in done}]:  # the image's order among them
+                        await self.component(name)
+                    for task in done:
+                        del waits[task]
+            finally:
+                for task in waits:  # a preload cancelled (its download failed) stops waiting for shards
+                    task.cancel()
+            cfg, shape = self.image_shapes(config)
+            encoding = await self.text_encoding(2 if cfg else 1)
+            if not config.swapper.evict_text_encoder:
+                if not config.decode.tiling.enabled:  # recorded first, as the image does
+                    await self.decode_call(shape)
+                await self.step_call(encoding.context.shape[0], shape, encoding.context.shape[1:])
+        return names
 
     def release(self, name: str) -> None:
         """Free a component's weights and the recorded calls that bind them."""
@@ -286,19 +282,17 @@ class DiffusionPipeline:
     async def recorded_call(self, name: str, key, record):
         """The call of component `name` recorded for `key` (by `await record(model)` the first time). One call per
         component stays recorded: a UNet step owns its whole working set (hundreds of MiB at 512x512), and a second
-        one (CFG's batch 2 beside LCM's batch 1) would not fit SD 1.5's 4 GiB budget; switching records again. A
-        component records one call at a time (a preload's and an image's may overlap)."""
+        one (CFG's batch 2 beside LCM's batch 1) would not fit SD 1.5's 4 GiB budget; switching records again."""
         model = await self.component(name)
-        async with self.recording[name]:
-            calls = self.recorded.setdefault(name, {})
-            if key not in calls:
-                for other in calls.values():
-                    other.destroy(self.gpu)
-                calls.clear()
-                t0 = time.perf_counter()
-                calls[key] = await record(model)
-                self._setup(f"{name}.record", t0)
-            return calls[key]
+        calls = self.recorded.setdefault(name, {})
+        if key not in calls:
+            for other in calls.values():
+                other.destroy(self.gpu)
+            calls.clear()
+            t0 = time.perf_counter()
+            calls[key] = await record(model)
+            self._setup(f"{name}.record", t0)
+        return calls[key]
 
     def cancel(self) -> None:
         self.cancel_requested = True
@@ -356,7 +350,12 @@ class DiffusionPipeline:
         return await self.recorded_call("vae", shape, lambda vae: VaeDecode.record(self.gpu, vae, shape))
 
     async def generate(self, request: dict, preview=None) -> dict:
-        """One image for the form's settings; `preview`, the page's OffscreenCanvas, gets each step's latent."""
+        """One image for the form's settings; `preview`, the page's OffscreenCanvas, gets each step's latent. A
+        preload under way finishes first (`busy`)."""
+        async with self.busy:
+            return await self._generate(request, preview)
+
+    async def _generate(self, request: dict, preview=None) -> dict:
         gpu = self.gpu
         self.cancel_requested = False
         self.setup_ms = {}
