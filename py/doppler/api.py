@@ -184,7 +184,8 @@ async def _pipeline(url: str, settings: dict | None = None, precompile: bool = T
         gpu = await _gpu()
         if manifest.id not in pipelines or pipelines[manifest.id].gpu is not gpu:
             for other in pipelines.values():  # one model resident at a time
-                other.release_all()
+                async with other.busy:  # after its image or preload (uploads under way write its buffers)
+                    other.release_all()
             pipelines.clear()
             store = _store(manifest, manifest_url)  # the tokenizer's files are read now, the shards when loaded
             pipelines[manifest.id] = await DiffusionPipeline.create(gpu, manifest, store, _state["emit"])
@@ -193,13 +194,13 @@ async def _pipeline(url: str, settings: dict | None = None, precompile: bool = T
             arrivals = ComponentArrivals(manifest)
             preload = asyncio.ensure_future(pipeline.preload(settings or {}, arrivals.wait))
             preload.add_done_callback(lambda task: task.cancelled() or task.exception())  # its image says why
+            _state["preload"] = preload  # held: an image waits for it (busy)
             try:
                 _state["loaded"] = await load_model(url, settings, precompile, await_kernels=False,
                                                     on_shard=arrivals.add)
             except BaseException:
-                preload.cancel()
+                arrivals.fail()  # the preload finishes the uploads under way, then stops
                 raise
-            _state["preload"] = preload  # held: an image waits for its loads where it needs them
         return pipeline
 
 

@@ -81,13 +81,18 @@ def test_the_preload_keeps_to_the_swapper(sd15_folder, event_loop_runner):
     assert names == [] and {"text_encoder.load", "vae.load", "unet.load"} <= set(setup)
 
 
+async def _preload_during_download(folder):
+    """A preload started as a download would start it: (manifest, pipeline, its ComponentArrivals, the preload)."""
+    manifest = load_manifest(folder / "manifest.json")
+    pipeline = await DiffusionPipeline.create(Gpu(DryBackend(PATHS["default"]), ROOT / "wgsl"), manifest,
+                                              SlowShards(folder))
+    arrivals = ComponentArrivals(manifest)
+    return manifest, pipeline, arrivals, asyncio.ensure_future(pipeline.preload(REQUEST, arrivals.wait))
+
+
 def test_during_a_download_each_component_preloads_once_its_shards_are_there(sd15_folder, event_loop_runner):
     async def go():
-        manifest = load_manifest(sd15_folder / "manifest.json")
-        pipeline = await DiffusionPipeline.create(Gpu(DryBackend(PATHS["default"]), ROOT / "wgsl"), manifest,
-                                                  SlowShards(sd15_folder))
-        arrivals = ComponentArrivals(manifest)
-        preload = asyncio.ensure_future(pipeline.preload(REQUEST, arrivals.wait))
+        manifest, pipeline, arrivals, preload = await _preload_during_download(sd15_folder)
         for _ in range(20):
             await asyncio.sleep(0)
         before = set(pipeline.resident)
@@ -111,3 +116,17 @@ def test_during_a_download_each_component_preloads_once_its_shards_are_there(sd1
     assert before == set() and with_text_encoder == {"text_encoder"}
     assert with_unet == {"text_encoder", "unet"}  # uploaded while the VAE's shards were still missing
     assert names == ["text_encoder", "vae", "unet"]
+
+
+def test_a_failed_download_stops_the_preload_after_the_uploads_under_way(sd15_folder, event_loop_runner):
+    async def go():
+        manifest, pipeline, arrivals, preload = await _preload_during_download(sd15_folder)
+        for entry in manifest.components.present()["text_encoder"].tensors:
+            arrivals.add(entry.shard)
+        for _ in range(5):
+            await asyncio.sleep(0)  # the text encoder's upload under way
+        arrivals.fail()
+        return await preload, set(pipeline.resident), pipeline.recorded
+
+    names, resident, recorded = event_loop_runner(asyncio.wait_for(go(), 120))
+    assert names == ["text_encoder"] and resident == {"text_encoder"} and recorded == {}

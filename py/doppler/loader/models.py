@@ -62,5 +62,12 @@ class ComponentArrivals:
             if not shards:
                 self.events[name].set()
 
-    async def wait(self, name: str) -> None:
+    def fail(self) -> None:
+        """The download stopped: every wait returns, False where shards are missing."""
+        for event in self.events.values():
+            event.set()
+
+    async def wait(self, name: str) -> bool:
+        """True once the component's shards are all in; False if the download failed first."""
         await self.events[name].wait()
+        return not self.missing[name]

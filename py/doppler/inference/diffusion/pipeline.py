@@ -244,17 +244,18 @@ class DiffusionPipeline:
         names = ["text_encoder"] if config.swapper.evict_text_encoder else ["text_encoder", "vae", "unet"]
         async with self.busy:
             self.gpu.pool.budget_bytes = config.memory_budget_bytes
-            waits = {asyncio.ensure_future(arrived(name) if arrived else _no_wait(name)): name for name in names}
-            try:
-                while waits:
-                    done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                    for name in [n for n in names if n in {waits[t] for t in done}]:  # the image's order among them
-                        await self.component(name)
-                    for task in done:
-                        del waits[task]
-            finally:
-                for task in waits:  # a preload cancelled (its download failed) stops waiting for shards
-                    task.cancel()
+            waits = {asyncio.ensure_future(arrived(name) if arrived else _arrived(name)): name for name in names}
+            missing = False
+            while waits:
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=lambda t: names.index(waits[t])):  # the image's order among them
+                    if task.result():
+                        await self.component(waits[task])
+                    else:
+                        missing = True
+                    del waits[task]
+            if missing:  # the download failed (and says why): nothing to record
+                return [name for name in names if name in self.resident]
             cfg, shape = self.image_shapes(config)
             encoding = await self.text_encoding(2 if cfg else 1)
             if not config.swapper.evict_text_encoder:
@@ -442,8 +443,8 @@ class DiffusionPipeline:
         }
 
 
-async def _no_wait(name: str) -> None:
-    return None
+async def _arrived(name: str) -> bool:
+    return True
 
 
 class _NoShards:
