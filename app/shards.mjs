@@ -45,11 +45,14 @@ async function writeChecksum(modelId, path, record) {
   } finally { handle.close(); }
 }
 
+// Whether a checksum record (readChecksum's, or null) is of this shard: its size and sha256.
+const recordOf = (recorded, size, sha256) => recorded !== null && recorded.size === size && recorded.sha256 === sha256;
+
 // Checks bytes (readAll's) of a shard, whose XXH32 is `sum`, against `recorded` (readChecksum's, or null) where it is
 // this shard's, else against the sha256, recording the XXH32 once that matches. Returns the sha256 found where it
 // differs, else null.
 async function verify(modelId, path, bytes, size, sha256, recorded, sum = xxh32(bytes.subarray(0, size))) {
-  if (recorded && recorded.size === size && recorded.sha256 === sha256 && recorded.xxh32 === sum) return null;
+  if (recordOf(recorded, size, sha256) && recorded.xxh32 === sum) return null;
   const digest = hex(await crypto.subtle.digest('SHA-256', bytes.subarray(0, size)));
   if (digest !== sha256) return digest;
   await writeChecksum(modelId, path, { size, sha256, xxh32: sum });
@@ -91,7 +94,7 @@ export async function cachedSizes(modelId) {
 // is not opened here. onProgress(bytesNow) is called as bytes arrive. Returns the number of bytes fetched.
 export async function fetchShard(modelId, path, url, size, sha256, onProgress) {
   const recorded = await readChecksum(modelId, path);
-  if (recorded && recorded.size === size && recorded.sha256 === sha256 && await fileSize(modelId, path) === size) {
+  if (recordOf(recorded, size, sha256) && await fileSize(modelId, path) === size) {
     return 0;
   }
   return withHandle(modelId, path, async (h) => {
