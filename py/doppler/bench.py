@@ -171,7 +171,8 @@ async def _run_case(gpu, case: dict, weights: str) -> tuple:
     gamma, beta = await _filled(gpu, (c,), weights, "gamma"), await _filled(gpu, (c,), weights, "beta")
     out = gpu.tensor(x.shape, "f32", "out")
     stats = gpu.tensor((b, 32, 2), "f32", "stats")
-    run = lambda: groupnorm.group_norm(gpu, x, gamma, beta, out, stats, 32, 1e-5, silu=True)  # noqa: E731
+    run = lambda: groupnorm.group_norm(gpu, x, gamma, beta, out, stats, 32, 1e-5, silu=True,  # noqa: E731
+                                       whole_group=case.get("whole_group"))
     return run, 10.0 * x.numel, 8.0 * x.numel, [x, gamma, beta, out, stats]
 
 
@@ -187,7 +188,8 @@ async def kernels(gpu, weights: str = "f16", reps: int = 10, gemm_tiles: list | 
     workgroup memory for the head, a feature the device lacks) gives a row with its error instead of a time.
     `cases`: the shapes to time, as kernel_cases() gives them (default: those); a linear case may name its number of
     K `splits` (default: the op's choice), a linear or conv3x3 case x's dtype `x` ("f16": as a producer writes it for
-    the tensor cores; default "f32"), a conv3x3_winograd case its `tile` (2 or 4: F(2x2) or F(4x4)), its
+    the tensor cores; default "f32"), a groupnorm case `whole_group` (true or false: the algorithm; default: the op's
+    choice), a conv3x3_winograd case its `tile` (2 or 4: F(2x2) or F(4x4)), its
     `scratch_bytes` (default winograd.SCRATCH_BYTES) and `transform_weights` (true: the weight transform runs
     before each conv, as nn.Conv2d does). `replayed`: a window's runs are recorded as one plan and replayed in one call,
     as the pipeline runs its steps; else they are issued eagerly from Python, submitted every

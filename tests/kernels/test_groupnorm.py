@@ -1,5 +1,6 @@
-"""GroupNorm (NHWC) against the float64 reference: whole maps, fused SiLU, f16-stored affine, a large mean that a
-naive E[x^2] - E[x]^2 would ruin, statistics shared across overlapping tiles, and f16 out."""
+"""GroupNorm (NHWC) against the float64 reference: whole maps by both algorithms (partial moments in passes, one
+workgroup a group), fused SiLU, f16-stored affine, a large mean that a naive E[x^2] - E[x]^2 would ruin, statistics
+shared across overlapping tiles, and f16 out."""
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ stats = gpu.tensor((shape[0], groups, 2), "f32", "stats")
 gpu.upload(tx, x); gpu.upload(g, gamma); gpu.upload(b, beta); gpu.upload(out, poison)
 gpu.flush()
 before = dict(gpu.stats.dispatches)
-await groupnorm.group_norm(gpu, tx, g, b, out, stats, groups, {eps}, silu={silu})
+await groupnorm.group_norm(gpu, tx, g, b, out, stats, groups, {eps}, silu={silu}, whole_group={whole})
 result = [await gpu.read(out), await gpu.read(stats)]
 entries = sorted({{k.split("{{")[0] for k, n in gpu.stats.dispatches.items() if n > before.get(k, 0)}})
 gpu.free(tx, out, g, b, stats)
@@ -50,40 +51,66 @@ SEPARATE_PASSES = {"many-rows"}
 BROWSER = {"unet-silu-f16w"}
 
 
+def _passes(case, whole_group):
+    if whole_group:
+        return ["whole_group"]
+    return ["apply", "finalize", "group_moments", "partial_moments"] if case in SEPARATE_PASSES else [
+        "normalize", "partial_moments"]
+
+
+@pytest.mark.parametrize("whole_group", [False, True], ids=["passes", "whole-group"])
 @pytest.mark.parametrize("case", CASES)
-def test_group_norm_matches_reference(gpu_run, request, case):
+def test_group_norm_matches_reference(gpu_run, request, case, whole_group):
+    # Both algorithms: partial moments then normalize (or the separate passes), and one workgroup a group.
     shape, groups, eps, silu, pdtype, mean = CASES[case]
     if "browser" in request.node.callspec.id and case not in BROWSER:
         pytest.skip("SwiftShader is slow: the browser runs one case")
     x, gamma, beta = _inputs(shape, 1, mean, pdtype)
     poison = np.full(shape, POISON, np.float32)
     out, stats, entries = gpu_run(WHOLE.format(shape=shape, groups=groups, pdtype=pdtype, eps=eps, silu=silu,
-                                               out_dtype="f32"),
+                                               out_dtype="f32", whole=whole_group),
                                   x=x.tobytes(), gamma=gamma.tobytes(), beta=beta.tobytes(), poison=poison.tobytes())
-    passes = ["apply", "finalize", "group_moments", "partial_moments"] if case in SEPARATE_PASSES else [
-        "normalize", "partial_moments"]
-    assert entries == [f"groupnorm.wgsl:{entry}" for entry in passes]
+    assert entries == [f"groupnorm.wgsl:{entry}" for entry in _passes(case, whole_group)]
     path = "f16w" if pdtype == "f16" else "f32"
     want_stats = ref.stats(ref.moments(x, groups), eps)
     assert_close(np.frombuffer(stats, np.float32), want_stats, "f32", "stats")
     assert_close(np.frombuffer(out, np.float32), ref.group_norm(x, gamma, beta, groups, eps, silu), path)
 
 
+@pytest.mark.parametrize("whole_group", [False, True], ids=["passes", "whole-group"])
 @pytest.mark.parametrize("case", ["unet-silu-f16w", "wide-groups", "many-rows"])
-def test_group_norm_to_f16(native_f16_run, case):
-    # f16 out (wgsl/groupnorm_f16_output.wgsl) for tensor-core GEMMs: the f32 result rounded once, from normalize
-    # or (many rows) from apply.
+def test_group_norm_to_f16(native_f16_run, case, whole_group):
+    # f16 out (wgsl/groupnorm_f16_output.wgsl) for tensor-core GEMMs: the f32 result rounded once, from normalize,
+    # (many rows) from apply, or from whole_group.
     shape, groups, eps, silu, pdtype, mean = CASES[case]
     x, gamma, beta = _inputs(shape, 3, mean, pdtype)
     poison = np.full(shape, np.nan, np.float16)
     out, _, entries = native_f16_run(WHOLE.format(shape=shape, groups=groups, pdtype=pdtype, eps=eps, silu=silu,
-                                                  out_dtype="f16"),
+                                                  out_dtype="f16", whole=whole_group),
                                      x=x.tobytes(), gamma=gamma.tobytes(), beta=beta.tobytes(), poison=poison.tobytes())
-    last = "apply" if case in SEPARATE_PASSES else "normalize"
-    assert f"groupnorm_f16_output.wgsl:{last}" in entries
+    assert f"groupnorm_f16_output.wgsl:{_passes(case, whole_group)[0]}" in entries
     want = ref.group_norm(x, gamma, beta, groups, eps, silu)
     got = np.frombuffer(out, np.float16)[:want.size].reshape(want.shape).astype(np.float64)
     np.testing.assert_allclose(got, want, rtol=F16_ULP / 2 + 1e-4, atol=1e-6)
+
+
+def test_group_norm_takes_one_workgroup_a_group_up_to_a_size(native_run):
+    # By default group_norm takes whole_group for groups of at most WHOLE_GROUP_MAX_VALUES values (here 9 x 13 x 3).
+    shape, groups, eps, silu, pdtype, mean = CASES["unet"]
+    x, gamma, beta = _inputs(shape, 4, mean, pdtype)
+    poison = np.full(shape, POISON, np.float32)
+    for most, chosen in ((9 * 13 * 3, "whole"), (9 * 13 * 3 - 1, "passes")):
+        code = WHOLE.format(shape=shape, groups=groups, pdtype=pdtype, eps=eps, silu=silu, out_dtype="f32",
+                            whole=None)
+        call = "await groupnorm.group_norm("
+        code = code.replace(call, f"kept, groupnorm.WHOLE_GROUP_MAX_VALUES = groupnorm.WHOLE_GROUP_MAX_VALUES, {most}\n"
+                                  f"try:\n    {call}")
+        code = code.replace("whole_group=None)\n", "whole_group=None)\n"
+                                                    "finally:\n    groupnorm.WHOLE_GROUP_MAX_VALUES = kept\n")
+        out, _, entries = native_run(code, x=x.tobytes(), gamma=gamma.tobytes(), beta=beta.tobytes(),
+                                     poison=poison.tobytes())
+        assert entries == [f"groupnorm.wgsl:{e}" for e in _passes("unet", chosen == "whole")], most
+        assert_close(np.frombuffer(out, np.float32), ref.group_norm(x, gamma, beta, groups, eps, silu), "f32")
 
 
 TILED = """

@@ -12,7 +12,10 @@
 //   group_moments:   the same combination, kept as moments (count, mean, M2) and, when `accumulate` is set,
 //                    merged into the moments already there (Chan et al.), so tiles of one map can share statistics;
 //   finalize:        moments -> stats (mean, rstd);
-//   apply:           y from stats.
+//   apply:           y from stats;
+//   whole_group:     all of it for one (b, g) per workgroup, in one dispatch: shifted sums about the group's first
+//                    value (s1, s2 as above over its H*W*cg values), a workgroup sum, then y from a second read of
+//                    the group, which the cache mostly holds (bench/RESULTS.md, session 18).
 // partial_moments counts only a window (rows row0..row0+rows, columns col0..col0+cols) of x: the core of a tile.
 //
 // x f32; y in the including kernel's Out (groupnorm.wgsl f32, groupnorm_f16_output.wgsl f16, rounded once as
@@ -21,7 +24,8 @@
 //          stats (B, G, 2) = (mean, rstd). gamma, beta (C) are f32 words or, with F16_WEIGHTS, packed f16 pairs.
 // Bindings: 0 x, 1 gamma, 2 beta, 3 stats, 4 partials, 5 moments, 6 out (array<Out>, declared here), 7 uniform
 //           GroupNorm (unused ones unbound).
-// Dispatch: partial_moments (rows, ceil(C / CT), B); normalize, apply (H, ceil(C / CT), B); group_moments (G, B);
+// Dispatch: partial_moments (rows, ceil(C / CT), B); normalize, apply (H, ceil(C / CT), B); group_moments,
+//           whole_group (G, B) (WG threads, CG = cg);
 //           finalize ceil(B * G / WG). A workgroup of CT x LANES threads covers CT channels of one pixel row, its
 //           LANES lanes taking every LANES-th pixel, so each warp reads contiguous channels. CT is a multiple of
 //           CG = cg (partial_moments and normalize: whole groups, GW of them); normalize sums a group's partials in
@@ -38,7 +42,8 @@ override LANES: u32 = 4u;
 override CG: u32 = 1u;  // channels per group (partial_moments, normalize)
 override GW: u32 = CT / CG;  // groups per workgroup (partial_moments, normalize)
 override SEGMENT: u32 = 1u;  // normalize: threads summing one group's partials
-override WG: u32 = 256u;  // group_moments, finalize
+override WG: u32 = 256u;  // group_moments, finalize, whole_group (a power of two)
+const UNROLL: u32 = 8u;  // whole_group: loads a thread issues before it uses them
 override SILU: bool = false;
 // gamma, beta as stored: word_of(c), value_in(word, c)
 #include "lib/packed_weights.wgsl"
@@ -231,4 +236,51 @@ fn apply(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid:
   if (c >= u.channels) { return; }
   let at = (wg.z * u.groups + c / (u.channels / u.groups)) * 2u;
   apply_row(wg, lid, c, stats[at], stats[at + 1u]);
+}
+
+// Element `i` of group g in batch b (pixel i / CG, channel g CG + i % CG): its index in x and out.
+fn group_element(b: u32, g: u32, i: u32) -> u32 {
+  return (b * u.height * u.width + i / CG) * u.channels + g * CG + i % CG;
+}
+
+@compute @workgroup_size(WG)
+fn whole_group(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let g = wg.x;
+  let b = wg.y;
+  let count = u.height * u.width * CG;
+  let shift = x[group_element(b, g, 0u)];
+  var s1 = 0.0;
+  var s2 = 0.0;
+  for (var i0 = lid; i0 < count; i0 += WG * UNROLL) {
+    var d: array<f32, UNROLL>;  // loaded first, summed after: UNROLL loads in flight
+    for (var j = 0u; j < UNROLL; j++) {
+      let i = i0 + j * WG;
+      d[j] = select(0.0, x[group_element(b, g, min(i, count - 1u))] - shift, i < count);
+    }
+    for (var j = 0u; j < UNROLL; j++) {
+      s1 += d[j];
+      s2 += d[j] * d[j];
+    }
+  }
+  let n = f32(count);
+  let sums = workgroup_sums(vec2f(s1, s2), lid);
+  let mean = shift + sums.x / n;
+  let rstd_g = rstd(max(sums.y - sums.x * sums.x / n, 0.0), n);
+  if (lid == 0u) {
+    stats[(b * u.groups + g) * 2u] = mean;
+    stats[(b * u.groups + g) * 2u + 1u] = rstd_g;
+  }
+  for (var i0 = lid; i0 < count; i0 += WG * UNROLL) {
+    var v: array<f32, UNROLL>;
+    for (var j = 0u; j < UNROLL; j++) {
+      v[j] = x[group_element(b, g, min(i0 + j * WG, count - 1u))];
+    }
+    for (var j = 0u; j < UNROLL; j++) {
+      let i = i0 + j * WG;
+      let c = g * CG + i % CG;
+      var y = (v[j] - mean) * rstd_g * value_in(gamma[word_of(c)], c) + value_in(beta[word_of(c)], c);
+      if (SILU) { y = y / (1.0 + exp(-y)); }
+      if (i < count) { out[group_element(b, g, i)] = Out(y); }
+    }
+  }
 }

@@ -2,7 +2,8 @@
 x is f32; y f32, or f16 (`wgsl/groupnorm_f16_output.wgsl`, shader-f16) for maps only tensor-core GEMMs read.
 
 mean_bg and var_bg run over the H*W*(C/G) values of batch b, group g; rstd = 1/sqrt(var + eps). `group_norm` does
-it all (two passes where each workgroup of the second can combine its groups' partial moments itself, else four);
+it all (one workgroup a group in one dispatch where groups are small enough, else two passes where each workgroup of
+the second can combine its groups' partial moments itself, else four);
 the tiled VAE decode shares one map's statistics across its tiles instead: `accumulate_moments` per tile (its core
 `Window`), then `finalize`, then `apply` per tile. Only `group_norm` allocates (its scratch, from the pool): plans
 replay what callers own.
@@ -24,6 +25,12 @@ REDUCE_WORKGROUP = 256
 # many partial moments a thread (SD 1.5's UNet maps: 1.6; the VAE's 256x256 and 512x512 maps, 8-32, take the
 # separate passes).
 FUSED_PARTIALS_PER_THREAD = 4
+# group_norm takes one workgroup a (batch, group), all of it in one dispatch (whole_group), for groups of at most
+# this many values (SD 1.5's UNet maps: at most 64x64 x 960 / 32 = 122880): on an H200 1.2-1.9x faster than the
+# passes at the UNet's maps but 2 x 64x64 x 320 (a tie), 2.1-3.6x slower at the VAE's 128x128 to 512x512 maps, whose
+# 32 groups leave most SMs idle (bench/RESULTS.md, session 18).
+WHOLE_GROUP_MAX_VALUES = 131072
+WHOLE_GROUP_WORKGROUP = 1024  # threads of a whole_group workgroup, at most (the device's limit, a power of two)
 OUT_KERNELS = {"f32": "groupnorm", "f16": "groupnorm_f16_output"}  # y's dtype -> the file of normalize and apply
 
 
@@ -124,11 +131,20 @@ async def _group_moments(gpu, partials, moments, groups: int, batch: int, data: 
     gpu.dispatch(kernel, [None, None, None, None, partials, moments, None], (groups, batch), data)
 
 
-async def group_norm(gpu, x, gamma, beta, out, stats, groups: int, eps: float, silu: bool = False) -> None:
+async def group_norm(gpu, x, gamma, beta, out, stats, groups: int, eps: float, silu: bool = False,
+                     whole_group: bool | None = None) -> None:
     """out = GroupNorm(x) (then SiLU if `silu`) for x (B, H, W, C) f32, out shaped as x f32 or f16 (OUT_KERNELS);
-    gamma, beta (C) f32 or f16; stats
-    (B, G, 2) f32 receives (mean, rstd)."""
-    b, h, _, c = _check(x, groups, gamma=gamma, beta=beta, out=out, stats=stats)
+    gamma, beta (C) f32 or f16; stats (B, G, 2) f32 receives (mean, rstd). whole_group: one workgroup a group in
+    one dispatch, or the passes over partial moments (default: by the group's size, WHOLE_GROUP_MAX_VALUES)."""
+    b, h, w, c = _check(x, groups, gamma=gamma, beta=beta, out=out, stats=stats)
+    if whole_group if whole_group is not None else h * w * c // groups <= WHOLE_GROUP_MAX_VALUES:
+        limit = gpu.caps.limits["maxComputeInvocationsPerWorkgroup"]
+        overrides = {"WG": min(WHOLE_GROUP_WORKGROUP, 1 << (limit.bit_length() - 1)), "CG": c // groups,
+                     "SILU": int(silu), "F16_WEIGHTS": int(gamma.dtype == "f16")}
+        kernel = await gpu.kernel(OUT_KERNELS[out.dtype], "whole_group", overrides)
+        gpu.dispatch(kernel, [x, gamma, beta, stats, None, None, out], (groups, b),
+                     _uniform(x.shape, groups, _window(x, None), eps=eps))
+        return
     partials = gpu.tensor(partials_shape(x.shape, groups), "f32", f"{x.label}.norm_partials")
     data = await _partial_moments(gpu, x, partials, groups, _window(x, None), eps=eps)
     ct = group_tile(c, groups)
