@@ -94,23 +94,25 @@ def test_group_norm_to_f16(native_f16_run, case, whole_group):
     np.testing.assert_allclose(got, want, rtol=F16_ULP / 2 + 1e-4, atol=1e-6)
 
 
-def test_group_norm_takes_one_workgroup_a_group_up_to_a_size(native_run):
-    # By default group_norm takes whole_group for groups of at most WHOLE_GROUP_MAX_VALUES values (here 9 x 13 x 3).
+@pytest.mark.parametrize("batch, most, chosen", [(2, 351, "whole"), (2, 350, "passes"), (1, 4 * 351, "whole"),
+                                                (1, 4 * 351 - 1, "passes")])
+def test_group_norm_takes_one_workgroup_a_group_up_to_a_size(native_run, batch, most, chosen):
+    # By default group_norm takes whole_group for groups of at most WHOLE_GROUP_MAX_VALUES values (here 9 x 13 x 3 =
+    # 351) at 2 x 32 = WHOLE_GROUP_WORKGROUPS workgroups, and a quarter of that at half as many.
     shape, groups, eps, silu, pdtype, mean = CASES["unet"]
+    shape = (batch, *shape[1:])
     x, gamma, beta = _inputs(shape, 4, mean, pdtype)
     poison = np.full(shape, POISON, np.float32)
-    for most, chosen in ((9 * 13 * 3, "whole"), (9 * 13 * 3 - 1, "passes")):
-        code = WHOLE.format(shape=shape, groups=groups, pdtype=pdtype, eps=eps, silu=silu, out_dtype="f32",
-                            whole=None)
-        call = "await groupnorm.group_norm("
-        code = code.replace(call, f"kept, groupnorm.WHOLE_GROUP_MAX_VALUES = groupnorm.WHOLE_GROUP_MAX_VALUES, {most}\n"
-                                  f"try:\n    {call}")
-        code = code.replace("whole_group=None)\n", "whole_group=None)\n"
-                                                    "finally:\n    groupnorm.WHOLE_GROUP_MAX_VALUES = kept\n")
-        out, _, entries = native_run(code, x=x.tobytes(), gamma=gamma.tobytes(), beta=beta.tobytes(),
-                                     poison=poison.tobytes())
-        assert entries == [f"groupnorm.wgsl:{e}" for e in _passes("unet", chosen == "whole")], most
-        assert_close(np.frombuffer(out, np.float32), ref.group_norm(x, gamma, beta, groups, eps, silu), "f32")
+    code = WHOLE.format(shape=shape, groups=groups, pdtype=pdtype, eps=eps, silu=silu, out_dtype="f32", whole=None)
+    call = "await groupnorm.group_norm("
+    code = code.replace(call, f"kept, groupnorm.WHOLE_GROUP_MAX_VALUES = groupnorm.WHOLE_GROUP_MAX_VALUES, {most}\n"
+                              f"try:\n    {call}")
+    code = code.replace("whole_group=None)\n",
+                        "whole_group=None)\nfinally:\n    groupnorm.WHOLE_GROUP_MAX_VALUES = kept\n")
+    out, _, entries = native_run(code, x=x.tobytes(), gamma=gamma.tobytes(), beta=beta.tobytes(),
+                                 poison=poison.tobytes())
+    assert entries == [f"groupnorm.wgsl:{e}" for e in _passes("unet", chosen == "whole")]
+    assert_close(np.frombuffer(out, np.float32), ref.group_norm(x, gamma, beta, groups, eps, silu), "f32")
 
 
 TILED = """

@@ -26,10 +26,13 @@ REDUCE_WORKGROUP = 256
 # separate passes).
 FUSED_PARTIALS_PER_THREAD = 4
 # group_norm takes one workgroup a (batch, group), all of it in one dispatch (whole_group), for groups of at most
-# this many values (SD 1.5's UNet maps: at most 64x64 x 960 / 32 = 122880): on an H200 1.2-1.9x faster than the
-# passes at the UNet's maps but 2 x 64x64 x 320 (a tie), 2.1-3.6x slower at the VAE's 128x128 to 512x512 maps, whose
-# 32 groups leave most SMs idle (bench/RESULTS.md, session 18).
+# WHOLE_GROUP_MAX_VALUES values where B x G makes WHOLE_GROUP_WORKGROUPS workgroups or more, a quarter as many at
+# half as many workgroups (the limit goes with their count squared). Its time goes with a group's values, the
+# passes' with the whole map's: on an H200 (bench/RESULTS.md, session 18) at 64 workgroups (CFG's batch 2) it ran the
+# UNet's maps 1.2-1.9x faster (at most 64x64 x 960 / 32 = 122880 values; 2 x 64x64 x 320 a tie); at 32 (batch 1)
+# 1.2-1.6x faster up to 20480 values (32x32 x 640), 1.1-1.5x slower from 40960 (64x64 x 320, the VAE's 64x64 x 512).
 WHOLE_GROUP_MAX_VALUES = 131072
+WHOLE_GROUP_WORKGROUPS = 64
 WHOLE_GROUP_WORKGROUP = 1024  # threads of a whole_group workgroup, at most (the device's limit, a power of two)
 OUT_KERNELS = {"f32": "groupnorm", "f16": "groupnorm_f16_output"}  # y's dtype -> the file of normalize and apply
 
@@ -131,13 +134,19 @@ async def _group_moments(gpu, partials, moments, groups: int, batch: int, data: 
     gpu.dispatch(kernel, [None, None, None, None, partials, moments, None], (groups, batch), data)
 
 
+def whole_group_fits(batch: int, values: int, groups: int) -> bool:
+    """Whether group_norm takes one workgroup a group for `batch` maps of `groups` groups of `values` values each."""
+    share = min(1.0, batch * groups / WHOLE_GROUP_WORKGROUPS)
+    return values <= WHOLE_GROUP_MAX_VALUES * share * share
+
+
 async def group_norm(gpu, x, gamma, beta, out, stats, groups: int, eps: float, silu: bool = False,
                      whole_group: bool | None = None) -> None:
     """out = GroupNorm(x) (then SiLU if `silu`) for x (B, H, W, C) f32, out shaped as x f32 or f16 (OUT_KERNELS);
     gamma, beta (C) f32 or f16; stats (B, G, 2) f32 receives (mean, rstd). whole_group: one workgroup a group in
-    one dispatch, or the passes over partial moments (default: by the group's size, WHOLE_GROUP_MAX_VALUES)."""
+    one dispatch, or the passes over partial moments (default: whole_group_fits)."""
     b, h, w, c = _check(x, groups, gamma=gamma, beta=beta, out=out, stats=stats)
-    if whole_group if whole_group is not None else h * w * c // groups <= WHOLE_GROUP_MAX_VALUES:
+    if whole_group if whole_group is not None else whole_group_fits(b, h * w * c // groups, groups):
         limit = gpu.caps.limits["maxComputeInvocationsPerWorkgroup"]
         overrides = {"WG": min(WHOLE_GROUP_WORKGROUP, 1 << (limit.bit_length() - 1)), "CG": c // groups,
                      "SILU": int(silu), "F16_WEIGHTS": int(gamma.dtype == "f16")}
