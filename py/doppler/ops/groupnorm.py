@@ -147,7 +147,7 @@ async def group_norm(gpu, x, gamma, beta, out, stats, groups: int, eps: float, s
     one dispatch, or the passes over partial moments (default: whole_group_fits)."""
     b, h, w, c = _check(x, groups, gamma=gamma, beta=beta, out=out, stats=stats)
     if whole_group if whole_group is not None else whole_group_fits(b, h * w * c // groups, groups):
-        limit = gpu.caps.limits["maxComputeInvocationsPerWorkgroup"]
+        limit = min(gpu.caps.limits["maxComputeInvocationsPerWorkgroup"], gpu.caps.limits["maxComputeWorkgroupSizeX"])
         overrides = {"WG": min(WHOLE_GROUP_WORKGROUP, 1 << (limit.bit_length() - 1)), "CG": c // groups,
                      "SILU": int(silu), "F16_WEIGHTS": int(gamma.dtype == "f16")}
         kernel = await gpu.kernel(OUT_KERNELS[out.dtype], "whole_group", overrides)
