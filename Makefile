@@ -10,6 +10,7 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed-app
 TEST_STAMP := $(VENV)/.installed-test
 NPM_STAMP := node_modules/.installed
+TINT_STAMP := tests/tint/node_modules/.installed
 LAVAPIPE_ICD := /usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -19,7 +20,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 serve: $(PY_STAMP) $(NPM_STAMP) $(TINY_MODEL)/manifest.json
 	$(BIN)/doppler serve --port $(PORT) --models $(MODELS) $(TINY_MODEL)
 
-test: system-deps $(TEST_STAMP) $(NPM_STAMP)
+test: system-deps $(TEST_STAMP) $(NPM_STAMP) $(TINT_STAMP)
 	$(BIN)/python -m pytest
 
 # The tiny SD 1.5-architecture model and diffusers' reference outputs, in tests/fixtures/generated/ (tests make it
@@ -53,6 +54,12 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
+	touch $@
+
+# Dawn's WGSL compiler for Node (tests/components/test_tint_compile.py), apart from node_modules/, which the app
+# serves and the GPU machine's runs carry.
+$(TINT_STAMP): tests/tint/package.json tests/tint/package-lock.json
+	npm ci --prefix tests/tint --no-audit --no-fund --ignore-scripts
 	touch $@
 
 # Headless Chromium (WebGPU on SwiftShader) and lavapipe (Vulkan on the CPU, for wgpu-native), from Debian.

@@ -1,0 +1,103 @@
+"""Every kernel SD 1.5 at 512x512 asks for on the H100, on both paths, compiles in Dawn's WGSL compiler (Tint, as
+Chromium runs it: tests/tint/compile.mjs on Dawn's null backend). The tensor-core kernels otherwise compile only on
+that GPU (SwiftShader and naga offer no subgroup matrices), so a change to a file they include was first seen there.
+The kernels and their override constants come from a dry run of the pipeline with the H100's capabilities (as
+test_memory_budget's); each is compiled with its constants written in as `const`s, so sizes and branches that depend
+on them are checked as that pipeline builds them."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from doppler.gpu.backend_dry import DryBackend
+from doppler.gpu.context import Gpu
+from doppler.inference.diffusion.pipeline import DiffusionPipeline
+from doppler.manifest import load_manifest
+from dry_gpu import PATHS, CountedShards
+
+ROOT = Path(__file__).resolve().parents[2]
+TINT = ROOT / "tests" / "tint"
+REQUEST = {"prompt": "a photo", "negativePrompt": "", "seed": 0, "steps": 2, "guidance": 7.5, "scheduler": "dpmpp_2m",
+           "width": 512, "height": 512}
+_OVERRIDE = re.compile(r"^override\s+(\w+)\s*:\s*(\w+)\s*=\s*([^;]+);", re.MULTILINE)
+
+
+def with_constants(code: str, constants: dict) -> str:
+    """`code` with each `override NAME: T = default;` made `const NAME: T = value;` (the pipeline's value, else the
+    default); a constant the module does not declare is an error, as in createComputePipeline."""
+    unknown = set(constants) - {m[0] for m in _OVERRIDE.findall(code)}
+    assert not unknown, f"constants the module does not declare: {sorted(unknown)}"
+
+    def const(m: re.Match) -> str:
+        name, type_, default = m[1], m[2], m[3]
+        if name not in constants:
+            return f"const {name}: {type_} = {default};"
+        value = constants[name]
+        text = ("true" if value else "false") if type_ == "bool" else repr(value)
+        return f"const {name}: {type_} = {text};"
+
+    return _OVERRIDE.sub(const, code)
+
+
+def test_with_constants_writes_values_and_defaults():
+    code = "override TILE: u32 = 64u;  // tile\noverride VEC: bool = true;\noverride SCALE: f32 = 0.5;\n"
+    assert with_constants(code, {"TILE": 128, "VEC": False}) == (
+        "const TILE: u32 = 128;  // tile\nconst VEC: bool = false;\nconst SCALE: f32 = 0.5;\n")
+    with pytest.raises(AssertionError, match="TILES"):
+        with_constants(code, {"TILES": 1})
+
+
+def pipeline_modules(folder: Path, caps, event_loop_runner) -> dict[str, str]:
+    """label -> the WGSL of each kernel a dry run of 20-step-like CFG and LCM images and a tiled decode ask for."""
+
+    async def run():
+        gpu = Gpu(DryBackend(caps), ROOT / "wgsl")
+        pipeline = await DiffusionPipeline.create(gpu, load_manifest(folder / "manifest.json"), CountedShards(folder))
+        await pipeline.generate(REQUEST, preview=object())
+        await pipeline.generate({**REQUEST, "guidance": 1.0, "scheduler": "lcm",
+                                 "decode": {"tiling": {"enabled": True, "tileSize": 256}}})
+        return gpu
+
+    gpu = event_loop_runner(run())
+    modules = {}
+    for name, entry, constants in gpu.kernels.requests():
+        label = f"{name}.wgsl:{entry}" + json.dumps(constants, sort_keys=True)
+        modules[label] = with_constants(gpu.kernels.source(name), constants)
+    return modules
+
+
+def compile_in_tint(modules: dict[str, str], tmp_path: Path) -> dict[str, list[str]]:
+    if shutil.which("node") is None or not (TINT / "node_modules" / "webgpu").is_dir():
+        pytest.fail("Dawn's compiler for Node is not installed: `make test` installs it (npm ci --prefix tests/tint)")
+    listing = tmp_path / "modules.json"
+    listing.write_text(json.dumps([{"label": k, "code": v} for k, v in modules.items()]))
+    done = subprocess.run(["node", str(TINT / "compile.mjs"), str(listing)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [r["label"] for r in results] == list(modules), "compile.mjs answered for other modules"
+    return {r["label"]: r["errors"] for r in results}
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_pipelines_kernels_compile_in_tint(sd15_folder, event_loop_runner, tmp_path, path):
+    modules = pipeline_modules(sd15_folder, PATHS[path], event_loop_runner)
+    if path == "tensor-cores":  # the kernels this test exists for
+        assert sum("enable chromium_experimental_subgroup_matrix" in code for code in modules.values()) >= 5
+    failed = {label: errors for label, errors in compile_in_tint(modules, tmp_path).items() if errors}
+    assert not failed, "\n".join(f"{label}: {errors[:3]}" for label, errors in list(failed.items())[:10])
+
+
+def test_tint_finds_an_error_in_a_tensor_core_kernel(tmp_path):
+    """The check can fail: a left matrix where a right one belongs is refused."""
+    code = Gpu(DryBackend(PATHS["tensor-cores"]), ROOT / "wgsl").kernels.source("matmul_subgroup_matrix_f16_input")
+    wrong = code.replace("subgroupMatrixMultiplyAccumulate(a0, b0, c00)", "subgroupMatrixMultiplyAccumulate(a0, a1, c00)")
+    assert wrong != code
+    errors = compile_in_tint({"as is": code, "wrong": wrong}, tmp_path)
+    assert errors["as is"] == [] and "subgroupMatrixMultiplyAccumulate" in errors["wrong"][0]
