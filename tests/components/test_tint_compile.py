@@ -94,6 +94,17 @@ def test_the_pipelines_kernels_compile_in_tint(sd15_folder, event_loop_runner, t
     assert not failed, "\n".join(f"{label}: {errors[:3]}" for label, errors in list(failed.items())[:10])
 
 
+def test_every_kernel_file_compiles_in_tint(tmp_path):
+    """Each file with its default constants, so one no image asks for on the H100 (a test's or another GPU's
+    variant) is checked too."""
+    kernels = Gpu(DryBackend(PATHS["tensor-cores"]), ROOT / "wgsl").kernels
+    names = sorted(p.stem for p in (ROOT / "wgsl").glob("*.wgsl"))
+    assert len(names) >= 30
+    failed = {k: v for k, v in compile_in_tint({n: with_constants(kernels.source(n), {}) for n in names},
+                                               tmp_path).items() if v}
+    assert not failed, failed
+
+
 def test_tint_finds_an_error_in_a_tensor_core_kernel(tmp_path):
     """The check can fail: a left matrix where a right one belongs is refused."""
     code = Gpu(DryBackend(PATHS["tensor-cores"]), ROOT / "wgsl").kernels.source("matmul_subgroup_matrix_f16_input")
