@@ -54,7 +54,8 @@ def test_with_constants_writes_values_and_defaults():
 
 
 def pipeline_modules(folder: Path, caps, event_loop_runner) -> dict[str, str]:
-    """label -> the WGSL of each kernel a dry run of 20-step-like CFG and LCM images and a tiled decode ask for."""
+    """label -> the WGSL of each kernel asked for by a dry run of a 2-step CFG image (the kernels of a longer one) and
+    an LCM image with a tiled decode."""
 
     async def run():
         gpu = Gpu(DryBackend(caps), ROOT / "wgsl")
