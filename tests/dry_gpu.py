@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from doppler.gpu.backend_dry import DryBackend
 from doppler.gpu.caps import Capabilities
+from doppler.gpu.context import Gpu
+from doppler.inference.diffusion.pipeline import DiffusionPipeline
+from doppler.manifest import load_manifest
 
 # The H100's adapter in Chromium 156 with $CHROME_F16_FLAGS (bench/results/h100-app-tensor-cores-s9-final.json);
 # the default path is the same adapter without shader-f16, as Chromium offers it on that driver.
@@ -26,6 +30,18 @@ PATHS = {
                             H100_FEATURES - {"shader-f16", "chromium-experimental-subgroup-matrix"}, H100_LIMITS,
                             (), (32, 32)),
 }
+
+
+# An image of SD 1.5 at 512x512 with CFG; two steps run every kernel a longer one does.
+REQUEST_512 = {"prompt": "a photo", "negativePrompt": "", "seed": 0, "steps": 2, "guidance": 7.5,
+               "scheduler": "dpmpp_2m", "width": 512, "height": 512}
+WGSL = Path(__file__).resolve().parents[1] / "wgsl"
+
+
+async def dry_pipeline(folder: Path, caps: Capabilities):
+    """(gpu, pipeline): the converted model in `folder` on a dry GPU with these capabilities."""
+    gpu = Gpu(DryBackend(caps), WGSL)
+    return gpu, await DiffusionPipeline.create(gpu, load_manifest(folder / "manifest.json"), CountedShards(folder))
 
 
 class CountedShards:

@@ -6,17 +6,10 @@ without a GPU."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from doppler.gpu.backend_dry import DryBackend
-from doppler.gpu.context import Gpu
-from doppler.inference.diffusion.pipeline import DiffusionPipeline
-from doppler.manifest import load_manifest
-from dry_gpu import PATHS, CountedShards
+from dry_gpu import PATHS, REQUEST_512 as REQUEST, dry_pipeline
 
-ROOT = Path(__file__).resolve().parents[2]
 GIB = 2**30
 # Peaks at 512x512 must stay under this: the 4 GiB budget with room for the next change (before plans shared their
 # intermediates, session 8's code peaked at 3.88 GiB on tensor cores and 3.97 on the default path's LCM). Since
@@ -25,16 +18,10 @@ GIB = 2**30
 PEAK_BOUND = 3.7 * GIB
 
 
-REQUEST = {"prompt": "a photo", "negativePrompt": "", "seed": 0, "steps": 2, "guidance": 7.5, "scheduler": "dpmpp_2m",
-           "width": 512, "height": 512}
-
-
 @pytest.mark.parametrize("path", PATHS)
 def test_sd15_at_512_fits_its_budget(sd15_folder, event_loop_runner, path):
     async def peaks():
-        gpu = Gpu(DryBackend(PATHS[path]), ROOT / "wgsl")
-        pipeline = await DiffusionPipeline.create(gpu, load_manifest(sd15_folder / "manifest.json"),
-                                                  CountedShards(sd15_folder))
+        gpu, pipeline = await dry_pipeline(sd15_folder, PATHS[path])
         cfg = await pipeline.generate(REQUEST)
         lcm = await pipeline.generate({**REQUEST, "guidance": 1.0, "scheduler": "lcm"})
         budget = gpu.pool.budget_bytes

@@ -17,14 +17,9 @@ import pytest
 
 from doppler.gpu.backend_dry import DryBackend
 from doppler.gpu.context import Gpu
-from doppler.inference.diffusion.pipeline import DiffusionPipeline
-from doppler.manifest import load_manifest
-from dry_gpu import PATHS, CountedShards
+from dry_gpu import PATHS, REQUEST_512, WGSL, dry_pipeline
 
-ROOT = Path(__file__).resolve().parents[2]
-TINT = ROOT / "tests" / "tint"
-REQUEST = {"prompt": "a photo", "negativePrompt": "", "seed": 0, "steps": 2, "guidance": 7.5, "scheduler": "dpmpp_2m",
-           "width": 512, "height": 512}
+TINT = Path(__file__).resolve().parents[1] / "tint"
 _OVERRIDE = re.compile(r"^override\s+(\w+)\s*:\s*(\w+)\s*=\s*([^;]+);", re.MULTILINE)
 
 
@@ -58,10 +53,9 @@ def pipeline_modules(folder: Path, caps, event_loop_runner) -> dict[str, str]:
     an LCM image with a tiled decode."""
 
     async def run():
-        gpu = Gpu(DryBackend(caps), ROOT / "wgsl")
-        pipeline = await DiffusionPipeline.create(gpu, load_manifest(folder / "manifest.json"), CountedShards(folder))
-        await pipeline.generate(REQUEST, preview=object())
-        await pipeline.generate({**REQUEST, "guidance": 1.0, "scheduler": "lcm",
+        gpu, pipeline = await dry_pipeline(folder, caps)
+        await pipeline.generate(REQUEST_512, preview=object())
+        await pipeline.generate({**REQUEST_512, "guidance": 1.0, "scheduler": "lcm",
                                  "decode": {"tiling": {"enabled": True, "tileSize": 256}}})
         return gpu
 
@@ -98,8 +92,8 @@ def test_the_pipelines_kernels_compile_in_tint(sd15_folder, event_loop_runner, t
 def test_every_kernel_file_compiles_in_tint(tmp_path):
     """Each file with its default constants, so one no image asks for on the H100 (a test's or another GPU's
     variant) is checked too."""
-    kernels = Gpu(DryBackend(PATHS["tensor-cores"]), ROOT / "wgsl").kernels
-    names = sorted(p.stem for p in (ROOT / "wgsl").glob("*.wgsl"))
+    kernels = Gpu(DryBackend(PATHS["tensor-cores"]), WGSL).kernels
+    names = sorted(p.stem for p in WGSL.glob("*.wgsl"))
     assert len(names) >= 30
     failed = {k: v for k, v in compile_in_tint({n: with_constants(kernels.source(n), {}) for n in names},
                                                tmp_path).items() if v}
@@ -108,7 +102,7 @@ def test_every_kernel_file_compiles_in_tint(tmp_path):
 
 def test_tint_finds_an_error_in_a_tensor_core_kernel(tmp_path):
     """The check can fail: a left matrix where a right one belongs is refused."""
-    code = Gpu(DryBackend(PATHS["tensor-cores"]), ROOT / "wgsl").kernels.source("matmul_subgroup_matrix_f16_input")
+    code = Gpu(DryBackend(PATHS["tensor-cores"]), WGSL).kernels.source("matmul_subgroup_matrix_f16_input")
     wrong = code.replace("subgroupMatrixMultiplyAccumulate(a0, b0, c00)", "subgroupMatrixMultiplyAccumulate(a0, a1, c00)")
     assert wrong != code
     errors = compile_in_tint({"as is": code, "wrong": wrong}, tmp_path)
