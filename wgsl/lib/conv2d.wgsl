@@ -22,14 +22,14 @@ fn x_quad(slot: u32, kk: u32, k_end: u32) -> vec4<Math> {
                     x_one_at(slot, kk + 3u, k_end));
 }
 
-// The tile of workgroup wg, from the core's entry point (sg: the invocation's subgroup, where the core uses it).
-fn gemm_main(wg: vec3u, lid: u32, sg: u32) {
+// The tile of workgroup wg (none past the last pixel), and this invocation's output pixels, for the core's entry
+// point.
+fn gemm_task(wg: vec3u, lid: u32) -> GemmTask {
   let m0 = tile_row(wg) * TILE_M;
-  if (m0 >= pixels()) { return; }
   for (var j = 0u; j < X_LOADS; j++) {
     x_pixels[j] = out_pixel(m0 + quad_at(lid, j).x);
   }
   let k = u.kh * u.kw * u.cin;
-  compute_tile(lid, sg, k_range(wg, k, u.k_split), k, 0u,
-               OutTile(m0, pixels() - m0, wg.x * TILE_N, u.cout, wg.z, pixels()));
+  return GemmTask(m0 < pixels(), k_range(wg, k, u.k_split), k, 0u,
+                  OutTile(m0, pixels() - m0, wg.x * TILE_N, u.cout, wg.z, pixels()));
 }

@@ -66,36 +66,37 @@ fn w_one(i: u32) -> f16 {
   return f16(load_w1(i));
 }
 
-fn stage_x(row: u32, k: u32, v: f16) {
-  x_tile[row * STRIDE + k] = v;
-}
-
-fn stage_w(col: u32, k: u32, v: f16) {
-  w_tile[col * STRIDE + k] = v;
-}
-
+// The tile of gemm_task: the K loop by subgroup sg, then store_tile. The staged quads are stored here, in the entry
+// point, at indices built from local_invocation_index, constants and loops from 0 to constants (quad q = lid + j WG
+// of a step, row q / QUADS and k 4 (q % QUADS), is at row * STRIDE + k = (q / QUADS) PAD + 4 q): Tint's robustness
+// proves such indices in range and leaves the stores bare, where through a helper's parameters it clamps each one
+// (the clamps cost the GEMMs 10-15% on an H200: bench/RESULTS.md, session 20).
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_id) sg: u32) {
-  gemm_main(wg, lid, sg);
-}
-
-// The tile t: the K loop over `ks` = [begin, end) of rows of length k (W's rows from w_rows on) by subgroup sg, then
-// the store.
-fn compute_tile(lid: u32, sg: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
-  let n0 = t.col0;
-  let n = t.cols;
+  let task = gemm_task(wg, lid);
+  if (!task.live) { return; }
+  let ks = task.ks;
+  let n0 = task.t.col0;
+  let n = task.t.cols;
   let m_sub = (sg / SG_N) * 32u;
   let n_sub = (sg % SG_N) * SUB_N;
   // The 2 x NB result matrices as plain variables, loads and multiplies written out: an array indexed in loops
   // may be spilled to local memory where the compiler does not unroll them.
   var c00 = Result(); var c01 = Result(); var c02 = Result(); var c03 = Result();
   var c10 = Result(); var c11 = Result(); var c12 = Result(); var c13 = Result();
-  var next = load_step(lid, ks.x, ks.y, n0, n, k, w_rows);
+  var next = load_step(lid, ks.x, ks.y, n0, n, task.k, task.w_rows);
   for (var k0 = ks.x; k0 < ks.y; k0 += TILE_K) {
-    store_step(lid, next);
+    for (var j = 0u; j < X_LOADS; j++) {
+      let q = lid + j * WG;
+      for (var c = 0u; c < 4u; c++) { x_tile[(q / QUADS) * PAD + q * 4u + c] = next.x[j][c]; }
+    }
+    for (var j = 0u; j < W_LOADS; j++) {
+      let q = lid + j * WG;
+      for (var c = 0u; c < 4u; c++) { w_tile[(q / QUADS) * PAD + q * 4u + c] = next.w[j][c]; }
+    }
     workgroupBarrier();
-    if (k0 + TILE_K < ks.y) { next = load_step(lid, k0 + TILE_K, ks.y, n0, n, k, w_rows); }
+    if (k0 + TILE_K < ks.y) { next = load_step(lid, k0 + TILE_K, ks.y, n0, n, task.k, task.w_rows); }
     for (var kk = 0u; kk < TILE_K; kk += MATRIX) {
       let x0 = m_sub * STRIDE + kk;
       let w0 = n_sub * STRIDE + kk;
@@ -118,6 +119,12 @@ fn compute_tile(lid: u32, sg: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
     }
     workgroupBarrier();
   }
+  store_tile(lid, sg, task.t, m_sub, n_sub, c00, c01, c02, c03, c10, c11, c12, c13);
+}
+
+// Stores the sums of subgroup sg (its 2 x NB result matrices cij) into tile t of y.
+fn store_tile(lid: u32, sg: u32, t: OutTile, m_sub: u32, n_sub: u32, c00: Result, c01: Result, c02: Result,
+              c03: Result, c10: Result, c11: Result, c12: Result, c13: Result) {
   let cols_left = t.cols - t.col0;
   let slice = slice_of(t);
   if ((t.rows < TILE_M && t.rows % MATRIX != 0u) || (cols_left < TILE_N && cols_left % MATRIX != 0u)) {

@@ -1,10 +1,10 @@
 // The tile code shared by the GEMM cores (gemm_f32.wgsl, gemm_f16.wgsl, gemm_subgroup_matrix.wgsl): geometry,
 // staging loads, the fused epilogue and the store. A core declares alias Math (the dtype X and W are read and staged
 // in) and alias Out (y's element type), the bindings x, residual and y, bias_at(col) -> f32, x_vec(i) and w_vec(i)
-// (elements i .. i+3, i a multiple of 4, as vec4<Math>), x_one(i) and w_one(i) (element i), stage_x(row, k, v) and
-// stage_w(col, k, v) (into its workgroup tiles), compute_tile (the K loop and the store) and the entry point, which
-// calls the kernel's gemm_main. The kernel declares x_quad(slot, k): X elements k .. k+3 of the tile row staged in
-// load slot `slot` (zero past the edges).
+// (elements i .. i+3, i a multiple of 4, as vec4<Math>), x_one(i) and w_one(i) (element i), and the entry point,
+// which takes its work from the kernel's gemm_task, runs the K loop (staging the quads of load_step into its
+// workgroup tiles) and stores the tile. The kernel declares x_quad(slot, k): X elements k .. k+3 of the tile row
+// staged in load slot `slot` (zero past the edges).
 // ACTIVATION: a code of activation.wgsl, applied before the residual; HAS_BIAS, RESIDUAL: residual.wgsl.
 // A workgroup computes a TILE_M x TILE_N block of outputs with (TILE_M / THREAD_M) x (TILE_N / THREAD_N) invocations,
 // each THREAD_M x THREAD_N outputs (4 or 8 each way) held in registers as vec4 rows when stored. A thread's rows
@@ -45,6 +45,10 @@ const MAX_GROUPS: u32 = 65535u;  // workgroups per dimension; rows of tiles wrap
 // Where a workgroup's tile goes: output rows row0 .. row0 + rows (rows: those left from row0, possibly more than
 // TILE_M), columns col0 .. of cols, of an output of total_rows x cols; with SPLIT_K into slice `split` of y.
 struct OutTile { row0: u32, rows: u32, col0: u32, cols: u32, split: u32, total_rows: u32 }
+
+// A workgroup's work, from the kernel's gemm_task(wg, lid): none where `live` is false (past the output); else the K
+// range ks = [begin, end) of rows of length k (W's rows from w_rows on) into tile t.
+struct GemmTask { live: bool, ks: vec2u, k: u32, w_rows: u32, t: OutTile }
 
 // One K step's quads of this invocation, between their loads and their stores into the tiles.
 struct Staged { x: array<vec4<Math>, MAX_LOADS>, w: array<vec4<Math>, MAX_LOADS> }
@@ -93,18 +97,6 @@ fn load_step(lid: u32, k0: u32, k_end: u32, n0: u32, n: u32, k: u32, w_rows: u32
     else { s.w[j] = vec4<Math>(); }
   }
   return s;
-}
-
-// Stores staged quads into the core's tiles, element by element: (tile row or column, k within the step).
-fn store_step(lid: u32, s: Staged) {
-  for (var j = 0u; j < X_LOADS; j++) {
-    let at = quad_at(lid, j);
-    for (var c = 0u; c < 4u; c++) { stage_x(at.x, at.y + c, s.x[j][c]); }
-  }
-  for (var j = 0u; j < W_LOADS; j++) {
-    let at = quad_at(lid, j);
-    for (var c = 0u; c < 4u; c++) { stage_w(at.x, at.y + c, s.w[j][c]); }
-  }
 }
 
 // Output row and column (within the tile) of accumulator (g, r, h, c) of invocation lid.

@@ -1,6 +1,6 @@
 // Workgroup tiles of vec4<Math>, the K loop and the entry point of the scalar GEMM cores (gemm_f32.wgsl,
 // gemm_f16.wgsl): the core declares multiply_tiles(acc, lid), which adds one staged TILE_K step into the
-// invocation's accumulators; the kernel declares gemm_main.
+// invocation's accumulators; the kernel declares gemm_task.
 // naga (wgpu-native 29) panics on an override declared after a workgroup array sized by overrides: include files
 // that declare overrides (gemm_tile.wgsl) before this one.
 
@@ -17,15 +17,27 @@ fn stage_w(col: u32, k: u32, v: Math) {
   w_tile[i / 4u][i % 4u] = v;
 }
 
+// Stores staged quads into the core's tiles, element by element: (tile row or column, k within the step).
+fn store_step(lid: u32, s: Staged) {
+  for (var j = 0u; j < X_LOADS; j++) {
+    let at = quad_at(lid, j);
+    for (var c = 0u; c < 4u; c++) { stage_x(at.x, at.y + c, s.x[j][c]); }
+  }
+  for (var j = 0u; j < W_LOADS; j++) {
+    let at = quad_at(lid, j);
+    for (var c = 0u; c < 4u; c++) { stage_w(at.x, at.y + c, s.w[j][c]); }
+  }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  gemm_main(wg, lid, 0u);
+  let task = gemm_task(wg, lid);
+  if (task.live) { compute_tile(lid, task.ks, task.k, task.w_rows, task.t); }
 }
 
 // The tile t: the K loop over `ks` = [begin, end) of rows of length k (W's rows from w_rows on), tiles of TILE_K
-// staged through workgroup memory, the next step's loads in flight during each multiply; then the store. Work is
-// split by invocation: the subgroup (sg) is not used.
-fn compute_tile(lid: u32, sg: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
+// staged through workgroup memory, the next step's loads in flight during each multiply; then the store.
+fn compute_tile(lid: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
   var acc: array<vec4f, ACC>;
   let n0 = t.col0;
   let n = t.cols;

@@ -22,16 +22,15 @@ fn x_quad(slot: u32, kk: u32, k_end: u32) -> vec4<Math> {
   return v;
 }
 
-// The tile of workgroup wg, from the core's entry point (sg: the invocation's subgroup, where the core uses it).
-fn gemm_main(wg: vec3u, lid: u32, sg: u32) {
+// The tile of workgroup wg (none past the last batch), and this invocation's x rows, for the core's entry point.
+fn gemm_task(wg: vec3u, lid: u32) -> GemmTask {
   let m_tiles = (u.m + TILE_M - 1u) / TILE_M;
   let batch = tile_row(wg) / m_tiles;
-  if (batch >= u.batch) { return; }
   let m0 = (tile_row(wg) % m_tiles) * TILE_M;
   for (var j = 0u; j < X_LOADS; j++) {
     let m = m0 + quad_at(lid, j).x;
     x_rows[j] = select(NO_ROW, batch * u.x_batch_stride + m * u.k, m < u.m);
   }
-  compute_tile(lid, sg, k_range(wg, u.k, u.k_split), u.k, batch * u.w_batch_stride,
-               OutTile(batch * u.m + m0, u.m - m0, wg.x * TILE_N, u.n, wg.z, u.batch * u.m));
+  return GemmTask(batch < u.batch, k_range(wg, u.k, u.k_split), u.k, batch * u.w_batch_stride,
+                  OutTile(batch * u.m + m0, u.m - m0, wg.x * TILE_N, u.n, wg.z, u.batch * u.m));
 }
