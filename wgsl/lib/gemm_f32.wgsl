@@ -1,6 +1,6 @@
 // GEMM core, f32 math: y[row, col] = act(sum_k X[row, k] W[col, k] + b[col]) + r[row, col], a tile per workgroup
 // (geometry, staging, epilogue and store in gemm_tile.wgsl; tiles and the K loop in gemm_vec4_tiles.wgsl). The
-// including kernel supplies x_quad (its own addressing of X through x_vec and x_one) and calls compute_tile.
+// including kernel supplies x_quad (its own addressing of X through x_vec and x_one) and gemm_task (its tiles).
 // Bindings and their readers: gemm_bindings.wgsl and the kernel's gemm_x_f32.wgsl.
 
 #include "lib/gemm_bindings.wgsl"
