@@ -103,7 +103,8 @@ def test_every_kernel_file_compiles_in_tint(tmp_path):
 def test_tint_finds_an_error_in_a_tensor_core_kernel(tmp_path):
     """The check can fail: a left matrix where a right one belongs is refused."""
     code = Gpu(DryBackend(PATHS["tensor-cores"]), WGSL).kernels.source("matmul_subgroup_matrix_f16_input")
-    wrong = code.replace("subgroupMatrixMultiplyAccumulate(a0, b0, c00)", "subgroupMatrixMultiplyAccumulate(a0, a1, c00)")
+    right = "subgroupMatrixMultiplyAccumulate(a0, b0, c00)"
+    wrong = code.replace(right, right.replace("b0", "a1"))
     assert wrong != code
     errors = compile_in_tint({"as is": code, "wrong": wrong}, tmp_path)
     assert errors["as is"] == [] and "subgroupMatrixMultiplyAccumulate" in errors["wrong"][0]

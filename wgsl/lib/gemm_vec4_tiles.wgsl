@@ -32,20 +32,20 @@ fn store_step(lid: u32, s: Staged) {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let task = gemm_task(wg, lid);
-  if (task.live) { compute_tile(lid, task.ks, task.k, task.w_rows, task.t); }
+  if (task.live) { compute_tile(lid, task); }
 }
 
-// The tile t: the K loop over `ks` = [begin, end) of rows of length k (W's rows from w_rows on), tiles of TILE_K
-// staged through workgroup memory, the next step's loads in flight during each multiply; then the store.
-fn compute_tile(lid: u32, ks: vec2u, k: u32, w_rows: u32, t: OutTile) {
+// The task's tile: its K loop, tiles of TILE_K staged through workgroup memory, the next step's loads in flight
+// during each multiply; then the store.
+fn compute_tile(lid: u32, task: GemmTask) {
   var acc: array<vec4f, ACC>;
-  let n0 = t.col0;
-  let n = t.cols;
-  var next = load_step(lid, ks.x, ks.y, n0, n, k, w_rows);
+  let ks = task.ks;
+  let t = task.t;
+  var next = load_step(lid, ks.x, ks.y, t.col0, t.cols, task.k, task.w_rows);
   for (var k0 = ks.x; k0 < ks.y; k0 += TILE_K) {
     store_step(lid, next);
     workgroupBarrier();
-    if (k0 + TILE_K < ks.y) { next = load_step(lid, k0 + TILE_K, ks.y, n0, n, k, w_rows); }
+    if (k0 + TILE_K < ks.y) { next = load_step(lid, k0 + TILE_K, ks.y, t.col0, t.cols, task.k, task.w_rows); }
     multiply_tiles(&acc, lid);
     workgroupBarrier();
   }
