@@ -8,7 +8,6 @@ on them are checked as that pipeline builds them."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,35 +16,10 @@ import pytest
 
 from doppler.gpu.backend_dry import DryBackend
 from doppler.gpu.context import Gpu
+from doppler.gpu.kernels import with_constants
 from dry_gpu import PATHS, REQUEST_512, WGSL, dry_pipeline
 
 TINT = Path(__file__).resolve().parents[1] / "tint"
-_OVERRIDE = re.compile(r"^override\s+(\w+)\s*:\s*(\w+)\s*=\s*([^;]+);", re.MULTILINE)
-
-
-def with_constants(code: str, constants: dict) -> str:
-    """`code` with each `override NAME: T = default;` made `const NAME: T = value;` (the pipeline's value, else the
-    default); a constant the module does not declare is an error, as in createComputePipeline."""
-    unknown = set(constants) - {m[0] for m in _OVERRIDE.findall(code)}
-    assert not unknown, f"constants the module does not declare: {sorted(unknown)}"
-
-    def const(m: re.Match) -> str:
-        name, type_, default = m[1], m[2], m[3]
-        if name not in constants:
-            return f"const {name}: {type_} = {default};"
-        value = constants[name]
-        text = ("true" if value else "false") if type_ == "bool" else repr(value)
-        return f"const {name}: {type_} = {text};"
-
-    return _OVERRIDE.sub(const, code)
-
-
-def test_with_constants_writes_values_and_defaults():
-    code = "override TILE: u32 = 64u;  // tile\noverride VEC: bool = true;\noverride SCALE: f32 = 0.5;\n"
-    assert with_constants(code, {"TILE": 128, "VEC": False}) == (
-        "const TILE: u32 = 128;  // tile\nconst VEC: bool = false;\nconst SCALE: f32 = 0.5;\n")
-    with pytest.raises(AssertionError, match="TILES"):
-        with_constants(code, {"TILES": 1})
 
 
 def pipeline_modules(folder: Path, caps, event_loop_runner) -> dict[str, str]:
@@ -63,7 +37,7 @@ def pipeline_modules(folder: Path, caps, event_loop_runner) -> dict[str, str]:
     modules = {}
     for name, entry, constants in gpu.kernels.requests():
         label = f"{name}.wgsl:{entry}" + json.dumps(constants, sort_keys=True)
-        modules[label] = with_constants(gpu.kernels.source(name), constants)
+        modules[label] = with_constants(gpu.kernels.source(name), constants, label)
     return modules
 
 
@@ -95,7 +69,7 @@ def test_every_kernel_file_compiles_in_tint(tmp_path):
     kernels = Gpu(DryBackend(PATHS["tensor-cores"]), WGSL).kernels
     names = sorted(p.stem for p in WGSL.glob("*.wgsl"))
     assert len(names) >= 30
-    failed = {k: v for k, v in compile_in_tint({n: with_constants(kernels.source(n), {}) for n in names},
+    failed = {k: v for k, v in compile_in_tint({n: with_constants(kernels.source(n), {}, n) for n in names},
                                                tmp_path).items() if v}
     assert not failed, failed
 

@@ -6,7 +6,7 @@ import pytest
 
 from doppler.errors import GpuError
 from doppler.gpu.caps import Capabilities
-from doppler.gpu.kernels import KernelRegistry
+from doppler.gpu.kernels import KernelRegistry, with_constants
 
 CAPS = Capabilities("browser", "test", "", "test", frozenset(), {}, (), (32, 32))
 
@@ -28,6 +28,7 @@ class SlowBackend:
             self.refuse.discard(label)
             raise GpuError(f"kernel {label} failed to compile: test")
         self.compiled.append(label)
+        self.sent = (code, constants)
         return f"pipeline {label}"
 
 
@@ -60,3 +61,26 @@ def test_compile_all_names_what_failed_and_a_later_ask_retries(kernel_dir, event
     assert len(registry) == 2
     assert event_loop_runner(registry.get("k", "main", {"N": 5})).label == "k.wgsl:main{N=5}"
     assert len(registry) == 3
+
+
+def test_with_constants_writes_values_and_defaults():
+    code = "override TILE: u32 = 64u;  // tile\noverride VEC: bool = true;\noverride SCALE: f32 = 0.5;\n"
+    assert with_constants(code, {"TILE": 128, "VEC": False}, "k") == (
+        "const TILE: u32 = 128;  // tile\nconst VEC: bool = false;\nconst SCALE: f32 = 0.5;\n")
+    with pytest.raises(GpuError, match="kernel k: constants the module does not declare: \\['TILES'\\]"):
+        with_constants(code, {"TILES": 1}, "k")
+
+
+def test_a_specialized_kernel_gets_its_overrides_as_consts(kernel_dir, event_loop_runner):
+    (kernel_dir / "s.wgsl").write_text("#specialize\noverride N: u32 = 1u;\noverride M: u32 = N * 2u;\n"
+                                       "@compute @workgroup_size(1) fn main() {}\n")
+    backend = SlowBackend()
+    registry = KernelRegistry(backend, kernel_dir)
+    kernel = event_loop_runner(registry.get("s", "main", {"N": 3}))
+    assert kernel.label == "s.wgsl:main{N=3}" and kernel.overrides == {"N": 3}
+    assert backend.sent == ("const N: u32 = 3;\nconst M: u32 = N * 2u;\n@compute @workgroup_size(1) fn main() {}\n",
+                            {})
+    event_loop_runner(registry.get("k", "main", {"N": 2}))  # a plain one keeps its overrides
+    assert backend.sent == ("override N: u32 = 1u;\n@compute @workgroup_size(1) fn main() {}\n", {"N": 2})
+    with pytest.raises(GpuError, match="s.wgsl:main{K=1}: constants the module does not declare"):
+        event_loop_runner(registry.get("s", "main", {"K": 1}))

@@ -4,6 +4,9 @@ A kernel is (file, entry point, overrides). Its label, `matmul.wgsl:main{TILE_M=
 Includes: a line `#include "lib/name.wgsl"` is replaced by that file (relative to the kernel folder), once per
 kernel however often it is named, so kernels of one family share their core; WGSL declarations are order-free, so
 an included file may use what its includer declares. Compiler line numbers count the expanded text.
+Specialized kernels: a file with a line `#specialize` gets its overrides written in as consts, each set its own
+module, for what only const expressions may size (WGSL sizes an array nested in a workgroup array by a const
+expression, not an override). The label is the same.
 Per-backend preprocessing: Chrome requires `enable subgroups;` before subgroup builtins while naga rejects the
 directive (it enables them from the device feature), so the native backend drops it. Files that enable a feature
 the device lacks are refused with the name of the feature, before the compiler sees them.
@@ -19,6 +22,8 @@ from pathlib import Path
 from ..errors import GpuError
 
 _INCLUDE = re.compile(r'^#include "([\w./-]+\.wgsl)"[ \t]*$', re.MULTILINE)
+_SPECIALIZE = re.compile(r"^#specialize[ \t]*$\n?", re.MULTILINE)
+_OVERRIDE = re.compile(r"^override\s+(\w+)\s*:\s*(\w+)\s*=\s*([^;]+);", re.MULTILINE)
 _ENABLE = re.compile(r"^\s*enable\s+([\w\-, ]+);\s*$", re.MULTILINE)
 # WGSL extension name -> the device feature it needs.
 _EXTENSION_FEATURES = {
@@ -66,6 +71,24 @@ def expand_includes(code: str, name: str, read) -> str:
     return expand(code, f"{name}.wgsl")
 
 
+def with_constants(code: str, constants: dict, label: str) -> str:
+    """`code` with each `override NAME: T = default;` made `const NAME: T = value;` (the value in `constants`, else
+    the default); a constant the module does not declare is an error, as in createComputePipeline."""
+    unknown = set(constants) - {m[0] for m in _OVERRIDE.findall(code)}
+    if unknown:
+        raise GpuError(f"kernel {label}: constants the module does not declare: {sorted(unknown)}")
+
+    def const(m: re.Match) -> str:
+        name, type_, default = m[1], m[2], m[3]
+        if name not in constants:
+            return f"const {name}: {type_} = {default};"
+        value = constants[name]
+        text = ("true" if value else "false") if type_ == "bool" else repr(value)
+        return f"const {name}: {type_} = {text};"
+
+    return _OVERRIDE.sub(const, code)
+
+
 def preprocess(code: str, name: str, backend: str, features: frozenset[str]) -> str:
     """The source as this backend must see it; refuses extensions the device lacks."""
 
@@ -92,6 +115,7 @@ class KernelRegistry:
         self.backend = backend
         self.source_dir = Path(source_dir)
         self._sources: dict[str, str] = {}
+        self._specialized: set[str] = set()  # names of the files with `#specialize`
         self._kernels: dict[str, Kernel] = {}
         self._compiling: dict[str, asyncio.Future] = {}
 
@@ -102,6 +126,9 @@ class KernelRegistry:
                 known = sorted(p.stem for p in self.source_dir.glob("*.wgsl"))
                 raise GpuError(f"no kernel file {path}; known kernels: {', '.join(known)}")
             code = expand_includes(path.read_text(), name, lambda p: (self.source_dir / p).read_text())
+            code, marks = _SPECIALIZE.subn("", code)
+            if marks:
+                self._specialized.add(name)
             self._sources[name] = preprocess(code, name, self.backend.name, self.backend.caps.features)
         return self._sources[name]
 
@@ -118,7 +145,10 @@ class KernelRegistry:
 
     async def _compile(self, name: str, entry: str, overrides: dict, label: str) -> Kernel:
         try:
-            pipeline = await self.backend.create_pipeline(self.source(name), entry, overrides, label)
+            code, constants = self.source(name), overrides
+            if name in self._specialized:
+                code, constants = with_constants(code, overrides, label), {}
+            pipeline = await self.backend.create_pipeline(code, entry, constants, label)
             self._kernels[label] = Kernel(label, name, entry, pipeline, overrides)
             return self._kernels[label]
         finally:
