@@ -39,7 +39,11 @@
 // (b) (0.14-0.28 each). Reading K and V as f16 matrices straight from memory, in workgroups of one subgroup, ran
 // 1.7x slower (session 13); so did fewer queries a workgroup, which stage K and V more often (session 5). Two blocks
 // a subgroup in 4 subgroups (the same 128 queries, half the K and V matrix loads and barrier waits a block) ran 1.07x
-// faster at d = 40 over 4096 tokens, slower at d = 80 over 1024 and over 77 keys (session 16).
+// faster at d = 40 over 4096 tokens, slower at d = 80 over 1024 and over 77 keys (session 16). Every K, V and P
+// matrix load and S store at a constant offset (below: the workgroup arrays nested by buffer and by subgroup, which
+// needs the knobs as consts, so the file is `#specialize`d) ran 0.740 against 0.909 ms at d = 40 (58.0 TFLOP/s),
+// 0.0814 against 0.1120 at d = 80 (65.9): Chromium's robustness checks each access at a computed offset, and the
+// driver then sees a variable stride (session 21; faster than with Dawn's robustness off at the old offsets).
 //
 // Layouts: q (B, Tq, heads*d), k and v (B, Tk, heads*d) f32, out (B, Tq, heads*d) f32 or f16 (the including kernel
 // binds it and defines store_out(i, value): vec4 i of out), row-major, bound as vec4s.
@@ -48,6 +52,7 @@
 // exactly 32 and chromium-experimental-subgroup-matrix with the f16>f32 16x16x16 config. The including kernel begins
 // with `enable f16;`, `enable subgroups;` and `enable chromium_experimental_subgroup_matrix;`.
 
+#specialize
 #include "lib/attention_uniform.wgsl"
 
 alias Left = subgroup_matrix_left<f16, 16, 16>;
@@ -69,6 +74,9 @@ override DQ: u32 = HEAD_DIM / 4u;  // vec4s per head row
 override DB: u32 = (HEAD_DIM + MATRIX - 1u) / MATRIX;  // head-dim blocks
 override DQP: u32 = DB * 4u;  // vec4s per staged row, zeros past DQ
 override STRIDE: u32 = DB * MATRIX + 8u;  // halves per staged row: 16-byte rows, 8 of them in distinct banks
+// The last head-dim block's first column: block c of K and V is at min(16 c, LAST_BLOCK), which keeps the blocks past
+// DB (override-constant branches that never run) inside the buffers, as the compiler checks at any constant offset.
+override LAST_BLOCK: u32 = (DB - 1u) * MATRIX;
 override SUB_Q: u32 = MATRIX * QUERY_ROWS;  // queries per subgroup
 override BQ: u32 = SUB_Q * QUERY_BLOCKS;  // queries per workgroup
 override WG: u32 = SUBGROUP * QUERY_BLOCKS;
@@ -84,10 +92,14 @@ override SLOTS: u32 = (KEY_TILE * DQP + WG - 1u) / WG;  // K (and V) quads an in
 @group(0) @binding(2) var<storage, read> v: array<vec4f>;
 @group(0) @binding(4) var<uniform> u: Attention;
 
-var<workgroup> k_tile: array<f16, 2u * BUFFER>;  // [buffer][key][dim]
-var<workgroup> v_tile: array<f16, 2u * BUFFER>;  // [buffer][key][dim]
-var<workgroup> s_tile: array<f32, BQ * S_STRIDE>;  // per subgroup [query][key]; O blocks pass here
-var<workgroup> p_tile: array<f16, BQ * P_STRIDE>;  // per subgroup [query][key]; Q's [query][dim] blocks at the start
+// Nested arrays, one per buffer or subgroup: a matrix load or store at a constant offset into an array of constant
+// size is in range as compiled, so Tint's robustness emits it bare (the outer index takes one clamp); at a computed
+// offset it checks the access (offset and stride through selects), and the driver sees a variable stride. WGSL sizes
+// the inner arrays only by const expressions: hence `#specialize` (doppler/gpu/kernels.py), the knobs as consts.
+var<workgroup> k_tile: array<array<f16, BUFFER>, 2>;  // [buffer][key][dim]
+var<workgroup> v_tile: array<array<f16, BUFFER>, 2>;  // [buffer][key][dim]
+var<workgroup> s_tile: array<array<f32, SUB_Q * S_STRIDE>, QUERY_BLOCKS>;  // [subgroup][query][key]; O passes here
+var<workgroup> p_tile: array<array<f16, SUB_Q * P_STRIDE>, QUERY_BLOCKS>;  // [subgroup][query][key]; Q at the start
 // [t % 2]: a row's max outgrew its running max in tile t. 16 bytes, as every workgroup variable here: the driver
 // packs them, and a subgroup matrix load from an array that starts off a 16-byte boundary reads shifted elements.
 var<workgroup> rescale_flag: array<u32, 4>;
@@ -114,9 +126,9 @@ fn store_quad(src: u32, e: u32, buf: u32, h: vec4<f16>) {
   let quad = 4u * (e % DQP);
   for (var i = 0u; i < 4u; i++) {
     if (src == FROM_K) {
-      k_tile[buf * BUFFER + (e / DQP) * STRIDE + quad + i] = h[i];
+      k_tile[buf][(e / DQP) * STRIDE + quad + i] = h[i];
     } else {
-      v_tile[buf * BUFFER + (e / DQP) * STRIDE + quad + i] = h[i];
+      v_tile[buf][(e / DQP) * STRIDE + quad + i] = h[i];
     }
   }
 }
@@ -147,53 +159,45 @@ fn stage_q(c: u32, r: QRows, lid: u32) {
       var value = vec4f(0.0);
       if (r.q0 + row < u.queries && quad < DQ) { value = q[r.base + (r.q0 + row) * r.stride + quad] * r.scale; }
       let h = vec4<f16>(value);
-      for (var i = 0u; i < 4u; i++) { p_tile[row * P_STRIDE + 4u * (e % quads) + i] = h[i]; }
+      for (var i = 0u; i < 4u; i++) { p_tile[row / SUB_Q][(row % SUB_Q) * P_STRIDE + 4u * (e % quads) + i] = h[i]; }
     }
     workgroupBarrier();
   }
 }
 
-// Block c of the 16 Q rows from row `at` of p_tile (a subgroup's block), staged by stage_q.
-fn q_block(c: u32, at: u32) -> Left {
-  return subgroupMatrixLoad<Left, row_major>(&p_tile, at + MATRIX * (c % Q_BLOCKS), P_STRIDE);
+// Block c of the 16 Q rows from row `at` of subgroup sg's p_tile, staged by stage_q.
+fn q_block(c: u32, sg: u32, at: u32) -> Left {
+  return subgroupMatrixLoad<Left, row_major>(&p_tile[sg], at + MATRIX * (c % Q_BLOCKS), P_STRIDE);
 }
 
 // The register state lives in plain variables, never in arrays indexed in loops: an H100 kept such arrays of
 // subgroup matrices (and of prefetched quads) in local memory. Blocks past DB (and slots past SLOTS) are
 // override-constant branches the compiler drops.
 
-// K block at `at` of k_tile (keys from row at / STRIDE, head dims from column at % STRIDE), transposed, and V block.
-fn k_block(at: u32) -> Right {
-  return subgroupMatrixLoad<Right, col_major>(&k_tile, at, STRIDE);
-}
-
-fn v_block(at: u32) -> Right {
-  return subgroupMatrixLoad<Right, row_major>(&v_tile, at, STRIDE);
-}
-
 fn mma(a: Left, b: Right, acc: Result) -> Result {
   return subgroupMatrixMultiplyAccumulate(a, b, acc);
 }
 
-// o with this invocation's row (its 8 columns from `at`) times alpha, through the subgroup's slot of s_tile.
-fn rescaled(o: Result, slot: u32, at: u32, alpha: f32) -> Result {
-  subgroupMatrixStore<row_major>(&s_tile, slot, o, MATRIX);
+// o with this invocation's row (its 8 columns from `at`) times alpha, through subgroup sg's s_tile.
+fn rescaled(o: Result, sg: u32, at: u32, alpha: f32) -> Result {
+  subgroupMatrixStore<row_major>(&s_tile[sg], 0u, o, MATRIX);
   workgroupBarrier();
-  for (var c = 0u; c < 8u; c++) { s_tile[at + c] *= alpha; }
+  for (var c = 0u; c < 8u; c++) { s_tile[sg][at + c] *= alpha; }
   workgroupBarrier();
-  let scaled = subgroupMatrixLoad<Result, row_major>(&s_tile, slot, MATRIX);
+  let scaled = subgroupMatrixLoad<Result, row_major>(&s_tile[sg], 0u, MATRIX);
   workgroupBarrier();
   return scaled;
 }
 
-// Head-dim block i of O / total through the slot: this invocation writes its query's 8 columns from 8 (lane % 2).
-fn emit(o: Result, i: u32, slot: u32, lane: u32, query: u32, out_row: u32, total: f32) {
-  subgroupMatrixStore<row_major>(&s_tile, slot, o, MATRIX);
+// Head-dim block i of O / total through subgroup sg's s_tile: this invocation writes its query's 8 columns from
+// 8 (lane % 2).
+fn emit(o: Result, i: u32, sg: u32, lane: u32, query: u32, out_row: u32, total: f32) {
+  subgroupMatrixStore<row_major>(&s_tile[sg], 0u, o, MATRIX);
   workgroupBarrier();
   for (var c = 0u; c < 2u; c++) {
     let quad = 4u * i + 2u * (lane % 2u) + c;  // of the head's vec4s
-    let at = slot + (lane / 2u) * MATRIX + 4u * (2u * (lane % 2u) + c);
-    let x = vec4f(s_tile[at], s_tile[at + 1u], s_tile[at + 2u], s_tile[at + 3u]);
+    let at = (lane / 2u) * MATRIX + 4u * (2u * (lane % 2u) + c);
+    let x = vec4f(s_tile[sg][at], s_tile[sg][at + 1u], s_tile[sg][at + 2u], s_tile[sg][at + 3u]);
     if (query < u.queries && quad < DQ) { store_out(out_row + quad, x / total); }
   }
   workgroupBarrier();
@@ -215,10 +219,11 @@ fn put(src: u32, i: u32, lid: u32, buf: u32, h: vec4<f16>) {
 // diagonal), P = exp2(S - m) as f16 to `p_at` of p_tile (every other half), the running max *m (both invocations of
 // the row hold it; it moves only past RESCALE_SLACK, and then raises flag `buf`) and this invocation's share of the
 // row sum *l updated. Returns alpha, the factor the row's O takes: 1 where m did not move.
-fn scores_to_p(s_at: u32, p_at: u32, query: u32, key0: u32, masked: bool, buf: u32, m: ptr<function, f32>,
+fn scores_to_p(sg: u32, s_at: u32, p_at: u32, query: u32, key0: u32, masked: bool, buf: u32, m: ptr<function, f32>,
                l: ptr<function, f32>) -> f32 {
-  var lo = vec4f(s_tile[s_at], s_tile[s_at + 2u], s_tile[s_at + 4u], s_tile[s_at + 6u]);
-  var hi = vec4f(s_tile[s_at + 8u], s_tile[s_at + 10u], s_tile[s_at + 12u], s_tile[s_at + 14u]);
+  let s = &s_tile[sg];
+  var lo = vec4f(s[s_at], s[s_at + 2u], s[s_at + 4u], s[s_at + 6u]);
+  var hi = vec4f(s[s_at + 8u], s[s_at + 10u], s[s_at + 12u], s[s_at + 14u]);
   if (masked) {
     let key_lo = key0 + vec4u(0u, 2u, 4u, 6u);  // key0: k0 + half
     let key_hi = key_lo + 8u;
@@ -240,8 +245,9 @@ fn scores_to_p(s_at: u32, p_at: u32, query: u32, key0: u32, masked: bool, buf: u
   *l = *l * alpha + dot(p_lo + p_hi, vec4f(1.0));
   let h_lo = vec4<f16>(p_lo);
   let h_hi = vec4<f16>(p_hi);
-  p_tile[p_at] = h_lo.x; p_tile[p_at + 2u] = h_lo.y; p_tile[p_at + 4u] = h_lo.z; p_tile[p_at + 6u] = h_lo.w;
-  p_tile[p_at + 8u] = h_hi.x; p_tile[p_at + 10u] = h_hi.y; p_tile[p_at + 12u] = h_hi.z; p_tile[p_at + 14u] = h_hi.w;
+  let p = &p_tile[sg];
+  p[p_at] = h_lo.x; p[p_at + 2u] = h_lo.y; p[p_at + 4u] = h_lo.z; p[p_at + 6u] = h_lo.w;
+  p[p_at + 8u] = h_hi.x; p[p_at + 10u] = h_hi.y; p[p_at + 12u] = h_hi.z; p[p_at + 14u] = h_hi.w;
   return alpha;
 }
 
@@ -256,10 +262,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let row = lane / 2u;  // this invocation's query row of each of the subgroup's blocks of 16
   let half = lane % 2u;  // its keys: 2c + half
   let query = q0 + SUB_Q * sg + row;  // of block 0; block 1's is 16 on
-  let slot_s = sg * SUB_Q * S_STRIDE;  // block 1's is 16 rows on
-  let slot_p = sg * SUB_Q * P_STRIDE;
-  let slot_s1 = slot_s + MATRIX * S_STRIDE;
-  let slot_p1 = slot_p + MATRIX * P_STRIDE;
+  let s1 = MATRIX * S_STRIDE;  // block 1's rows in the subgroup's s_tile and p_tile
+  let p1 = MATRIX * P_STRIDE;
   let two = QUERY_ROWS == 2u;  // an override constant: one-block subgroups drop every `two` branch
   // Causal: key tiles past this block's last query hold nothing any of its queries sees.
   let key_end = select(u.keys, min(u.keys, q0 + BQ), u.causal != 0u);
@@ -273,16 +277,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   var q5m = Left(); var q6m = Left(); var q7m = Left(); var q8m = Left(); var q9m = Left();
   var q0n = Left(); var q1n = Left(); var q2n = Left(); var q3n = Left(); var q4n = Left();  // block 1
   let qr = QRows(q0, q_base, stride, u.scale * LOG2E);
-  stage_q(0u, qr, lid); q0m = q_block(0u, slot_p); if (two) { q0n = q_block(0u, slot_p1); }
-  if (DB > 1u) { stage_q(1u, qr, lid); q1m = q_block(1u, slot_p); if (two) { q1n = q_block(1u, slot_p1); } }
-  if (DB > 2u) { stage_q(2u, qr, lid); q2m = q_block(2u, slot_p); if (two) { q2n = q_block(2u, slot_p1); } }
-  if (DB > 3u) { stage_q(3u, qr, lid); q3m = q_block(3u, slot_p); if (two) { q3n = q_block(3u, slot_p1); } }
-  if (DB > 4u) { stage_q(4u, qr, lid); q4m = q_block(4u, slot_p); if (two) { q4n = q_block(4u, slot_p1); } }
-  if (DB > 5u) { stage_q(5u, qr, lid); q5m = q_block(5u, slot_p); }
-  if (DB > 6u) { stage_q(6u, qr, lid); q6m = q_block(6u, slot_p); }
-  if (DB > 7u) { stage_q(7u, qr, lid); q7m = q_block(7u, slot_p); }
-  if (DB > 8u) { stage_q(8u, qr, lid); q8m = q_block(8u, slot_p); }
-  if (DB > 9u) { stage_q(9u, qr, lid); q9m = q_block(9u, slot_p); }
+  stage_q(0u, qr, lid); q0m = q_block(0u, sg, 0u); if (two) { q0n = q_block(0u, sg, p1); }
+  if (DB > 1u) { stage_q(1u, qr, lid); q1m = q_block(1u, sg, 0u); if (two) { q1n = q_block(1u, sg, p1); } }
+  if (DB > 2u) { stage_q(2u, qr, lid); q2m = q_block(2u, sg, 0u); if (two) { q2n = q_block(2u, sg, p1); } }
+  if (DB > 3u) { stage_q(3u, qr, lid); q3m = q_block(3u, sg, 0u); if (two) { q3n = q_block(3u, sg, p1); } }
+  if (DB > 4u) { stage_q(4u, qr, lid); q4m = q_block(4u, sg, 0u); if (two) { q4n = q_block(4u, sg, p1); } }
+  if (DB > 5u) { stage_q(5u, qr, lid); q5m = q_block(5u, sg, 0u); }
+  if (DB > 6u) { stage_q(6u, qr, lid); q6m = q_block(6u, sg, 0u); }
+  if (DB > 7u) { stage_q(7u, qr, lid); q7m = q_block(7u, sg, 0u); }
+  if (DB > 8u) { stage_q(8u, qr, lid); q8m = q_block(8u, sg, 0u); }
+  if (DB > 9u) { stage_q(9u, qr, lid); q9m = q_block(9u, sg, 0u); }
   workgroupBarrier();  // the last round's reads of p_tile, before P's writes
   var o0 = Result(); var o1 = Result(); var o2 = Result(); var o3 = Result(); var o4 = Result();
   var o5 = Result(); var o6 = Result(); var o7 = Result(); var o8 = Result(); var o9 = Result();
@@ -312,22 +316,35 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       if (SLOTS > 7u) { k7h = fetch(FROM_K, 7u, lid, next, kv); v7h = fetch(FROM_V, 7u, lid, next, kv); }
     }
     // 1. S = Q K^T into the subgroup's slot, each K block loaded once for both row blocks.
-    let tile = buf * BUFFER;  // this tile's K and V rows
-    var kb = k_block(tile);
+    let kt = &k_tile[buf];  // this tile's K and V; the blocks' offsets are constants (see k_tile)
+    let vt = &v_tile[buf];
+    var kb = subgroupMatrixLoad<Right, col_major>(kt, 0u, STRIDE);
     var acc = mma(q0m, kb, Result());
     var acc1 = Result();
     if (two) { acc1 = mma(q0n, kb, acc1); }
-    if (DB > 1u) { kb = k_block(tile + 16u); acc = mma(q1m, kb, acc); if (two) { acc1 = mma(q1n, kb, acc1); } }
-    if (DB > 2u) { kb = k_block(tile + 32u); acc = mma(q2m, kb, acc); if (two) { acc1 = mma(q2n, kb, acc1); } }
-    if (DB > 3u) { kb = k_block(tile + 48u); acc = mma(q3m, kb, acc); if (two) { acc1 = mma(q3n, kb, acc1); } }
-    if (DB > 4u) { kb = k_block(tile + 64u); acc = mma(q4m, kb, acc); if (two) { acc1 = mma(q4n, kb, acc1); } }
-    if (DB > 5u) { acc = mma(q5m, k_block(tile + 80u), acc); }
-    if (DB > 6u) { acc = mma(q6m, k_block(tile + 96u), acc); }
-    if (DB > 7u) { acc = mma(q7m, k_block(tile + 112u), acc); }
-    if (DB > 8u) { acc = mma(q8m, k_block(tile + 128u), acc); }
-    if (DB > 9u) { acc = mma(q9m, k_block(tile + 144u), acc); }
-    subgroupMatrixStore<row_major>(&s_tile, slot_s, acc, S_STRIDE);
-    if (two) { subgroupMatrixStore<row_major>(&s_tile, slot_s1, acc1, S_STRIDE); }
+    if (DB > 1u) {
+      kb = subgroupMatrixLoad<Right, col_major>(kt, min(16u, LAST_BLOCK), STRIDE);
+      acc = mma(q1m, kb, acc); if (two) { acc1 = mma(q1n, kb, acc1); }
+    }
+    if (DB > 2u) {
+      kb = subgroupMatrixLoad<Right, col_major>(kt, min(32u, LAST_BLOCK), STRIDE);
+      acc = mma(q2m, kb, acc); if (two) { acc1 = mma(q2n, kb, acc1); }
+    }
+    if (DB > 3u) {
+      kb = subgroupMatrixLoad<Right, col_major>(kt, min(48u, LAST_BLOCK), STRIDE);
+      acc = mma(q3m, kb, acc); if (two) { acc1 = mma(q3n, kb, acc1); }
+    }
+    if (DB > 4u) {
+      kb = subgroupMatrixLoad<Right, col_major>(kt, min(64u, LAST_BLOCK), STRIDE);
+      acc = mma(q4m, kb, acc); if (two) { acc1 = mma(q4n, kb, acc1); }
+    }
+    if (DB > 5u) { acc = mma(q5m, subgroupMatrixLoad<Right, col_major>(kt, min(80u, LAST_BLOCK), STRIDE), acc); }
+    if (DB > 6u) { acc = mma(q6m, subgroupMatrixLoad<Right, col_major>(kt, min(96u, LAST_BLOCK), STRIDE), acc); }
+    if (DB > 7u) { acc = mma(q7m, subgroupMatrixLoad<Right, col_major>(kt, min(112u, LAST_BLOCK), STRIDE), acc); }
+    if (DB > 8u) { acc = mma(q8m, subgroupMatrixLoad<Right, col_major>(kt, min(128u, LAST_BLOCK), STRIDE), acc); }
+    if (DB > 9u) { acc = mma(q9m, subgroupMatrixLoad<Right, col_major>(kt, min(144u, LAST_BLOCK), STRIDE), acc); }
+    subgroupMatrixStore<row_major>(&s_tile[sg], 0u, acc, S_STRIDE);
+    if (two) { subgroupMatrixStore<row_major>(&s_tile[sg], s1, acc1, S_STRIDE); }
     workgroupBarrier();  // (a)
 
     // 2. The next tile into the other buffers; mask, row max, P; the workgroup's rescale decision.
@@ -349,76 +366,80 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       }
     }
     let masked = next > u.keys || (u.causal != 0u && next > q0 + 1u);  // uniform: does this tile hide keys?
-    let alpha = scores_to_p(slot_s + row * S_STRIDE + half, slot_p + row * P_STRIDE + half, query, k0 + half,
+    let alpha = scores_to_p(sg, row * S_STRIDE + half, row * P_STRIDE + half, query, k0 + half,
                             masked, buf, &m, &l);
     var alpha1 = 1.0;
     if (two) {
-      alpha1 = scores_to_p(slot_s1 + row * S_STRIDE + half, slot_p1 + row * P_STRIDE + half, query + MATRIX,
+      alpha1 = scores_to_p(sg, s1 + row * S_STRIDE + half, p1 + row * P_STRIDE + half, query + MATRIX,
                            k0 + half, masked, buf, &m1, &l1);
     }
     let rescale = workgroupUniformLoad(&rescale_flag[buf]) != 0u;  // (b)
     if (rescale && k0 > 0u) {
       // O's rows times alpha through the subgroup's slot (every invocation read its S before (b))
-      let at = slot_s + row * MATRIX + 8u * half;
-      o0 = rescaled(o0, slot_s, at, alpha);
-      if (DB > 1u) { o1 = rescaled(o1, slot_s, at, alpha); }
-      if (DB > 2u) { o2 = rescaled(o2, slot_s, at, alpha); }
-      if (DB > 3u) { o3 = rescaled(o3, slot_s, at, alpha); }
-      if (DB > 4u) { o4 = rescaled(o4, slot_s, at, alpha); }
-      if (DB > 5u) { o5 = rescaled(o5, slot_s, at, alpha); }
-      if (DB > 6u) { o6 = rescaled(o6, slot_s, at, alpha); }
-      if (DB > 7u) { o7 = rescaled(o7, slot_s, at, alpha); }
-      if (DB > 8u) { o8 = rescaled(o8, slot_s, at, alpha); }
-      if (DB > 9u) { o9 = rescaled(o9, slot_s, at, alpha); }
+      let at = row * MATRIX + 8u * half;
+      o0 = rescaled(o0, sg, at, alpha);
+      if (DB > 1u) { o1 = rescaled(o1, sg, at, alpha); }
+      if (DB > 2u) { o2 = rescaled(o2, sg, at, alpha); }
+      if (DB > 3u) { o3 = rescaled(o3, sg, at, alpha); }
+      if (DB > 4u) { o4 = rescaled(o4, sg, at, alpha); }
+      if (DB > 5u) { o5 = rescaled(o5, sg, at, alpha); }
+      if (DB > 6u) { o6 = rescaled(o6, sg, at, alpha); }
+      if (DB > 7u) { o7 = rescaled(o7, sg, at, alpha); }
+      if (DB > 8u) { o8 = rescaled(o8, sg, at, alpha); }
+      if (DB > 9u) { o9 = rescaled(o9, sg, at, alpha); }
       if (two) {
-        o0n = rescaled(o0n, slot_s, at, alpha1);
-        if (DB > 1u) { o1n = rescaled(o1n, slot_s, at, alpha1); }
-        if (DB > 2u) { o2n = rescaled(o2n, slot_s, at, alpha1); }
-        if (DB > 3u) { o3n = rescaled(o3n, slot_s, at, alpha1); }
-        if (DB > 4u) { o4n = rescaled(o4n, slot_s, at, alpha1); }
+        o0n = rescaled(o0n, sg, at, alpha1);
+        if (DB > 1u) { o1n = rescaled(o1n, sg, at, alpha1); }
+        if (DB > 2u) { o2n = rescaled(o2n, sg, at, alpha1); }
+        if (DB > 3u) { o3n = rescaled(o3n, sg, at, alpha1); }
+        if (DB > 4u) { o4n = rescaled(o4n, sg, at, alpha1); }
       }
     }
 
     // 3. O += P V, each V block loaded once for both row blocks.
-    let pm = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p, P_STRIDE);
+    let pm = subgroupMatrixLoad<Left, row_major>(&p_tile[sg], 0u, P_STRIDE);
     var pn = Left();
-    if (two) { pn = subgroupMatrixLoad<Left, row_major>(&p_tile, slot_p1, P_STRIDE); }
-    var vb = v_block(tile);
+    if (two) { pn = subgroupMatrixLoad<Left, row_major>(&p_tile[sg], p1, P_STRIDE); }
+    var vb = subgroupMatrixLoad<Right, row_major>(vt, 0u, STRIDE);
     o0 = mma(pm, vb, o0);
     if (two) { o0n = mma(pn, vb, o0n); }
-    if (DB > 1u) { vb = v_block(tile + 16u); o1 = mma(pm, vb, o1); if (two) { o1n = mma(pn, vb, o1n); } }
-    if (DB > 2u) { vb = v_block(tile + 32u); o2 = mma(pm, vb, o2); if (two) { o2n = mma(pn, vb, o2n); } }
-    if (DB > 3u) { vb = v_block(tile + 48u); o3 = mma(pm, vb, o3); if (two) { o3n = mma(pn, vb, o3n); } }
-    if (DB > 4u) { vb = v_block(tile + 64u); o4 = mma(pm, vb, o4); if (two) { o4n = mma(pn, vb, o4n); } }
-    if (DB > 5u) { o5 = mma(pm, v_block(tile + 80u), o5); }
-    if (DB > 6u) { o6 = mma(pm, v_block(tile + 96u), o6); }
-    if (DB > 7u) { o7 = mma(pm, v_block(tile + 112u), o7); }
-    if (DB > 8u) { o8 = mma(pm, v_block(tile + 128u), o8); }
-    if (DB > 9u) { o9 = mma(pm, v_block(tile + 144u), o9); }
+    if (DB > 1u) { vb = subgroupMatrixLoad<Right, row_major>(vt, min(16u, LAST_BLOCK), STRIDE); o1 = mma(pm, vb, o1); }
+    if (DB > 1u && two) { o1n = mma(pn, vb, o1n); }
+    if (DB > 2u) { vb = subgroupMatrixLoad<Right, row_major>(vt, min(32u, LAST_BLOCK), STRIDE); o2 = mma(pm, vb, o2); }
+    if (DB > 2u && two) { o2n = mma(pn, vb, o2n); }
+    if (DB > 3u) { vb = subgroupMatrixLoad<Right, row_major>(vt, min(48u, LAST_BLOCK), STRIDE); o3 = mma(pm, vb, o3); }
+    if (DB > 3u && two) { o3n = mma(pn, vb, o3n); }
+    if (DB > 4u) { vb = subgroupMatrixLoad<Right, row_major>(vt, min(64u, LAST_BLOCK), STRIDE); o4 = mma(pm, vb, o4); }
+    if (DB > 4u && two) { o4n = mma(pn, vb, o4n); }
+    if (DB > 5u) { o5 = mma(pm, subgroupMatrixLoad<Right, row_major>(vt, min(80u, LAST_BLOCK), STRIDE), o5); }
+    if (DB > 6u) { o6 = mma(pm, subgroupMatrixLoad<Right, row_major>(vt, min(96u, LAST_BLOCK), STRIDE), o6); }
+    if (DB > 7u) { o7 = mma(pm, subgroupMatrixLoad<Right, row_major>(vt, min(112u, LAST_BLOCK), STRIDE), o7); }
+    if (DB > 8u) { o8 = mma(pm, subgroupMatrixLoad<Right, row_major>(vt, min(128u, LAST_BLOCK), STRIDE), o8); }
+    if (DB > 9u) { o9 = mma(pm, subgroupMatrixLoad<Right, row_major>(vt, min(144u, LAST_BLOCK), STRIDE), o9); }
     buf = 1u - buf;
   }
 
   // out = O / l, block by block through the slot (every invocation read its last S before the last (b)).
   let total = l + subgroupShuffleXor(l, 1u);
   let out_row = q_base + query * stride;
-  emit(o0, 0u, slot_s, lane, query, out_row, total);
-  if (DB > 1u) { emit(o1, 1u, slot_s, lane, query, out_row, total); }
-  if (DB > 2u) { emit(o2, 2u, slot_s, lane, query, out_row, total); }
-  if (DB > 3u) { emit(o3, 3u, slot_s, lane, query, out_row, total); }
-  if (DB > 4u) { emit(o4, 4u, slot_s, lane, query, out_row, total); }
-  if (DB > 5u) { emit(o5, 5u, slot_s, lane, query, out_row, total); }
-  if (DB > 6u) { emit(o6, 6u, slot_s, lane, query, out_row, total); }
-  if (DB > 7u) { emit(o7, 7u, slot_s, lane, query, out_row, total); }
-  if (DB > 8u) { emit(o8, 8u, slot_s, lane, query, out_row, total); }
-  if (DB > 9u) { emit(o9, 9u, slot_s, lane, query, out_row, total); }
+  emit(o0, 0u, sg, lane, query, out_row, total);
+  if (DB > 1u) { emit(o1, 1u, sg, lane, query, out_row, total); }
+  if (DB > 2u) { emit(o2, 2u, sg, lane, query, out_row, total); }
+  if (DB > 3u) { emit(o3, 3u, sg, lane, query, out_row, total); }
+  if (DB > 4u) { emit(o4, 4u, sg, lane, query, out_row, total); }
+  if (DB > 5u) { emit(o5, 5u, sg, lane, query, out_row, total); }
+  if (DB > 6u) { emit(o6, 6u, sg, lane, query, out_row, total); }
+  if (DB > 7u) { emit(o7, 7u, sg, lane, query, out_row, total); }
+  if (DB > 8u) { emit(o8, 8u, sg, lane, query, out_row, total); }
+  if (DB > 9u) { emit(o9, 9u, sg, lane, query, out_row, total); }
   if (two) {
     let total1 = l1 + subgroupShuffleXor(l1, 1u);
     let query1 = query + MATRIX;
     let out_row1 = out_row + MATRIX * stride;
-    emit(o0n, 0u, slot_s, lane, query1, out_row1, total1);
-    if (DB > 1u) { emit(o1n, 1u, slot_s, lane, query1, out_row1, total1); }
-    if (DB > 2u) { emit(o2n, 2u, slot_s, lane, query1, out_row1, total1); }
-    if (DB > 3u) { emit(o3n, 3u, slot_s, lane, query1, out_row1, total1); }
-    if (DB > 4u) { emit(o4n, 4u, slot_s, lane, query1, out_row1, total1); }
+    emit(o0n, 0u, sg, lane, query1, out_row1, total1);
+    if (DB > 1u) { emit(o1n, 1u, sg, lane, query1, out_row1, total1); }
+    if (DB > 2u) { emit(o2n, 2u, sg, lane, query1, out_row1, total1); }
+    if (DB > 3u) { emit(o3n, 3u, sg, lane, query1, out_row1, total1); }
+    if (DB > 4u) { emit(o4n, 4u, sg, lane, query1, out_row1, total1); }
   }
 }
