@@ -83,22 +83,14 @@ TENSOR_CORE_CASES = {
     "causal-clip": (1, 77, 77, 12, 64, None, True, None),
     "causal-clip-one-block": (1, 77, 77, 12, 64, None, True, {"QUERY_BLOCKS": 1}),
     "tiny-d4": (1, 9, 20, 3, 4, None, False, None),
-    # two 16-query blocks a subgroup: rows growing in either block, queries ending inside a subgroup's second block,
-    # Q in rounds, without prefetch, causal, and the widest head that takes two (5 blocks)
-    "two-rows-d40-grow": (1, 150, 200, 2, 40, 0.6, False, {"QUERY_ROWS": 2}),
-    "two-rows-d40-one-block": (2, 64 + 13, 64 + 13, 2, 40, None, False, {"QUERY_ROWS": 2, "QUERY_BLOCKS": 1}),
-    "two-rows-d40-no-prefetch": (1, 150, 200, 2, 40, 0.6, False, {"QUERY_ROWS": 2, "QUERY_BLOCKS": 2, "PREFETCH": 0}),
-    "two-rows-d80-q-rounds": (1, 100, 100, 2, 80, 0.5, False, {"QUERY_ROWS": 2, "Q_BLOCKS": 2}),
-    "two-rows-causal-clip": (1, 77, 77, 12, 64, None, True, {"QUERY_ROWS": 2, "QUERY_BLOCKS": 2}),
-    "two-rows-cross-77": (2, 29, 77, 2, 40, None, False, {"QUERY_ROWS": 2, "QUERY_BLOCKS": 4}),
 }
 GROW_FROM = 130
 KEY_TILE = 16  # attention_subgroup_matrix.wgsl: rows that outgrow the first tile's keys rescale O
 RESCALE_SLACK = 8.0  # attention_subgroup_matrix.wgsl, log2 units
 
 
-# heads of 40, 160 and 4 quads; two blocks a subgroup
-F16_OUTPUT_CASES = ("self-d40", "self-d40-grow", "cross-77", "self-d160", "tiny-d4", "two-rows-d40-grow")
+# heads of 40, 160 and 4 quads
+F16_OUTPUT_CASES = ("self-d40", "self-d40-grow", "cross-77", "self-d160", "tiny-d4")
 
 
 @pytest.mark.parametrize("out_dtype, case", [("f32", c) for c in TENSOR_CORE_CASES] +
@@ -186,19 +178,19 @@ def test_tiling_takes_tensor_cores_where_offered():
     for d in (4, 40, 64, 80, 160):
         plan = attention.tiling(d, tensor_cores=True)
         assert plan.kernel == "attention_subgroup_matrix" and plan.workgroup_bytes <= attention.TARGET_WORKGROUP_BYTES
-        assert plan.queries_per_workgroup == 16 * plan.overrides["QUERY_BLOCKS"] * plan.overrides["QUERY_ROWS"]
+        assert plan.queries_per_workgroup == 16 * plan.overrides["QUERY_BLOCKS"]
         small = attention.tiling(d, workgroup_limit=16384, tensor_cores=True)
         # d = 160 fits no tensor-core shape there: attention_wide takes it (its own defaults)
         assert small.kernel == ("attention_wide" if d == 160 else "attention_subgroup_matrix")
         assert small.workgroup_bytes <= 16384 or d == 160
-    # d = 40 takes 4 subgroups of two query blocks and 16 keys, Q a block at a time (23 KiB); d = 80 8 subgroups of
-    # one; d = 160 4 of one with Q at once (47 KiB)
-    assert attention.tiling(40, tensor_cores=True).overrides == {"HEAD_DIM": 40, "QUERY_BLOCKS": 4, "Q_BLOCKS": 1,
-                                                                 "PREFETCH": 1, "QUERY_ROWS": 2}
-    assert attention.tiling(80, tensor_cores=True).overrides["QUERY_ROWS"] == 1
-    assert attention.tiling(40, tensor_cores=True).workgroup_bytes < 24 * 1024
+    # d = 40 and 80 take 8 subgroups (query blocks) and 16 keys, Q a block at a time (24 and 28 KiB: K and V buffers
+    # with room for the 10 blocks' constant offsets at d = 40); d = 160 4 with Q at once (47 KiB)
+    assert attention.tiling(40, tensor_cores=True).overrides == {"HEAD_DIM": 40, "QUERY_BLOCKS": 8, "Q_BLOCKS": 1,
+                                                                 "PREFETCH": 1}
+    assert attention.tiling(40, tensor_cores=True).workgroup_bytes == 2 * (4 * 1000 + 128 * 24) + 4 * 128 * 20 + 16
+    assert attention.tiling(80, tensor_cores=True).workgroup_bytes == 2 * (4 * 1480 + 128 * 24) + 4 * 128 * 20 + 16
     assert attention.tiling(160, tensor_cores=True).overrides == {"HEAD_DIM": 160, "QUERY_BLOCKS": 4, "Q_BLOCKS": 10,
-                                                                  "PREFETCH": 1, "QUERY_ROWS": 1}
+                                                                  "PREFETCH": 1}
     # a tile is 16 keys: 12 quads a key at d = 40 (192, within one query block's 8 x 32 slots), 40 at d = 160 (640)
     assert attention.tiling(40, {"QUERY_BLOCKS": 1}, tensor_cores=True).overrides["PREFETCH"] == 1
     assert attention.tiling(160, {"QUERY_BLOCKS": 2}, tensor_cores=True).overrides["PREFETCH"] == 0
@@ -209,17 +201,11 @@ def test_tiling_takes_tensor_cores_where_offered():
     with pytest.raises(GpuError, match="TENSOR_CORES 1 asked, but this device has no f16 subgroup matrices"):
         attention.tiling(40, {"TENSOR_CORES": 1})
     with pytest.raises(GpuError, match=r"unknown knobs \['KEY_TILE'\]; this kernel's are \['PREFETCH', 'QUERY_BLOCKS', "
-                                       r"'QUERY_ROWS', 'Q_BLOCKS'\]"):
+                                       r"'Q_BLOCKS'\]"):
         attention.tiling(40, {"KEY_TILE": 32}, tensor_cores=True)
-    with pytest.raises(GpuError, match=r"need QUERY_BLOCKS >= 1, Q_BLOCKS 1 to 10, QUERY_ROWS 1 or 2 \(2: heads of at "
-                                       r"most 80\), PREFETCH 0 or 1 \(1: 16 x 40 <= 256 QUERY_BLOCKS\)"):
+    with pytest.raises(GpuError, match=r"need QUERY_BLOCKS >= 1, Q_BLOCKS 1 to 10, PREFETCH 0 or 1 \(1: 16 x 40 <= 256 "
+                                       r"QUERY_BLOCKS\)"):
         attention.tiling(160, {"QUERY_BLOCKS": 2, "Q_BLOCKS": 4, "PREFETCH": 1}, tensor_cores=True)
-    # two 16-query blocks a subgroup: twice the queries a workgroup, up to 5 head blocks (their Q and O registers)
-    assert attention.tiling(80, {"QUERY_ROWS": 2}, tensor_cores=True).queries_per_workgroup == 2 * 16 * 8
-    with pytest.raises(GpuError, match=r"QUERY_ROWS 1 or 2 \(2: heads of at most 80\)"):
-        attention.tiling(96, {"QUERY_ROWS": 2}, tensor_cores=True)
-    with pytest.raises(GpuError, match=r"QUERY_ROWS 1 or 2"):
-        attention.tiling(40, {"QUERY_ROWS": 3}, tensor_cores=True)
 
 
 SINGLE_HEAD_SOURCE = """

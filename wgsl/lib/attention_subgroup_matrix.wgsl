@@ -7,14 +7,13 @@
 // Precision: Q (scaled by scale log2 e), K, V and P are rounded to f16 as they are staged; S, O, the running max m
 //   and the row sums l are f32.
 //
-// A workgroup takes BQ = 16 QUERY_ROWS QUERY_BLOCKS queries of one (b, h); subgroup s (SUBGROUP = 32 invocations,
-// named by @builtin(subgroup_id)) owns QUERY_ROWS blocks of 16 queries from SUB_Q s (SUB_Q = 16 QUERY_ROWS), all
-// head columns; everything below is per block, except that the second block (QUERY_ROWS 2, heads of d <= 80) shares
-// each K and V matrix loaded from workgroup memory with the first. A block holds its Q as DB = ceil(d / 16) left
-// matrices (staged once through p_tile, Q_BLOCKS of them at a time: fewer than DB let p_tile's rows be as short as
-// KEY_TILE, so that two workgroups may share an SM) and its O as DB result matrices (head dims past d are zeros in
-// every staged tile). Keys go in tiles of KEY_TILE = 16, staged as f16 rows [key][dim] into two buffers of K and of
-// V, tile t in buffer t % 2, so one tile's staging overlaps the last one's use. Per key tile, two barriers:
+// A workgroup takes BQ = 16 QUERY_BLOCKS queries of one (b, h); subgroup s (SUBGROUP = 32 invocations, named by
+// @builtin(subgroup_id)) owns the block of 16 queries from 16 s, all head columns. A block holds its Q as DB =
+// ceil(d / 16) left matrices (staged once through p_tile, Q_BLOCKS of them at a time: fewer than DB let p_tile's rows
+// be as short as KEY_TILE, so that two workgroups may share an SM) and its O as DB result matrices (head dims past d
+// are zeros in every staged tile). Keys go in tiles of KEY_TILE = 16, staged as f16 rows [key][dim] into two
+// buffers of K and of V, tile t in buffer t % 2, so one tile's staging overlaps the last one's use. Per key tile, two
+// barriers:
 //   1. S (16 x 16) = Q K^T: one result matrix into the subgroup's slot of s_tile; barrier (a).
 //   2. The next tile into the other buffers (PREFETCH 1: loaded into registers, SLOTS quads of K and of V an
 //      invocation, before 1, so the loads' latency hides behind it). The subgroup's invocations take its rows:
@@ -37,13 +36,13 @@
 // the keys (with 32-key tiles, slower in every sweep since session 5). Timing the loop's parts one at a time off
 // (session 13) put the softmax first (0.42 of 1.48 ms at d = 40), then O += P V, staging, the S store and barrier
 // (b) (0.14-0.28 each). Reading K and V as f16 matrices straight from memory, in workgroups of one subgroup, ran
-// 1.7x slower (session 13); so did fewer queries a workgroup, which stage K and V more often (session 5). Two blocks
-// a subgroup in 4 subgroups (the same 128 queries, half the K and V matrix loads and barrier waits a block) ran 1.07x
-// faster at d = 40 over 4096 tokens, slower at d = 80 over 1024 and over 77 keys (session 16). Every K, V and P
-// matrix load and S store at a constant offset (below: the workgroup arrays nested by buffer and by subgroup, which
-// needs the knobs as consts, so the file is `#specialize`d) ran 0.740 against 0.909 ms at d = 40 (58.0 TFLOP/s),
-// 0.0814 against 0.1120 at d = 80 (65.9): Chromium's robustness checks each access at a computed offset, and the
-// driver then sees a variable stride (session 21; faster than with Dawn's robustness off at the old offsets).
+// 1.7x slower (session 13); so did fewer queries a workgroup, which stage K and V more often (session 5). Every K, V
+// and P matrix load and S store at a constant offset (below: the workgroup arrays nested by buffer and by subgroup,
+// which needs the knobs as consts, so the file is `#specialize`d) ran 0.740 against 0.909 ms at d = 40, 0.0814
+// against 0.1120 at d = 80 (65.9 TFLOP/s): Chromium's robustness checks an access at a computed offset, and the
+// driver then sees a variable stride (session 21; faster than with Dawn's robustness off at the old offsets). Two
+// query blocks a subgroup in 4 subgroups, 1.07x faster at d = 40 before (session 16), then lost to 8 subgroups of one
+// (0.736 against 0.702 ms, 61.2 TFLOP/s) and went.
 //
 // Layouts: q (B, Tq, heads*d), k and v (B, Tk, heads*d) f32, out (B, Tq, heads*d) f32 or f16 (the including kernel
 // binds it and defines store_out(i, value): vec4 i of out), row-major, bound as vec4s.
@@ -66,24 +65,21 @@ const MASKED: f32 = -1.0e30;  // score of a key a query must not see; exp2 of it
 const RESCALE_SLACK: f32 = 8.0;  // log2 units a row's scores may pass its running max before it moves
 
 override HEAD_DIM: u32 = 40u;  // d: a multiple of 4, at most 160 (10 blocks: q0m .. q9m, o0 .. o9 below)
-override QUERY_BLOCKS: u32 = 8u;  // subgroups per workgroup, 16 QUERY_ROWS queries each
-override QUERY_ROWS: u32 = 1u;  // 16-query blocks a subgroup owns: 1, or 2 where DB <= 5 (q0n .., o0n .. below)
+override QUERY_BLOCKS: u32 = 8u;  // subgroups per workgroup, 16 queries each
 const KEY_TILE: u32 = 16u;  // keys per tile: two vec4s of scores an invocation
 
 override DQ: u32 = HEAD_DIM / 4u;  // vec4s per head row
 override DB: u32 = (HEAD_DIM + MATRIX - 1u) / MATRIX;  // head-dim blocks
 override DQP: u32 = DB * 4u;  // vec4s per staged row, zeros past DQ
 override STRIDE: u32 = DB * MATRIX + 8u;  // halves per staged row: 16-byte rows, 8 of them in distinct banks
-// The last head-dim block's first column: block c of K and V is at min(16 c, LAST_BLOCK), which keeps the blocks past
-// DB (override-constant branches that never run) inside the buffers, as the compiler checks at any constant offset.
-override LAST_BLOCK: u32 = (DB - 1u) * MATRIX;
-override SUB_Q: u32 = MATRIX * QUERY_ROWS;  // queries per subgroup
-override BQ: u32 = SUB_Q * QUERY_BLOCKS;  // queries per workgroup
+override BQ: u32 = MATRIX * QUERY_BLOCKS;  // queries per workgroup
 override WG: u32 = SUBGROUP * QUERY_BLOCKS;
 const S_STRIDE: u32 = KEY_TILE + 4u;  // f32 per score row: a multiple of 16 bytes, 4 mod 32 words (2-way reads)
 override Q_BLOCKS: u32 = 1u;  // head-dim blocks of Q staged at a time, 1 .. DB
 override P_STRIDE: u32 = max(KEY_TILE, Q_BLOCKS * MATRIX) + 8u;  // halves per P row (and Q's, staged there first)
-override BUFFER: u32 = KEY_TILE * STRIDE;  // halves of one K (or V) buffer
+// Halves of one K (or V) buffer: its KEY_TILE rows, or more where a block at each of the 10 constant offsets the
+// kernel names (16 c: the branches past DB never run, but the compiler checks every constant access) needs room.
+override BUFFER: u32 = max(KEY_TILE * STRIDE, 9u * MATRIX + (KEY_TILE - 1u) * STRIDE + MATRIX);
 override PREFETCH: u32 = 1u;  // 1: the next tile's K and V load into registers before S (SLOTS <= 8: k0h .. k7h)
 override SLOTS: u32 = (KEY_TILE * DQP + WG - 1u) / WG;  // K (and V) quads an invocation stages per tile
 
@@ -98,8 +94,8 @@ override SLOTS: u32 = (KEY_TILE * DQP + WG - 1u) / WG;  // K (and V) quads an in
 // the inner arrays only by const expressions: hence `#specialize` (doppler/gpu/kernels.py), the knobs as consts.
 var<workgroup> k_tile: array<array<f16, BUFFER>, 2>;  // [buffer][key][dim]
 var<workgroup> v_tile: array<array<f16, BUFFER>, 2>;  // [buffer][key][dim]
-var<workgroup> s_tile: array<array<f32, SUB_Q * S_STRIDE>, QUERY_BLOCKS>;  // [subgroup][query][key]; O passes here
-var<workgroup> p_tile: array<array<f16, SUB_Q * P_STRIDE>, QUERY_BLOCKS>;  // [subgroup][query][key]; Q at the start
+var<workgroup> s_tile: array<array<f32, MATRIX * S_STRIDE>, QUERY_BLOCKS>;  // [subgroup][query][key]; O passes here
+var<workgroup> p_tile: array<array<f16, MATRIX * P_STRIDE>, QUERY_BLOCKS>;  // [subgroup][query][key]; Q at the start
 // [t % 2]: a row's max outgrew its running max in tile t. 16 bytes, as every workgroup variable here: the driver
 // packs them, and a subgroup matrix load from an array that starts off a 16-byte boundary reads shifted elements.
 var<workgroup> rescale_flag: array<u32, 4>;
@@ -159,15 +155,15 @@ fn stage_q(c: u32, r: QRows, lid: u32) {
       var value = vec4f(0.0);
       if (r.q0 + row < u.queries && quad < DQ) { value = q[r.base + (r.q0 + row) * r.stride + quad] * r.scale; }
       let h = vec4<f16>(value);
-      for (var i = 0u; i < 4u; i++) { p_tile[row / SUB_Q][(row % SUB_Q) * P_STRIDE + 4u * (e % quads) + i] = h[i]; }
+      for (var i = 0u; i < 4u; i++) { p_tile[row / MATRIX][(row % MATRIX) * P_STRIDE + 4u * (e % quads) + i] = h[i]; }
     }
     workgroupBarrier();
   }
 }
 
-// Block c of the 16 Q rows from row `at` of subgroup sg's p_tile, staged by stage_q.
-fn q_block(c: u32, sg: u32, at: u32) -> Left {
-  return subgroupMatrixLoad<Left, row_major>(&p_tile[sg], at + MATRIX * (c % Q_BLOCKS), P_STRIDE);
+// Block c of subgroup sg's 16 Q rows in p_tile, staged by stage_q.
+fn q_block(c: u32, sg: u32) -> Left {
+  return subgroupMatrixLoad<Left, row_major>(&p_tile[sg], MATRIX * (c % Q_BLOCKS), P_STRIDE);
 }
 
 // The register state lives in plain variables, never in arrays indexed in loops: an H100 kept such arrays of
@@ -214,7 +210,7 @@ fn put(src: u32, i: u32, lid: u32, buf: u32, h: vec4<f16>) {
   if (e < KEY_TILE * DQP) { store_quad(src, e, buf, h); }
 }
 
-// Scores to P for this invocation's row of one of the subgroup's blocks: its 8 scores (keys k0 + 2c + half, c = 0 ..
+// Scores to P for this invocation's row of the subgroup's block: its 8 scores (keys k0 + 2c + half, c = 0 ..
 // 7) from `s_at` of s_tile, masked where `masked` (uniform: the tile hides keys past the last or past the causal
 // diagonal), P = exp2(S - m) as f16 to `p_at` of p_tile (every other half), the running max *m (both invocations of
 // the row hold it; it moves only past RESCALE_SLACK, and then raises flag `buf`) and this invocation's share of the
@@ -259,12 +255,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let q0 = wg.x * BQ;
   let q_base = (wg.z / u.heads) * u.queries * stride + head;
   let kv_base = (wg.z / u.heads) * u.keys * stride + head;
-  let row = lane / 2u;  // this invocation's query row of each of the subgroup's blocks of 16
+  let row = lane / 2u;  // this invocation's query row of the subgroup's block of 16
   let half = lane % 2u;  // its keys: 2c + half
-  let query = q0 + SUB_Q * sg + row;  // of block 0; block 1's is 16 on
-  let s1 = MATRIX * S_STRIDE;  // block 1's rows in the subgroup's s_tile and p_tile
-  let p1 = MATRIX * P_STRIDE;
-  let two = QUERY_ROWS == 2u;  // an override constant: one-block subgroups drop every `two` branch
+  let query = q0 + MATRIX * sg + row;
   // Causal: key tiles past this block's last query hold nothing any of its queries sees.
   let key_end = select(u.keys, min(u.keys, q0 + BQ), u.causal != 0u);
 
@@ -275,32 +268,28 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   if (lid == 0u) { rescale_flag[0] = 0u; rescale_flag[1] = 0u; }
   var q0m = Left(); var q1m = Left(); var q2m = Left(); var q3m = Left(); var q4m = Left();
   var q5m = Left(); var q6m = Left(); var q7m = Left(); var q8m = Left(); var q9m = Left();
-  var q0n = Left(); var q1n = Left(); var q2n = Left(); var q3n = Left(); var q4n = Left();  // block 1
   let qr = QRows(q0, q_base, stride, u.scale * LOG2E);
-  stage_q(0u, qr, lid); q0m = q_block(0u, sg, 0u); if (two) { q0n = q_block(0u, sg, p1); }
-  if (DB > 1u) { stage_q(1u, qr, lid); q1m = q_block(1u, sg, 0u); if (two) { q1n = q_block(1u, sg, p1); } }
-  if (DB > 2u) { stage_q(2u, qr, lid); q2m = q_block(2u, sg, 0u); if (two) { q2n = q_block(2u, sg, p1); } }
-  if (DB > 3u) { stage_q(3u, qr, lid); q3m = q_block(3u, sg, 0u); if (two) { q3n = q_block(3u, sg, p1); } }
-  if (DB > 4u) { stage_q(4u, qr, lid); q4m = q_block(4u, sg, 0u); if (two) { q4n = q_block(4u, sg, p1); } }
-  if (DB > 5u) { stage_q(5u, qr, lid); q5m = q_block(5u, sg, 0u); }
-  if (DB > 6u) { stage_q(6u, qr, lid); q6m = q_block(6u, sg, 0u); }
-  if (DB > 7u) { stage_q(7u, qr, lid); q7m = q_block(7u, sg, 0u); }
-  if (DB > 8u) { stage_q(8u, qr, lid); q8m = q_block(8u, sg, 0u); }
-  if (DB > 9u) { stage_q(9u, qr, lid); q9m = q_block(9u, sg, 0u); }
+  stage_q(0u, qr, lid); q0m = q_block(0u, sg);
+  if (DB > 1u) { stage_q(1u, qr, lid); q1m = q_block(1u, sg); }
+  if (DB > 2u) { stage_q(2u, qr, lid); q2m = q_block(2u, sg); }
+  if (DB > 3u) { stage_q(3u, qr, lid); q3m = q_block(3u, sg); }
+  if (DB > 4u) { stage_q(4u, qr, lid); q4m = q_block(4u, sg); }
+  if (DB > 5u) { stage_q(5u, qr, lid); q5m = q_block(5u, sg); }
+  if (DB > 6u) { stage_q(6u, qr, lid); q6m = q_block(6u, sg); }
+  if (DB > 7u) { stage_q(7u, qr, lid); q7m = q_block(7u, sg); }
+  if (DB > 8u) { stage_q(8u, qr, lid); q8m = q_block(8u, sg); }
+  if (DB > 9u) { stage_q(9u, qr, lid); q9m = q_block(9u, sg); }
   workgroupBarrier();  // the last round's reads of p_tile, before P's writes
   var o0 = Result(); var o1 = Result(); var o2 = Result(); var o3 = Result(); var o4 = Result();
   var o5 = Result(); var o6 = Result(); var o7 = Result(); var o8 = Result(); var o9 = Result();
-  var o0n = Result(); var o1n = Result(); var o2n = Result(); var o3n = Result(); var o4n = Result();  // block 1
   // the next tile's K and V quads, slot i: this invocation's quad lid + WG i of each
   var k0h = vec4<f16>(); var k1h = vec4<f16>(); var k2h = vec4<f16>(); var k3h = vec4<f16>();
   var k4h = vec4<f16>(); var k5h = vec4<f16>(); var k6h = vec4<f16>(); var k7h = vec4<f16>();
   var v0h = vec4<f16>(); var v1h = vec4<f16>(); var v2h = vec4<f16>(); var v3h = vec4<f16>();
   var v4h = vec4<f16>(); var v5h = vec4<f16>(); var v6h = vec4<f16>(); var v7h = vec4<f16>();
 
-  var m = MASKED;  // running max of this row of block 0, base 2 (both invocations of a row hold it)
+  var m = MASKED;  // running max of this row, base 2 (both invocations of a row hold it)
   var l = 0.0;  // this invocation's share of the row's sum
-  var m1 = MASKED;  // the same for block 1
-  var l1 = 0.0;
   var buf = 0u;  // this tile's K and V buffers
   for (var k0 = 0u; k0 < key_end; k0 += KEY_TILE) {
     let next = k0 + KEY_TILE;
@@ -315,36 +304,20 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       if (SLOTS > 6u) { k6h = fetch(FROM_K, 6u, lid, next, kv); v6h = fetch(FROM_V, 6u, lid, next, kv); }
       if (SLOTS > 7u) { k7h = fetch(FROM_K, 7u, lid, next, kv); v7h = fetch(FROM_V, 7u, lid, next, kv); }
     }
-    // 1. S = Q K^T into the subgroup's slot, each K block loaded once for both row blocks.
+    // 1. S = Q K^T into the subgroup's slot.
     let kt = &k_tile[buf];  // this tile's K and V; the blocks' offsets are constants (see k_tile)
     let vt = &v_tile[buf];
-    var kb = subgroupMatrixLoad<Right, col_major>(kt, 0u, STRIDE);
-    var acc = mma(q0m, kb, Result());
-    var acc1 = Result();
-    if (two) { acc1 = mma(q0n, kb, acc1); }
-    if (DB > 1u) {
-      kb = subgroupMatrixLoad<Right, col_major>(kt, min(16u, LAST_BLOCK), STRIDE);
-      acc = mma(q1m, kb, acc); if (two) { acc1 = mma(q1n, kb, acc1); }
-    }
-    if (DB > 2u) {
-      kb = subgroupMatrixLoad<Right, col_major>(kt, min(32u, LAST_BLOCK), STRIDE);
-      acc = mma(q2m, kb, acc); if (two) { acc1 = mma(q2n, kb, acc1); }
-    }
-    if (DB > 3u) {
-      kb = subgroupMatrixLoad<Right, col_major>(kt, min(48u, LAST_BLOCK), STRIDE);
-      acc = mma(q3m, kb, acc); if (two) { acc1 = mma(q3n, kb, acc1); }
-    }
-    if (DB > 4u) {
-      kb = subgroupMatrixLoad<Right, col_major>(kt, min(64u, LAST_BLOCK), STRIDE);
-      acc = mma(q4m, kb, acc); if (two) { acc1 = mma(q4n, kb, acc1); }
-    }
-    if (DB > 5u) { acc = mma(q5m, subgroupMatrixLoad<Right, col_major>(kt, min(80u, LAST_BLOCK), STRIDE), acc); }
-    if (DB > 6u) { acc = mma(q6m, subgroupMatrixLoad<Right, col_major>(kt, min(96u, LAST_BLOCK), STRIDE), acc); }
-    if (DB > 7u) { acc = mma(q7m, subgroupMatrixLoad<Right, col_major>(kt, min(112u, LAST_BLOCK), STRIDE), acc); }
-    if (DB > 8u) { acc = mma(q8m, subgroupMatrixLoad<Right, col_major>(kt, min(128u, LAST_BLOCK), STRIDE), acc); }
-    if (DB > 9u) { acc = mma(q9m, subgroupMatrixLoad<Right, col_major>(kt, min(144u, LAST_BLOCK), STRIDE), acc); }
+    var acc = mma(q0m, subgroupMatrixLoad<Right, col_major>(kt, 0u, STRIDE), Result());
+    if (DB > 1u) { acc = mma(q1m, subgroupMatrixLoad<Right, col_major>(kt, 16u, STRIDE), acc); }
+    if (DB > 2u) { acc = mma(q2m, subgroupMatrixLoad<Right, col_major>(kt, 32u, STRIDE), acc); }
+    if (DB > 3u) { acc = mma(q3m, subgroupMatrixLoad<Right, col_major>(kt, 48u, STRIDE), acc); }
+    if (DB > 4u) { acc = mma(q4m, subgroupMatrixLoad<Right, col_major>(kt, 64u, STRIDE), acc); }
+    if (DB > 5u) { acc = mma(q5m, subgroupMatrixLoad<Right, col_major>(kt, 80u, STRIDE), acc); }
+    if (DB > 6u) { acc = mma(q6m, subgroupMatrixLoad<Right, col_major>(kt, 96u, STRIDE), acc); }
+    if (DB > 7u) { acc = mma(q7m, subgroupMatrixLoad<Right, col_major>(kt, 112u, STRIDE), acc); }
+    if (DB > 8u) { acc = mma(q8m, subgroupMatrixLoad<Right, col_major>(kt, 128u, STRIDE), acc); }
+    if (DB > 9u) { acc = mma(q9m, subgroupMatrixLoad<Right, col_major>(kt, 144u, STRIDE), acc); }
     subgroupMatrixStore<row_major>(&s_tile[sg], 0u, acc, S_STRIDE);
-    if (two) { subgroupMatrixStore<row_major>(&s_tile[sg], s1, acc1, S_STRIDE); }
     workgroupBarrier();  // (a)
 
     // 2. The next tile into the other buffers; mask, row max, P; the workgroup's rescale decision.
@@ -366,13 +339,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       }
     }
     let masked = next > u.keys || (u.causal != 0u && next > q0 + 1u);  // uniform: does this tile hide keys?
-    let alpha = scores_to_p(sg, row * S_STRIDE + half, row * P_STRIDE + half, query, k0 + half,
-                            masked, buf, &m, &l);
-    var alpha1 = 1.0;
-    if (two) {
-      alpha1 = scores_to_p(sg, s1 + row * S_STRIDE + half, p1 + row * P_STRIDE + half, query + MATRIX,
-                           k0 + half, masked, buf, &m1, &l1);
-    }
+    let alpha = scores_to_p(sg, row * S_STRIDE + half, row * P_STRIDE + half, query, k0 + half, masked, buf, &m, &l);
     let rescale = workgroupUniformLoad(&rescale_flag[buf]) != 0u;  // (b)
     if (rescale && k0 > 0u) {
       // O's rows times alpha through the subgroup's slot (every invocation read its S before (b))
@@ -387,35 +354,21 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       if (DB > 7u) { o7 = rescaled(o7, sg, at, alpha); }
       if (DB > 8u) { o8 = rescaled(o8, sg, at, alpha); }
       if (DB > 9u) { o9 = rescaled(o9, sg, at, alpha); }
-      if (two) {
-        o0n = rescaled(o0n, sg, at, alpha1);
-        if (DB > 1u) { o1n = rescaled(o1n, sg, at, alpha1); }
-        if (DB > 2u) { o2n = rescaled(o2n, sg, at, alpha1); }
-        if (DB > 3u) { o3n = rescaled(o3n, sg, at, alpha1); }
-        if (DB > 4u) { o4n = rescaled(o4n, sg, at, alpha1); }
-      }
     }
 
-    // 3. O += P V, each V block loaded once for both row blocks.
+    // 3. O += P V.
     let pm = subgroupMatrixLoad<Left, row_major>(&p_tile[sg], 0u, P_STRIDE);
-    var pn = Left();
-    if (two) { pn = subgroupMatrixLoad<Left, row_major>(&p_tile[sg], p1, P_STRIDE); }
     var vb = subgroupMatrixLoad<Right, row_major>(vt, 0u, STRIDE);
     o0 = mma(pm, vb, o0);
-    if (two) { o0n = mma(pn, vb, o0n); }
-    if (DB > 1u) { vb = subgroupMatrixLoad<Right, row_major>(vt, min(16u, LAST_BLOCK), STRIDE); o1 = mma(pm, vb, o1); }
-    if (DB > 1u && two) { o1n = mma(pn, vb, o1n); }
-    if (DB > 2u) { vb = subgroupMatrixLoad<Right, row_major>(vt, min(32u, LAST_BLOCK), STRIDE); o2 = mma(pm, vb, o2); }
-    if (DB > 2u && two) { o2n = mma(pn, vb, o2n); }
-    if (DB > 3u) { vb = subgroupMatrixLoad<Right, row_major>(vt, min(48u, LAST_BLOCK), STRIDE); o3 = mma(pm, vb, o3); }
-    if (DB > 3u && two) { o3n = mma(pn, vb, o3n); }
-    if (DB > 4u) { vb = subgroupMatrixLoad<Right, row_major>(vt, min(64u, LAST_BLOCK), STRIDE); o4 = mma(pm, vb, o4); }
-    if (DB > 4u && two) { o4n = mma(pn, vb, o4n); }
-    if (DB > 5u) { o5 = mma(pm, subgroupMatrixLoad<Right, row_major>(vt, min(80u, LAST_BLOCK), STRIDE), o5); }
-    if (DB > 6u) { o6 = mma(pm, subgroupMatrixLoad<Right, row_major>(vt, min(96u, LAST_BLOCK), STRIDE), o6); }
-    if (DB > 7u) { o7 = mma(pm, subgroupMatrixLoad<Right, row_major>(vt, min(112u, LAST_BLOCK), STRIDE), o7); }
-    if (DB > 8u) { o8 = mma(pm, subgroupMatrixLoad<Right, row_major>(vt, min(128u, LAST_BLOCK), STRIDE), o8); }
-    if (DB > 9u) { o9 = mma(pm, subgroupMatrixLoad<Right, row_major>(vt, min(144u, LAST_BLOCK), STRIDE), o9); }
+    if (DB > 1u) { vb = subgroupMatrixLoad<Right, row_major>(vt, 16u, STRIDE); o1 = mma(pm, vb, o1); }
+    if (DB > 2u) { vb = subgroupMatrixLoad<Right, row_major>(vt, 32u, STRIDE); o2 = mma(pm, vb, o2); }
+    if (DB > 3u) { vb = subgroupMatrixLoad<Right, row_major>(vt, 48u, STRIDE); o3 = mma(pm, vb, o3); }
+    if (DB > 4u) { vb = subgroupMatrixLoad<Right, row_major>(vt, 64u, STRIDE); o4 = mma(pm, vb, o4); }
+    if (DB > 5u) { vb = subgroupMatrixLoad<Right, row_major>(vt, 80u, STRIDE); o5 = mma(pm, vb, o5); }
+    if (DB > 6u) { vb = subgroupMatrixLoad<Right, row_major>(vt, 96u, STRIDE); o6 = mma(pm, vb, o6); }
+    if (DB > 7u) { vb = subgroupMatrixLoad<Right, row_major>(vt, 112u, STRIDE); o7 = mma(pm, vb, o7); }
+    if (DB > 8u) { vb = subgroupMatrixLoad<Right, row_major>(vt, 128u, STRIDE); o8 = mma(pm, vb, o8); }
+    if (DB > 9u) { vb = subgroupMatrixLoad<Right, row_major>(vt, 144u, STRIDE); o9 = mma(pm, vb, o9); }
     buf = 1u - buf;
   }
 
@@ -432,14 +385,4 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   if (DB > 7u) { emit(o7, 7u, sg, lane, query, out_row, total); }
   if (DB > 8u) { emit(o8, 8u, sg, lane, query, out_row, total); }
   if (DB > 9u) { emit(o9, 9u, sg, lane, query, out_row, total); }
-  if (two) {
-    let total1 = l1 + subgroupShuffleXor(l1, 1u);
-    let query1 = query + MATRIX;
-    let out_row1 = out_row + MATRIX * stride;
-    emit(o0n, 0u, sg, lane, query1, out_row1, total1);
-    if (DB > 1u) { emit(o1n, 1u, sg, lane, query1, out_row1, total1); }
-    if (DB > 2u) { emit(o2n, 2u, sg, lane, query1, out_row1, total1); }
-    if (DB > 3u) { emit(o3n, 3u, sg, lane, query1, out_row1, total1); }
-    if (DB > 4u) { emit(o4n, 4u, sg, lane, query1, out_row1, total1); }
-  }
 }

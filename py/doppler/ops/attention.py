@@ -6,10 +6,9 @@ out[b, i, h*d:(h+1)*d] = softmax_k(scale * q_i . k_k) v_k, scale = 1/sqrt(d) unl
 Kernels, chosen by `tiling` (the one place their knobs are set):
 - on tensor cores (the rule `tensor_cores`), heads of d <= 160, a multiple of 4: `attention_subgroup_matrix.wgsl`
   (`attention_subgroup_matrix_f16_output.wgsl` for an f16 out, which only tensor-core GEMMs read), 16 queries a
-  subgroup (32 with QUERY_ROWS 2), tiles of 16 keys, both products on f16 subgroup matrices. Knobs: QUERY_BLOCKS
-  (subgroups per workgroup), QUERY_ROWS (16-query blocks a subgroup owns: 1, or 2 for heads of d <= 80), Q_BLOCKS
-  (Q's 16-dim blocks staged at a time), PREFETCH (0 or 1: the next K and V tile loaded into registers during the
-  softmax and O += P V), and TENSOR_CORES (0 or 1: 0 takes the kernels below).
+  subgroup, tiles of 16 keys, both products on f16 subgroup matrices. Knobs: QUERY_BLOCKS (subgroups per workgroup),
+  Q_BLOCKS (Q's 16-dim blocks staged at a time), PREFETCH (0 or 1: the next K and V tile loaded into registers
+  during the softmax and O += P V), and TENSOR_CORES (0 or 1: 0 takes the kernels below).
 - heads of d <= 80, a multiple of 4 (every UNet and CLIP head but the 16x16 level's 160): `attention_rows.wgsl`,
   one query an invocation, only K and V staged in workgroup memory. Knobs: WG (queries per workgroup), KEY_TILE.
 - other heads (the VAE's 512, odd dims): `attention_wide.wgsl`, column chunks. Knobs: TQ, MV, DC, VC.
@@ -53,18 +52,16 @@ TENSOR_CORE_KEY_TILE = 16  # KEY_TILE, a constant there: an invocation's scores 
 MATRIX = 16  # queries per subgroup; rows = columns = depth of a subgroup matrix
 SUBGROUP = 32
 PREFETCH_SLOTS_MAX = 8  # K (and V) quads an invocation prefetches per tile (k0h .. k7h)
-TWO_ROW_MAX_BLOCKS = 5  # QUERY_ROWS 2 holds a second block's Q and O for heads of up to 5 blocks (q0n .. q4n)
-# Defaults (widest head, QUERY_BLOCKS, Q_BLOCKS (0: all of the head's blocks at once), QUERY_ROWS), measured on an
-# H100 in Chromium (bench/RESULTS.md, session 8): heads up to 80 take 8 query blocks of 16 keys with Q staged a block
-# at a time, 23-28 KiB, so two workgroups share an SM: 1.17 against 1.50 ms at d = 40 over 4096 tokens (8 and 32, 43
-# KiB), 0.043 against 0.062 ms over 77 keys; as fast at d = 80. On an H200 (session 16) heads up to 40 run 4
-# subgroups of two query blocks each (128 queries, as before, each K and V block loaded once for two): 0.915 against
-# 0.975 ms at d = 40 over 4096 tokens (0.986 with 8 subgroups of two), 0.041 against 0.038 over 77 keys; at d = 80
-# over 1024 tokens two blocks ran 0.135-0.186 ms against 0.113. The 16x16 level's d = 160 (256 tokens) keeps 4 and 16
-# with Q at once: its 10 blocks staged one at a time cost more than its 16 key tiles save. Where the default does not
-# fit the workgroup memory, the first of TENSOR_CORE_SMALLER that does; PREFETCH where its registers fit.
-TENSOR_CORE_SHAPES = ((40, 4, 1, 2), (80, 8, 1, 1), (TENSOR_CORE_MAX_DIM, 4, 0, 1))
-TENSOR_CORE_SMALLER = ((4, 1, 1), (2, 1, 1), (1, 1, 1))
+# Defaults (widest head, QUERY_BLOCKS, Q_BLOCKS (0: all of the head's blocks at once)), measured on an H100 in
+# Chromium (bench/RESULTS.md, session 8): heads up to 80 take 8 query blocks of 16 keys with Q staged a block at a
+# time, 23-28 KiB, so two workgroups share an SM: 1.17 against 1.50 ms at d = 40 over 4096 tokens (8 and 32, 43 KiB),
+# 0.043 against 0.062 ms over 77 keys; as fast at d = 80. On an H200 with every matrix access at a constant offset
+# (session 21) still the best of 2-16 query blocks: 0.702 ms at d = 40 over 4096 tokens (16: 0.703, 4: 0.948), 0.0815
+# at d = 80 over 1024 (4: 0.0876, 16: 0.121). The 16x16 level's d = 160 (256 tokens) keeps 4 and 16 with Q at once:
+# its 10 blocks staged one at a time cost more than its 16 key tiles save. Where the default does not fit the
+# workgroup memory, the first of TENSOR_CORE_SMALLER that does; PREFETCH where its registers fit.
+TENSOR_CORE_SHAPES = ((80, 8, 1), (TENSOR_CORE_MAX_DIM, 4, 0))
+TENSOR_CORE_SMALLER = ((4, 1), (2, 1), (1, 1))
 
 TENSOR_CORES = "TENSOR_CORES"  # a knob that picks the file, not a WGSL constant
 F16_OUTPUT_KERNELS = {"attention_subgroup_matrix": "attention_subgroup_matrix_f16_output"}  # kernel -> f16-out twin
@@ -102,9 +99,9 @@ def tiling(head_dim: int, overrides: dict | None = None,
                        f"subgroup matrices (the rule tensor_cores is false); drop the knob")
     if wanted and head_dim % 4 == 0 and head_dim <= TENSOR_CORE_MAX_DIM:
         default = next(shape for widest, *shape in TENSOR_CORE_SHAPES if head_dim <= widest)
-        for blocks, q_blocks, rows in (default, *TENSOR_CORE_SMALLER):
-            knobs = _replaced({"QUERY_BLOCKS": blocks, "Q_BLOCKS": q_blocks or _blocks(head_dim), "PREFETCH": 1,
-                               "QUERY_ROWS": rows}, overrides, head_dim)
+        for blocks, q_blocks in (default, *TENSOR_CORE_SMALLER):
+            knobs = _replaced({"QUERY_BLOCKS": blocks, "Q_BLOCKS": q_blocks or _blocks(head_dim), "PREFETCH": 1},
+                              overrides, head_dim)
             if "PREFETCH" not in overrides:  # where its registers fit
                 fits = _prefetch_fits(head_dim, knobs["QUERY_BLOCKS"])
                 knobs["PREFETCH"] = int(fits)
@@ -168,21 +165,19 @@ def _prefetch_fits(head_dim: int, blocks: int) -> bool:
 
 
 def _tensor_cores(head_dim: int, knobs: dict) -> Tiling:
-    blocks, prefetch, q_blocks, rows = (knobs[n] for n in ("QUERY_BLOCKS", "PREFETCH", "Q_BLOCKS", "QUERY_ROWS"))
+    blocks, prefetch, q_blocks = (knobs[n] for n in ("QUERY_BLOCKS", "PREFETCH", "Q_BLOCKS"))
     keys = TENSOR_CORE_KEY_TILE
     if not (blocks >= 1 and prefetch in (0, 1) and 1 <= q_blocks <= _blocks(head_dim)
-            and (rows == 1 or (rows == 2 and _blocks(head_dim) <= TWO_ROW_MAX_BLOCKS))
             and (not prefetch or _prefetch_fits(head_dim, blocks))):
         raise GpuError(f"attention_subgroup_matrix.wgsl over heads of {head_dim}, knobs {knobs}: need QUERY_BLOCKS "
-                       f">= 1, Q_BLOCKS 1 to {_blocks(head_dim)}, QUERY_ROWS 1 or 2 (2: heads of at most "
-                       f"{TWO_ROW_MAX_BLOCKS * MATRIX}), PREFETCH 0 or 1 (1: {keys} x {_quads(head_dim)} <= "
+                       f">= 1, Q_BLOCKS 1 to {_blocks(head_dim)}, PREFETCH 0 or 1 (1: {keys} x {_quads(head_dim)} <= "
                        f"{PREFETCH_SLOTS_MAX * SUBGROUP} QUERY_BLOCKS)")
-    padded = 4 * _quads(head_dim)  # head dims, halves of a staged row before its padding
-    queries = MATRIX * rows * blocks
-    halves = 2 * 2 * keys * (padded + 8) + queries * (max(keys, MATRIX * q_blocks) + 8)  # two K and V buffers, P
+    stride = 4 * _quads(head_dim) + 8  # STRIDE: halves of a staged K or V row
+    buffer = max(keys * stride, (TENSOR_CORE_MAX_DIM // MATRIX - 1) * MATRIX + (keys - 1) * stride + MATRIX)  # BUFFER
+    queries = MATRIX * blocks
+    halves = 2 * 2 * buffer + queries * (max(keys, MATRIX * q_blocks) + 8)  # two K and V buffers, P
     nbytes = 2 * halves + F32 * queries * (keys + 4) + 16  # S slots, the rescale flags
-    overrides = {"HEAD_DIM": head_dim, "QUERY_BLOCKS": blocks, "Q_BLOCKS": q_blocks, "PREFETCH": prefetch,
-                 "QUERY_ROWS": rows}
+    overrides = {"HEAD_DIM": head_dim, "QUERY_BLOCKS": blocks, "Q_BLOCKS": q_blocks, "PREFETCH": prefetch}
     return Tiling("attention_subgroup_matrix", overrides, queries, 1, nbytes)
 
 
